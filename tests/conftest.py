@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny procedural datasets, tiny configs and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from translate.config import load_config  # noqa: E402
+from translate.synth import write_paired  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY = {
+    "model": "pix2pix",
+    "data": {"load_size": 36, "crop_size": 32, "workers": 0},
+    "generator": {"ngf": 8, "depth": 5},
+    "discriminator": {"ndf": 8, "layers": 2},
+    "train": {"iterations": 12, "batch_size": 2, "log_every": 2, "sample_every": 6,
+              "checkpoint_every": 6},
+}
+
+
+def overrides(tree: dict, prefix: str = "") -> list[str]:
+    """Flatten a nested dict into section.key=value override strings."""
+    out = []
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out += overrides(v, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}={v}")
+    return out
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+    for k, v in extra.items():
+        if isinstance(v, dict):
+            out.setdefault(k, {}).update(v)
+        else:
+            out[k] = v
+    return out
+
+
+def tiny_config(root: Path, out: Path, **sections):
+    """A tiny pix2pix config on ``root`` writing to ``out``; keyword args update sections."""
+    tree = merge(TINY, {"data": {"root": str(root)}, "train": {"out": str(out)}})
+    tree = merge(tree, sections)
+    return load_config(None, overrides(tree))
+
+
+@pytest.fixture(scope="session")
+def shapes32(tmp_path_factory) -> Path:
+    """Paired 'shapes' dataset, 32 px, 48 train and 8 test pairs."""
+    return write_paired(tmp_path_factory.mktemp("shapes32"), size=32, train=48, test=8)
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, check: bool = False
+            ) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "translate", *args], cwd=cwd or ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"translate {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc

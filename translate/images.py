@@ -1,0 +1,123 @@
+"""The one place that owns the image value convention and image files.
+
+Convention everywhere else in the package: float tensors, RGB, NCHW (or CHW for one image),
+values in [-1, 1]. Files on disk are decoded to uint8 RGB arrays (H, W, 3) with the EXIF
+orientation applied, whatever their mode (1, L, LA, P, RGBA, I;16, I, F, CMYK, YCbCr, ...).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm",
+                    ".gif")
+
+# Refuse decompression bombs: anything above this many pixels is an error, not an allocation.
+Image.MAX_IMAGE_PIXELS = 200_000_000
+
+
+class ImageError(ValueError):
+    """A file that is not an image PIL can decode, or is damaged."""
+
+
+def is_image_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Image files in ``folder`` (by extension), sorted; hidden files are ignored."""
+    folder = Path(folder)
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found
+                  if p.is_file() and is_image_file(p) and not p.name.startswith("."))
+
+
+def _to_rgb_array(img: Image.Image) -> np.ndarray:
+    """Any PIL mode -> uint8 RGB (H, W, 3). High bit depths are scaled, not clipped."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        if mode == "F":
+            top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+        else:
+            top = 65535.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return np.asarray(img, dtype=np.uint8).copy()
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """Decode an image file to uint8 RGB (H, W, 3) with EXIF orientation applied.
+
+    Raises :class:`ImageError` for files that are not images or are damaged, and for images
+    larger than ``Image.MAX_IMAGE_PIXELS``.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img = ImageOps.exif_transpose(img)
+                img.load()
+                return _to_rgb_array(img)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as err:
+        raise ImageError(f"{path}: cannot read image ({err})") from None
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, reading only the header."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageError(f"{path}: cannot read image ({err})") from None
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def to_tensor(array: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float32 (3, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div(127.5) - 1
+
+
+def to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """float (3, H, W) in [-1, 1] -> uint8 (H, W, 3); values outside the range are clipped."""
+    x = ((tensor.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return x.permute(1, 2, 0).numpy()
+
+
+def save_image(array: np.ndarray, path: str | Path, quality: int = 95) -> None:
+    """Write uint8 RGB (H, W, 3) to ``path``; the format follows the extension."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(array)
+    ext = path.suffix.lower()
+    if ext in (".jpg", ".jpeg"):
+        img.save(path, quality=quality, subsampling=0)
+    elif ext == ".webp":
+        img.save(path, quality=quality)
+    else:
+        img.save(path)
+
+
+def grid(rows: list[list[torch.Tensor]], pad: int = 2) -> np.ndarray:
+    """Tile images (3, H, W) in [-1, 1] into one uint8 picture, one list per row."""
+    h = max(t.shape[-2] for row in rows for t in row)
+    w = max(t.shape[-1] for row in rows for t in row)
+    cols = max(len(row) for row in rows)
+    out = np.full((len(rows) * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for c, t in enumerate(row):
+            img = to_uint8(t)
+            y, x = pad + r * (h + pad), pad + c * (w + pad)
+            out[y:y + img.shape[0], x:x + img.shape[1]] = img
+    return out

@@ -1,0 +1,79 @@
+"""Adversarial losses and the gradient penalty, as pure functions of logits.
+
+Every function returns a scalar tensor and never calls ``backward()``. ``logits`` are raw
+discriminator outputs (no sigmoid), any shape; losses are means over all elements.
+
+Modes, with D(.) the logits, r a real sample and f a generated one:
+
+=========  ==========================================  =============================
+mode       discriminator: real term / fake term         generator term
+=========  ==========================================  =============================
+vanilla    -log sigmoid(D(r)) / -log(1 - sigmoid(D(f)))  -log sigmoid(D(f)) (non-saturating;
+           (Goodfellow et al. 2014)                       the pix2pix and CycleGAN choice)
+lsgan      (D(r) - 1)^2 / D(f)^2  (Mao et al. 2017)     (D(f) - 1)^2
+hinge      max(0, 1 - D(r)) / max(0, 1 + D(f))          -D(f)  (Lim & Ye 2017)
+wgan-gp    -D(r) / D(f)  (Gulrajani et al. 2017)        -D(f); plus gradient_penalty for D
+=========  ==========================================  =============================
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+GAN_MODES = ("vanilla", "lsgan", "hinge", "wgan-gp")
+
+
+def _check(mode: str) -> None:
+    if mode not in GAN_MODES:
+        raise ValueError(f"unknown GAN loss '{mode}'; choose one of {', '.join(GAN_MODES)}")
+
+
+def discriminator_loss(mode: str, logits: torch.Tensor, real: bool) -> torch.Tensor:
+    """The discriminator's loss for ``logits`` of samples that are real (``real=True``) or
+    that it must call fake (generated or mismatched samples). Computed in fp32."""
+    _check(mode)
+    logits = logits.float()
+    if mode == "vanilla":
+        target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+        return F.binary_cross_entropy_with_logits(logits, target)
+    if mode == "lsgan":
+        return ((logits - 1) ** 2).mean() if real else (logits ** 2).mean()
+    if mode == "hinge":
+        return F.relu(1 - logits).mean() if real else F.relu(1 + logits).mean()
+    return -logits.mean() if real else logits.mean()
+
+
+def generator_loss(mode: str, logits: torch.Tensor) -> torch.Tensor:
+    """The generator's adversarial loss for the discriminator's ``logits`` on its outputs."""
+    _check(mode)
+    logits = logits.float()
+    if mode == "vanilla":
+        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+    if mode == "lsgan":
+        return ((logits - 1) ** 2).mean()
+    return -logits.mean()
+
+
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
+                     fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP penalty E[(||grad_x critic(x)||_2 - 1)^2] at x = eps * real + (1 - eps) * fake,
+    eps ~ U(0, 1) per sample (Gulrajani et al. 2017, eq. 3).
+
+    ``real`` and ``fake``: (N, C, H, W). ``critic`` maps such a batch to logits; for a
+    conditional discriminator it closes over the condition. The graph is kept so the penalty
+    can be back-propagated into the critic's weights.
+    """
+    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    out = critic(mixed).float()
+    (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
+    norms = grad.float().flatten(1).norm(2, dim=1)
+    return ((norms - 1) ** 2).mean()
+
+
+def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference, in fp32."""
+    return (x.float() - y.float()).abs().mean()

@@ -1,0 +1,57 @@
+"""Network registry: explicit dicts from config names to classes.
+
+Adding an architecture is one file and one line here. A generator is rebuilt from an exported
+file by ``GENERATORS[arch](**kwargs)``, so constructor arguments are the whole description.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .layers import add_spectral_norm, init_weights
+from .patchgan import PatchDiscriminator, PixelDiscriminator
+from .resnet import ResNetGenerator
+from .unet import UNetGenerator
+
+GENERATORS: dict[str, type[nn.Module]] = {
+    "unet": UNetGenerator,
+    "resnet": ResNetGenerator,
+}
+
+DISCRIMINATORS: dict[str, type[nn.Module]] = {
+    "patch": PatchDiscriminator,
+    "pixel": PixelDiscriminator,
+}
+
+
+def generator_kwargs(cfg, in_channels: int = 3, out_channels: int = 3) -> dict:
+    """Constructor arguments of the generator a :class:`GeneratorConfig` describes."""
+    return {"in_channels": in_channels, "out_channels": out_channels, "ngf": cfg.ngf,
+            "depth": cfg.depth, "norm": cfg.norm, "dropout": cfg.dropout}
+
+
+def discriminator_kwargs(cfg, in_channels: int) -> dict:
+    """Constructor arguments of the discriminator a :class:`DiscriminatorConfig` describes."""
+    kwargs = {"in_channels": in_channels, "ndf": cfg.ndf, "norm": cfg.norm}
+    if cfg.arch == "patch":
+        kwargs["layers"] = cfg.layers
+    return kwargs
+
+
+def build_generator(arch: str, kwargs: dict, init: bool = True) -> nn.Module:
+    if arch not in GENERATORS:
+        raise ValueError(f"unknown generator '{arch}'; known: {', '.join(GENERATORS)}")
+    net = GENERATORS[arch](**kwargs)
+    return init_weights(net) if init else net
+
+
+def build_discriminator(arch: str, kwargs: dict, spectral_norm: bool = False) -> nn.Module:
+    if arch not in DISCRIMINATORS:
+        raise ValueError(f"unknown discriminator '{arch}'; known: {', '.join(DISCRIMINATORS)}")
+    net = init_weights(DISCRIMINATORS[arch](**kwargs))
+    return add_spectral_norm(net) if spectral_norm else net
+
+
+def stride_of(net: nn.Module) -> int:
+    """Input sizes must be multiples of this for the generator to map H x W to H x W."""
+    return int(getattr(net, "stride", 1))

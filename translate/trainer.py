@@ -1,0 +1,329 @@
+"""The training loop. It owns optimizers, the learning-rate schedule, stepping, logging,
+sample grids, checkpoints, resume and interruption; the method owns the objective.
+
+Run folder (``train.out``)::
+
+    config.yaml                    the resolved config of the run
+    metrics.jsonl                  one JSON object per logged step: step, lr, each loss term
+    samples/step_000100.png        sample grids (rows: the method's images, e.g. x | G(x) | y)
+    checkpoints/latest.pt          full training state, written atomically
+    generator_a2b.safetensors      exported generator(s), self-describing
+
+Resume restores networks, optimizers, schedules, method memory (pools, earlier targets), RNG
+states and the position in the data stream, so a resumed run continues with exactly the
+batches, dropout masks and losses of an uninterrupted one (bit for bit on the CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from .checkpoint import STATE_FORMAT, export_generator, load_state, save_state
+from .config import RESUMABLE_CHANGES, Config, ConfigError, changed_keys, config_from_dict
+from .data import (PairedDataset, StreamSampler, fixed_batch, paired_items, resolve_layout,
+                   worker_init)
+from .images import grid, save_image
+from .methods import Method, build_method
+from .networks.norm_stats import inference_mode
+
+
+class TrainingInterrupted(Exception):
+    """Raised after a checkpoint was saved because of SIGINT or SIGTERM."""
+
+    def __init__(self, step: int, signum: int):
+        super().__init__(f"interrupted at step {step}; checkpoint saved")
+        self.step, self.signum = step, signum
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device=cuda but no CUDA device is available; use "
+                          "train.device=cpu or auto")
+    return torch.device(name)
+
+
+def lr_factor(step: int, decay_from: int, iterations: int) -> float:
+    """Constant, then linear decay to 0 at ``iterations`` (pix2pix/CycleGAN schedule)."""
+    if step < decay_from:
+        return 1.0
+    return max(0.0, 1.0 - (step - decay_from) / max(1, iterations - decay_from))
+
+
+def default_norm_stats(config: Config) -> str:
+    """Batch norm trained at batch size 1 normalised each image by itself: keep doing so."""
+    if config.generator.norm == "batch" and config.train.batch_size == 1:
+        return "image"
+    return "running"
+
+
+def build_dataset(config: Config, split: str = "train"):
+    """The dataset of a split for the configured method (paired data for pix2pix)."""
+    d = config.data
+    layout = resolve_layout(d.root, d.layout)
+    items = paired_items(d.root, layout, split)
+    return PairedDataset(items, d.load_size, d.crop_size, d.flip) if items else None
+
+
+class MetricsLog:
+    """Running sums of loss terms, written as means to ``metrics.jsonl`` every log step."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, terms: dict[str, float]) -> None:
+        for k, v in terms.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        return {k: self.sums[k] / self.counts[k] for k in self.sums}
+
+    def write(self, step: int, extra: dict) -> dict:
+        row = {"step": step, **self.means(), **extra}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.sums, self.counts = {}, {}
+        return row
+
+    def truncate_after(self, step: int) -> None:
+        """Drop lines logged after ``step`` (written after the checkpoint we resume from)."""
+        if not self.path.exists():
+            return
+        keep = [line for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in keep))
+
+    def state(self) -> dict:
+        return {"sums": dict(self.sums), "counts": dict(self.counts)}
+
+    def load(self, state: dict) -> None:
+        self.sums, self.counts = dict(state["sums"]), dict(state["counts"])
+
+
+@contextlib.contextmanager
+def stop_on_signals():
+    """Turn the first SIGINT/SIGTERM into a flag the loop checks after each iteration; a
+    second SIGINT interrupts at once."""
+    flag = {"signum": 0}
+    if not _in_main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["signum"] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        flag["signum"] = signum
+        print(f"\n{signal.Signals(signum).name}: finishing this iteration, saving a "
+              "checkpoint, then stopping (press Ctrl-C again to stop at once)",
+              file=sys.stderr)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _in_main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def prepare_run_folder(config: Config, resume: bool) -> tuple[Path, dict | None]:
+    """Check the run folder against ``resume``; return it and the state to resume from."""
+    out = Path(config.train.out)
+    latest = out / "checkpoints" / "latest.pt"
+    if not resume:
+        if out.exists() and any(out.iterdir()):
+            raise ConfigError(f"run folder {out} already holds a run; add --resume to continue "
+                              "it, or set train.out to a new folder")
+        out.mkdir(parents=True, exist_ok=True)
+        return out, None
+    if not latest.is_file():
+        raise ConfigError(f"nothing to resume: {latest} does not exist")
+    state = load_state(latest)
+    saved = config_from_dict(state["config"])
+    bad = [k for k in changed_keys(saved, config) if k not in RESUMABLE_CHANGES]
+    if bad:
+        raise ConfigError("the config differs from the run being resumed in "
+                          + ", ".join(f"{k} ({_get(saved, k)!r} -> {_get(config, k)!r})"
+                                      for k in bad)
+                          + "; only these may change on resume: "
+                          + ", ".join(sorted(RESUMABLE_CHANGES)))
+    if state["step"] >= config.train.iterations:
+        raise ConfigError(f"the run already reached step {state['step']} of "
+                          f"{config.train.iterations}; raise train.iterations to train longer")
+    return out, state
+
+
+def _get(config: Config, dotted: str):
+    obj = config
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuple(state["python"]))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(x):
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def train_step(method: Method, optimizers: dict, batch: dict) -> dict[str, float]:
+    """One iteration: generators' forward, then each phase's objective and optimizer step.
+    While a phase steps, the other groups' parameters need no gradients."""
+    outputs = method.forward(batch)
+    logged: dict[str, torch.Tensor] = {}
+    for phase in method.phases:
+        for group in method.groups:
+            for p in method.parameters_of(group):
+                p.requires_grad_(group == phase)
+        total, terms = method.objective(phase, outputs)
+        optimizers[phase].zero_grad(set_to_none=True)
+        total.backward()
+        optimizers[phase].step()
+        logged.update(terms)
+        logged[f"{phase}_total"] = total.detach()
+    for group in method.groups:
+        for p in method.parameters_of(group):
+            p.requires_grad_(True)
+    return {k: float(v) for k, v in logged.items()}
+
+
+def write_samples(method: Method, batch: dict, path: Path, norm_stats: str) -> None:
+    with contextlib.ExitStack() as stack:
+        for e in method.exports():
+            stack.enter_context(inference_mode(e.net, norm_stats))
+        rows = method.sample_rows(batch)
+    save_image(grid(rows), path)
+
+
+def export_all(method: Method, out: Path, config: Config, step: int) -> list[Path]:
+    norm_stats = default_norm_stats(config)
+    return [export_generator(e.net, out / f"generator_{e.direction}.safetensors", arch=e.arch,
+                             kwargs=e.kwargs, direction=e.direction, norm_stats=norm_stats,
+                             method=method.name, step=step, config=config.to_dict())
+            for e in method.exports()]
+
+
+def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
+    """Train ``config`` into its run folder (``train.out``); returns the folder.
+
+    Raises :class:`TrainingInterrupted` after saving a checkpoint on SIGINT/SIGTERM.
+    """
+    t = config.train
+    out, state = prepare_run_folder(config, resume)
+    device = pick_device(t.device)
+    torch.manual_seed(t.seed)
+    random.seed(t.seed)
+    np.random.seed(t.seed)
+
+    dataset = build_dataset(config, "train")
+    test_set = build_dataset(config, "test")
+    preview = fixed_batch(test_set or dataset, t.samples)
+    preview = {k: v.to(device) for k, v in preview.items()}
+
+    method = build_method(config)
+    method.nets.to(device)
+    optimizers = {g: torch.optim.Adam(method.parameters_of(g), lr=t.lr,
+                                      betas=(t.beta1, t.beta2)) for g in method.groups}
+    decay_from = config.decay_from
+    schedulers = {g: torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, decay_from, t.iterations)) for g, opt in optimizers.items()}
+    log = MetricsLog(out / "metrics.jsonl")
+    norm_stats = default_norm_stats(config)
+    start = 0
+    if state is not None:
+        start = state["step"]
+        method.nets.load_state_dict(state["nets"])
+        for g, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][g])
+            schedulers[g].load_state_dict(state["schedulers"][g])
+        method.load_state_dict({k: v.to(device) if torch.is_tensor(v) else v
+                                for k, v in state["method"].items()})
+        set_rng_state(state["rng"], device)
+        log.load(state["log"])
+        log.truncate_after(start)
+        print(f"resuming {out} at step {start}", file=sys.stderr)
+    (out / "config.yaml").write_text(config.to_yaml())
+
+    def checkpoint(step: int) -> None:
+        save_state({
+            "format": STATE_FORMAT, "version": 1, "step": step, "config": config.to_dict(),
+            "nets": method.nets.state_dict(),
+            "optimizers": {g: o.state_dict() for g, o in optimizers.items()},
+            "schedulers": {g: s.state_dict() for g, s in schedulers.items()},
+            "method": method.state_dict(), "rng": rng_state(device), "log": log.state(),
+            "exports": {e.direction: {"net": e.name, "arch": e.arch, "kwargs": e.kwargs,
+                                      "norm_stats": norm_stats} for e in method.exports()},
+        }, out / "checkpoints" / "latest.pt")
+
+    loader = DataLoader(
+        dataset, batch_size=t.batch_size,
+        sampler=StreamSampler(len(dataset), t.seed, start=start * t.batch_size),
+        num_workers=config.data.workers, worker_init_fn=worker_init,
+        pin_memory=device.type == "cuda", persistent_workers=config.data.workers > 0,
+        generator=torch.Generator().manual_seed(t.seed))
+    method.nets.train()
+    bar = tqdm(total=t.iterations, initial=start, disable=not progress, dynamic_ncols=True,
+               desc=f"{config.model} {out.name}", unit="it", file=sys.stderr)
+    batches = iter(loader)
+    step, tic = start, time.perf_counter()
+    with stop_on_signals() as stop:
+        while step < t.iterations:
+            batch = next(batches)
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()
+                     if torch.is_tensor(v) and v.is_floating_point()}
+            terms = train_step(method, optimizers, batch)
+            for s in schedulers.values():
+                s.step()
+            step += 1
+            log.add(terms)
+            bar.update(1)
+            if step % t.log_every == 0 or step == t.iterations:
+                now = time.perf_counter()
+                row = log.write(step, {"lr": optimizers[method.phases[0]].param_groups[0]["lr"],
+                                       "seconds": round(now - tic, 3)})
+                tic = now
+                bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
+                                 if k.endswith("_total") or k in ("g_l1",)})
+            if t.sample_every and step % t.sample_every == 0:
+                write_samples(method, preview, out / "samples" / f"step_{step:06d}.png",
+                              norm_stats)
+            if step % t.checkpoint_every == 0 or step == t.iterations or stop["signum"]:
+                checkpoint(step)
+            if stop["signum"] and step < t.iterations:
+                bar.close()
+                raise TrainingInterrupted(step, stop["signum"])
+    bar.close()
+    paths = export_all(method, out, config, step)
+    print("exported " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return out
