@@ -17,7 +17,7 @@ import numpy as np
 from translate.cli import main as translate
 from translate.images import list_images, load_rgb
 from translate.metrics import psnr
-from translate.synth import write_paired
+from translate.synth import render_dataset
 
 HERE = Path("quickstart")
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "quickstart_shapes.yaml"
@@ -34,7 +34,7 @@ def main() -> None:
     data, run_dir, converted = HERE / "data", HERE / "run", HERE / "converted"
     if not (data / "train").is_dir():
         print(f"rendering 'shapes' pairs into {data}/ ...", flush=True)
-        write_paired(data, size=64, train=200, test=16, seed=0)
+        render_dataset(data, size=64, train=200, test=16, seed=0)
     if not (run_dir / "generator_a2b.safetensors").is_file():
         resume = ["--resume"] if (run_dir / "checkpoints" / "latest.pt").is_file() else []
         run("train", str(CONFIG), *resume)

@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from translate.config import load_config  # noqa: E402
-from translate.synth import write_paired  # noqa: E402
+from translate.synth import render_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ def tiny_config(root: Path, out: Path, **sections):
 @pytest.fixture(scope="session")
 def shapes32(tmp_path_factory) -> Path:
     """Paired 'shapes' dataset, 32 px, 48 train and 8 test pairs."""
-    return write_paired(tmp_path_factory.mktemp("shapes32"), size=32, train=48, test=8)
+    return render_dataset(tmp_path_factory.mktemp("shapes32"), size=32, train=48, test=8)
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, check: bool = False

@@ -128,3 +128,41 @@ def test_convert_a_file_that_is_not_a_checkpoint(tmp_path):
     proc = run_cli("convert", "--checkpoint", str(bogus), "--input", str(tmp_path / "x.png"),
                    "--output", str(tmp_path / "o"))
     assert proc.returncode == 2 and "not a readable safetensors file" in proc.stderr
+
+
+def test_cyclegan_two_folders_resume_and_convert_both_ways(tmp_path):
+    rng = np.random.default_rng(1)
+    # domains of different sizes, image sizes and aspect ratios
+    for domain, count, shape, ext in (("trainA", 6, (30, 44, 3), ".png"),
+                                      ("trainB", 3, (50, 20, 3), ".jpg")):
+        (tmp_path / "data" / domain).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(
+                tmp_path / "data" / domain / f"{i}{ext}")
+    config = tmp_path / "cg.yaml"
+    config.write_text(f"""
+model: cyclegan
+data: {{root: {tmp_path / 'data'}, load_size: 36, crop_size: 32, workers: 0}}
+generator: {{ngf: 4, depth: 2}}
+discriminator: {{ndf: 4, layers: 2}}
+train: {{iterations: 4, decay_from: 4, log_every: 2, sample_every: 4, checkpoint_every: 2,
+        out: {tmp_path / 'run'}}}
+""")
+    run_cli("train", str(config), "--quiet", check=True)
+    run_cli("train", str(tmp_path / "run"), "--resume", "train.iterations=8", "--quiet",
+            check=True)
+    steps = [int(line.split('"step": ')[1].split(",")[0])
+             for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6, 8]
+    for direction in ("a2b", "b2a"):
+        meta = read_generator_metadata(tmp_path / "run" / f"generator_{direction}.safetensors")
+        assert meta["direction"] == direction and meta["method"] == "cyclegan"
+        out = tmp_path / f"out_{direction}"
+        src = tmp_path / "data" / ("trainA" if direction == "a2b" else "trainB")
+        proc = run_cli("convert", "--checkpoint", str(tmp_path / "run"), "--direction",
+                       direction, "--input", str(src), "--output", str(out), "--quiet",
+                       check=True)
+        assert direction in proc.stderr
+        for f in src.iterdir():
+            with Image.open(f) as a, Image.open(out / f.name) as b:
+                assert a.size == b.size

@@ -59,16 +59,23 @@ def rows(run):
             for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())}
 
 
-@pytest.mark.parametrize("batch_size", [1, 3])
-def test_resume_reproduces_the_uninterrupted_run(shapes32, tmp_path, batch_size):
+CYCLEGAN = dict(model="cyclegan", generator={"arch": "resnet", "ngf": 4, "depth": 2},
+                discriminator={"ndf": 4})
+
+
+@pytest.mark.parametrize("batch_size,sections", [(1, RESUME), (3, RESUME), (1, CYCLEGAN),
+                                                 (2, CYCLEGAN)],
+                         ids=["pix2pix-b1", "pix2pix-b3", "cyclegan-b1", "cyclegan-b2"])
+def test_resume_reproduces_the_uninterrupted_run(shapes32, tmp_path, batch_size, sections):
+    """Pools, earlier targets, RNGs, optimizers and the data position all carry over."""
     schedule = {"iterations": 12, "decay_from": 6, "batch_size": batch_size,
-                "log_every": 2, "checkpoint_every": 6, "sample_every": 0}
-    whole = train(tiny_config(shapes32, tmp_path / "whole", train=schedule, **RESUME),
+                "log_every": 2, "checkpoint_every": 6, "sample_every": 0, "pool_size": 4}
+    whole = train(tiny_config(shapes32, tmp_path / "whole", train=schedule, **sections),
                   progress=False)
     first = tiny_config(shapes32, tmp_path / "split", train=dict(schedule, iterations=6),
-                        **RESUME)
+                        **sections)
     train(first, progress=False)
-    again = tiny_config(shapes32, tmp_path / "split", train=schedule, **RESUME)
+    again = tiny_config(shapes32, tmp_path / "split", train=schedule, **sections)
     split = train(again, resume=True, progress=False)
     assert rows(split) == rows(whole)
     assert len(rows(whole)) == 6

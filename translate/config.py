@@ -38,13 +38,17 @@ class DataConfig:
     crop_size: int = opt(256, "... then randomly cropped to crop_size x crop_size", minimum=1)
     flip: bool = opt(True, "random horizontal flips (the same for A and B of a pair)")
     workers: int = opt(4, "data loader worker processes (0 loads in the main process)", minimum=0)
+    channels_a: int = opt(3, "channels of domain A images: 3 (RGB) or 1 (grayscale)", (1, 3))
+    channels_b: int = opt(3, "channels of domain B images: 3 (RGB) or 1 (grayscale)", (1, 3))
 
 
 @dataclass
 class GeneratorConfig:
     arch: str = opt("unet", "generator architecture", ("unet", "resnet"))
     ngf: int = opt(64, "width of the first layer", minimum=1)
-    depth: int = opt(8, "U-Net: number of downsamplings; ResNet: number of residual blocks", minimum=1)
+    depth: int | None = opt(None, "U-Net: number of downsamplings (default 8); ResNet: number "
+                            "of residual blocks (default 9 at crop_size >= 256, else 6)",
+                            minimum=1)
     norm: str = opt("batch", "normalisation layers", ("batch", "instance", "none"))
     dropout: bool = opt(True, "dropout (U-Net: the innermost full-width blocks; ResNet: in blocks)")
 
@@ -65,6 +69,9 @@ class LossConfig:
     mismatch: float = opt(1.0, "pix2pix: weight of the mismatched-pair negatives (0 disables)",
                           minimum=0)
     gp: float = opt(10.0, "wgan-gp: gradient-penalty weight", minimum=0)
+    cycle: float = opt(10.0, "cyclegan: weight of the cycle-consistency L1 terms", minimum=0)
+    identity: float = opt(0.5, "cyclegan: identity-term weight, relative to loss.cycle",
+                          minimum=0)
 
 
 @dataclass
@@ -85,14 +92,23 @@ class TrainConfig:
     checkpoint_every: int = opt(5000, "iterations between checkpoints (and one at the end)",
                                 minimum=1)
     samples: int = opt(4, "rows in a sample grid", minimum=1)
+    pool_size: int = opt(50, "cyclegan: generated images kept to train D on (0: none)",
+                         minimum=0)
 
 
-MODELS = ("pix2pix",)
+MODELS = ("pix2pix", "cyclegan")
 
 # Defaults that differ per method, as the papers give them. Anything a YAML file or an
 # override sets wins over these.
 MODEL_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "pix2pix": {},
+    # Zhu et al. 2017, section 4 and appendix 7: ResNet generator, instance norm, no dropout,
+    # LSGAN, lambda_cycle 10, identity 0.5 * lambda_cycle.
+    "cyclegan": {
+        "generator": {"arch": "resnet", "norm": "instance", "dropout": False},
+        "discriminator": {"norm": "instance"},
+        "loss": {"gan": "lsgan"},
+    },
 }
 
 # Keys that may change when a run is resumed; anything else must match the saved config.
@@ -253,8 +269,17 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         merged.update(raw.get(name) or {})
         sections[name] = _build(cls, merged, name)
     config = Config(model=model, **sections)
+    if config.generator.depth is None:
+        config.generator.depth = default_depth(config.generator.arch, config.data.crop_size)
     _check(config)
     return config
+
+
+def default_depth(arch: str, crop_size: int) -> int:
+    """U-Net-256 has 8 downsamplings; the ResNet has 9 blocks at 256 px, 6 below."""
+    if arch == "unet":
+        return 8
+    return 9 if crop_size >= 256 else 6
 
 
 def _check(config: Config) -> None:

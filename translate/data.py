@@ -7,8 +7,9 @@ Layouts under a dataset root (``data.layout``; ``auto`` detects them in this ord
 - ``unpaired``: ``ROOT/trainA/*``, ``ROOT/trainB/*``
 
 Test splits are ``test`` (or ``val``) in the same shape. Items come out as dicts of float
-tensors (3, H, W) in [-1, 1] under ``"a"`` and ``"b"`` named after the folders; the method
-decides which is the input.
+tensors (C, H, W) in [-1, 1] under ``"a"`` and ``"b"`` named after the folders; the method
+decides which is the input. pix2pix needs pairs; CycleGAN takes any layout and ignores the
+pairing.
 
 Reproducibility: the training stream (:class:`StreamSampler`) hands every position a seed,
 and the augmentation of that item is drawn from that seed alone. The data order and every
@@ -35,7 +36,8 @@ import torch  # noqa: E402
 from torch.utils.data import Dataset, Sampler  # noqa: E402
 
 from .images import IMAGE_EXTENSIONS as _EXTS  # noqa: E402
-from .images import ImageError, image_size, list_images, load_rgb, to_tensor  # noqa: E402
+from .images import (ImageError, image_size, list_images, load_rgb, to_channels,  # noqa: E402
+                     to_tensor)
 
 LAYOUTS_HELP = """\
 Layouts that work (ROOT is data.root):
@@ -263,49 +265,143 @@ def apply_seeded(transform: A.Compose, seed: int | None, **arrays: np.ndarray) -
     return transform(**arrays)
 
 
-class PairedDataset(Dataset):
+class _Augmented(Dataset):
+    """Shared by the datasets: transforms, and decoding that survives damaged files."""
+
+    def __init__(self, load_size: int, crop_size: int, flip: bool):
+        self.random = train_transform(load_size, crop_size, flip)
+        self.fixed = eval_transform(load_size, crop_size)
+        self._reported: set[Path] = set()
+
+    def load_first_good(self, items: list, index: int, load):
+        """``load(items[index])``, or of the next item that decodes; a damaged file is
+        reported once per process."""
+        for attempt in range(len(items)):
+            item = items[(index + attempt) % len(items)]
+            try:
+                return load(item)
+            except ImageError as err:
+                key = getattr(item, "a", None) or getattr(item, "path", None)
+                if key not in self._reported:
+                    self._reported.add(key)
+                    print(f"warning: skipping {err}", file=sys.stderr)
+        raise DatasetError("no item of the dataset can be decoded")
+
+
+def _halves(rgb: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    half = rgb.shape[1] // 2
+    if half < 1:
+        raise ImageError(f"{path}: too narrow to hold A and B side by side")
+    return rgb[:, :half], rgb[:, half:2 * half]
+
+
+class PairedDataset(_Augmented):
     """Pairs (A, B) with identical geometric augmentation.
 
     Keys are ``(index, seed)`` from :class:`StreamSampler` (random augmentation drawn from
     ``seed``) or a plain ``index`` (deterministic resize and centre crop). Returns
-    ``{"a": (3, crop, crop), "b": (3, crop, crop), "index": int}``, values in [-1, 1].
-    A file that fails to decode despite a good header is reported and replaced by the next
-    item, so one damaged file never stops a run.
+    ``{"a": (channels_a, crop, crop), "b": (channels_b, crop, crop), "index": int}``, values
+    in [-1, 1]. A file that fails to decode despite a good header is reported and replaced
+    by the next item, so one damaged file never stops a run.
     """
 
-    def __init__(self, items: list[PairItem], load_size: int, crop_size: int, flip: bool):
-        self.items = items
-        self.random = train_transform(load_size, crop_size, flip)
-        self.fixed = eval_transform(load_size, crop_size)
-        self._reported: set[Path] = set()
+    def __init__(self, items: list[PairItem], load_size: int, crop_size: int, flip: bool,
+                 channels_a: int = 3, channels_b: int = 3):
+        super().__init__(load_size, crop_size, flip)
+        self.items, self.channels = items, (channels_a, channels_b)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def load_pair(self, item: PairItem) -> tuple[np.ndarray, np.ndarray]:
         if item.side_by_side:
-            both = load_rgb(item.a)
-            half = both.shape[1] // 2
-            if half < 1:
-                raise ImageError(f"{item.a}: too narrow to hold A and B side by side")
-            return both[:, :half], both[:, half:2 * half]
-        return load_rgb(item.a), load_rgb(item.b)
+            a, b = _halves(load_rgb(item.a), item.a)
+        else:
+            a, b = load_rgb(item.a), load_rgb(item.b)
+        return to_channels(a, self.channels[0]), to_channels(b, self.channels[1])
 
     def __getitem__(self, key) -> dict:
         index, seed = key if isinstance(key, tuple) else (key, None)
-        for attempt in range(len(self.items)):
-            item = self.items[(index + attempt) % len(self.items)]
-            try:
-                a, b = self.load_pair(item)
-                break
-            except ImageError as err:
-                if item.a not in self._reported:
-                    self._reported.add(item.a)
-                    print(f"warning: skipping {err}", file=sys.stderr)
-        else:
-            raise DatasetError("no item of the dataset can be decoded")
+        a, b = self.load_first_good(self.items, index, self.load_pair)
         out = apply_seeded(self.fixed if seed is None else self.random, seed, image=a, b=b)
         return {"a": to_tensor(out["image"]), "b": to_tensor(out["b"]), "index": index}
+
+
+@dataclass(frozen=True)
+class DomainItem:
+    """One image of one domain: a whole file, or the left/right half of an aligned file."""
+    path: Path
+    part: str = "whole"  # "whole", "left" or "right"
+
+
+def domain_items(root: str | Path, layout: str, split: str = "train",
+                 report=report_unreadable) -> tuple[list[DomainItem], list[DomainItem]]:
+    """The A and B images of a split, for unpaired training. Paired and aligned datasets
+    work too: their pairing is simply not used. An empty train domain is a DatasetError."""
+    root = Path(root)
+    folder = split_folder(root, layout, split)
+    if folder is None:
+        if split == "train":
+            raise DatasetError(f"no '{split}' split under {root}.\n{LAYOUTS_HELP}")
+        return [], []
+    if layout == "aligned":
+        files, bad = _readable(list_images(folder))
+        a = [DomainItem(p, "left") for p in files]
+        b = [DomainItem(p, "right") for p in files]
+    else:
+        dirs = ((folder.parent / f"{folder.name}A", folder.parent / f"{folder.name}B")
+                if layout == "unpaired" else (folder / "A", folder / "B"))
+        (fa, bad_a), (fb, bad_b) = (_readable(list_images(d)) for d in dirs)
+        a, b, bad = [DomainItem(p) for p in fa], [DomainItem(p) for p in fb], bad_a + bad_b
+    report(bad)
+    if split == "train" and (not a or not b):
+        empty = "A" if not a else "B"
+        raise DatasetError(f"domain {empty} of {root} has no usable training images. "
+                           f"Found:\n{describe_tree(root)}\n{LAYOUTS_HELP}")
+    return a, b
+
+
+class UnpairedDataset(_Augmented):
+    """Independent images of domains A and B (CycleGAN).
+
+    An epoch covers the larger domain; each of its items is matched with an image of the
+    other domain drawn at random from the item's seed, so the draw is reproducible under
+    ``train.seed``. The two images get independent augmentations. A plain ``index`` gives
+    A[index % |A|] and B[index % |B|] with deterministic preprocessing. Returns
+    ``{"a": (channels_a, crop, crop), "b": (channels_b, crop, crop)}`` in [-1, 1].
+    """
+
+    def __init__(self, items_a: list[DomainItem], items_b: list[DomainItem], load_size: int,
+                 crop_size: int, flip: bool, channels_a: int = 3, channels_b: int = 3):
+        super().__init__(load_size, crop_size, flip)
+        self.items = (items_a, items_b)
+        self.channels = (channels_a, channels_b)
+
+    def __len__(self) -> int:
+        return max(len(self.items[0]), len(self.items[1]))
+
+    def load_one(self, item: DomainItem, channels: int) -> np.ndarray:
+        rgb = load_rgb(item.path)
+        if item.part != "whole":
+            rgb = _halves(rgb, item.path)[0 if item.part == "left" else 1]
+        return to_channels(rgb, channels)
+
+    def __getitem__(self, key) -> dict:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        (na, nb), out = map(len, self.items), {}
+        if seed is None:
+            picks, seeds = (index % na, index % nb), (None, None)
+        else:
+            rng = np.random.default_rng(seed)
+            other = int(rng.integers(nb if na >= nb else na))
+            picks = (index, other) if na >= nb else (other, index)
+            seeds = tuple(int(s) for s in rng.integers(0, 2 ** 32, size=2))
+        for name, items, pick, chans, s in zip("ab", self.items, picks, self.channels, seeds):
+            img = self.load_first_good(items, pick, lambda it, c=chans: self.load_one(it, c))
+            out[name] = to_tensor(apply_seeded(self.fixed if s is None else self.random, s,
+                                               image=img)["image"])
+        out["index"] = index
+        return out
 
 
 def worker_init(worker_id: int) -> None:

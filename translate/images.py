@@ -84,22 +84,38 @@ def image_size(path: str | Path) -> tuple[int, int]:
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
+def to_channels(rgb: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 RGB (H, W, 3) -> (H, W, channels): unchanged for 3, ITU-R 601 luma for 1.
+    A 1-channel array is widened to RGB for channels=3."""
+    if rgb.shape[-1] == channels:
+        return rgb
+    if channels == 3:
+        return np.repeat(rgb[..., :1], 3, axis=2)
+    if channels == 1:
+        luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+        return np.clip(luma + 0.5, 0, 255).astype(np.uint8)[..., None]
+    raise ValueError(f"images have 1 or 3 channels, not {channels}")
+
+
 def to_tensor(array: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float32 (3, H, W) in [-1, 1]."""
+    """uint8 (H, W, C) -> float32 (C, H, W) in [-1, 1]."""
+    if array.ndim == 2:
+        array = array[..., None]
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div(127.5) - 1
 
 
 def to_uint8(tensor: torch.Tensor) -> np.ndarray:
-    """float (3, H, W) in [-1, 1] -> uint8 (H, W, 3); values outside the range are clipped."""
+    """float (C, H, W) in [-1, 1] -> uint8 (H, W, C); values outside the range are clipped."""
     x = ((tensor.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
     return x.permute(1, 2, 0).numpy()
 
 
 def save_image(array: np.ndarray, path: str | Path, quality: int = 95) -> None:
-    """Write uint8 RGB (H, W, 3) to ``path``; the format follows the extension."""
+    """Write uint8 (H, W, 3) RGB or (H, W, 1) gray to ``path``; the format follows the
+    extension."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.fromarray(array)
+    img = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array)
     ext = path.suffix.lower()
     if ext in (".jpg", ".jpeg"):
         img.save(path, quality=quality, subsampling=0)
@@ -110,14 +126,14 @@ def save_image(array: np.ndarray, path: str | Path, quality: int = 95) -> None:
 
 
 def grid(rows: list[list[torch.Tensor]], pad: int = 2) -> np.ndarray:
-    """Tile images (3, H, W) in [-1, 1] into one uint8 picture, one list per row."""
+    """Tile images (C, H, W) in [-1, 1] into one uint8 RGB picture, one list per row."""
     h = max(t.shape[-2] for row in rows for t in row)
     w = max(t.shape[-1] for row in rows for t in row)
     cols = max(len(row) for row in rows)
     out = np.full((len(rows) * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
     for r, row in enumerate(rows):
         for c, t in enumerate(row):
-            img = to_uint8(t)
+            img = to_channels(to_uint8(t), 3)
             y, x = pad + r * (h + pad), pad + c * (w + pad)
             out[y:y + img.shape[0], x:x + img.shape[1]] = img
     return out

@@ -21,7 +21,7 @@ from torch import nn
 
 from .checkpoint import (CheckpointError, choose_direction, generator_from_state,
                          load_generator, load_state)
-from .images import to_tensor, to_uint8
+from .images import to_channels, to_tensor, to_uint8
 from .networks import stride_of
 from .networks.norm_stats import has_batch_norm, set_norm_stats
 
@@ -115,9 +115,14 @@ class Translator:
         x = reflect_pad(x.to(self.device, torch.float32), ph, pw)
         return self.net(x)[..., :h, :w].float()
 
+    @property
+    def in_channels(self) -> int:
+        return int(self.info.get("kwargs", {}).get("in_channels", 3))
+
     def translate_array(self, rgb: np.ndarray) -> np.ndarray:
-        """uint8 RGB (H, W, 3) -> uint8 RGB (H, W, 3)."""
-        return to_uint8(self(to_tensor(rgb)[None])[0])
+        """uint8 RGB (H, W, 3) -> uint8 (H, W, C): C = 3 (RGB) or 1 (gray) as the
+        generator's output. A grayscale generator gets the image's luma."""
+        return to_uint8(self(to_tensor(to_channels(rgb, self.in_channels))[None])[0])
 
     def describe(self) -> str:
         kw = json.dumps(self.info.get("kwargs", {}), sort_keys=True)

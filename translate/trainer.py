@@ -31,10 +31,10 @@ from tqdm import tqdm
 
 from .checkpoint import STATE_FORMAT, export_generator, load_state, save_state
 from .config import RESUMABLE_CHANGES, Config, ConfigError, changed_keys, config_from_dict
-from .data import (PairedDataset, StreamSampler, fixed_batch, paired_items, resolve_layout,
-                   worker_init)
+from .data import (PairedDataset, StreamSampler, UnpairedDataset, domain_items, fixed_batch,
+                   paired_items, resolve_layout, worker_init)
 from .images import grid, save_image
-from .methods import Method, build_method
+from .methods import METHODS, Method, build_method
 from .networks.norm_stats import inference_mode
 
 
@@ -70,11 +70,27 @@ def default_norm_stats(config: Config) -> str:
 
 
 def build_dataset(config: Config, split: str = "train"):
-    """The dataset of a split for the configured method (paired data for pix2pix)."""
+    """The dataset of a split for the configured method: pairs for pix2pix, independent
+    images of both domains for CycleGAN. None when a test split is absent."""
     d = config.data
     layout = resolve_layout(d.root, d.layout)
-    items = paired_items(d.root, layout, split)
-    return PairedDataset(items, d.load_size, d.crop_size, d.flip) if items else None
+    sizes = (d.load_size, d.crop_size, d.flip, d.channels_a, d.channels_b)
+    if METHODS[config.model].paired:
+        items = paired_items(d.root, layout, split)
+        return PairedDataset(items, *sizes) if items else None
+    a, b = domain_items(d.root, layout, split)
+    return UnpairedDataset(a, b, *sizes) if a and b else None
+
+
+def to_device(obj, device: torch.device):
+    """Move the tensors of a nested dict/list to ``device``."""
+    if torch.is_tensor(obj):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_device(v, device) for v in obj]
+    return obj
 
 
 class MetricsLog:
@@ -188,13 +204,9 @@ def rng_state(device: torch.device) -> dict:
 
 def set_rng_state(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
-    random.setstate(_as_tuple(state["python"]))
+    random.setstate(state["python"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _as_tuple(x):
-    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
 def train_step(method: Method, optimizers: dict, batch: dict) -> dict[str, float]:
@@ -267,8 +279,7 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
         for g, opt in optimizers.items():
             opt.load_state_dict(state["optimizers"][g])
             schedulers[g].load_state_dict(state["schedulers"][g])
-        method.load_state_dict({k: v.to(device) if torch.is_tensor(v) else v
-                                for k, v in state["method"].items()})
+        method.load_state_dict(to_device(state["method"], device))
         set_rng_state(state["rng"], device)
         log.load(state["log"])
         log.truncate_after(start)

@@ -1,10 +1,12 @@
 """Training methods: an explicit registry from ``model`` names to classes."""
 
 from .base import Export, Method
+from .cyclegan import CycleGAN
 from .pix2pix import Pix2Pix
 
 METHODS: dict[str, type[Method]] = {
     "pix2pix": Pix2Pix,
+    "cyclegan": CycleGAN,
 }
 
 

@@ -31,6 +31,7 @@ class Export:
 
 class Method:
     name: str = ""
+    paired: bool = True  # needs (A, B) pairs; else independent images of each domain
     phases: tuple[str, ...] = ()
     groups: dict[str, tuple[str, ...]] = {}
 

@@ -55,10 +55,13 @@ class Pix2Pix(Method):
         self.direction = config.data.direction
         self.loss = config.loss
         g, d = config.generator, config.discriminator
-        self.g_kwargs = generator_kwargs(g, 3, 3)
+        c_in, c_out = config.data.channels_a, config.data.channels_b
+        if self.direction == "b2a":
+            c_in, c_out = c_out, c_in
+        self.g_kwargs = generator_kwargs(g, c_in, c_out)
         self.g_arch = g.arch
         self.nets["g"] = build_generator(g.arch, self.g_kwargs)
-        self.nets["d"] = build_discriminator(d.arch, discriminator_kwargs(d, 3 + 3),
+        self.nets["d"] = build_discriminator(d.arch, discriminator_kwargs(d, c_in + c_out),
                                              d.spectral_norm)
         self.previous_b: torch.Tensor | None = None
 
