@@ -21,8 +21,6 @@ so ``load_generator(path)`` needs nothing but the path.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +30,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from . import __version__
+from .files import atomic_write
 from .networks import GENERATORS, build_generator, stride_of
 
 GENERATOR_FORMAT = "translate-generator"
@@ -40,24 +39,6 @@ STATE_FORMAT = "translate-train-state"
 
 class CheckpointError(ValueError):
     """A file that is not a checkpoint this version can read; the message says why."""
-
-
-def atomic_write(path: str | Path, write) -> Path:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a partial file,
-    and a kill mid-write leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def save_state(state: dict[str, Any], path: str | Path) -> Path:

@@ -41,65 +41,99 @@ def cmd_train(args) -> int:
     return 0
 
 
+
+
 def cmd_export(args) -> int:
-    import torch
+    from .export import ONNX_TOLERANCE, export
 
-    from .checkpoint import export_generator
-    from .inference import load_any
-
-    path = Path(args.checkpoint or args.run or "")
-    if not str(path) or str(path) == ".":
+    path = args.checkpoint or args.run
+    if not path:
         raise CliError("name a run folder or --checkpoint FILE to export")
-    if path.is_dir() and (path / "checkpoints" / "latest.pt").is_file():
-        path = path / "checkpoints" / "latest.pt"  # a run folder: export its latest state
-    directions = [args.direction] if args.direction else ["a2b", "b2a"]
-    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
-    written = []
-    for direction in directions:
-        try:
-            net, info = load_any(path, direction)
-        except ValueError:
-            if args.direction:
-                raise
-            continue
-        if args.out:
-            target = Path(args.out)
-            if len(directions) > 1 and target.suffix != ".safetensors":
-                target = target / f"generator_{direction}.safetensors"
-        else:
-            folder = path if path.is_dir() else path.parent
-            if folder.name == "checkpoints":
-                folder = folder.parent
-            target = folder / f"generator_{direction}.safetensors"
-        if target.exists() and target.resolve() == path.resolve():
-            raise CliError(f"{target} is the input; choose another --out")
-        export_generator(net, target, arch=info["arch"], kwargs=info["kwargs"],
-                         direction=direction, norm_stats=info["norm_stats"],
-                         method=info["method"], step=int(info["step"]), config=info["config"],
-                         card=info.get("card"), dtype=dtype)
-        written.append(target)
-    if not written:
-        raise CliError(f"{path} holds no generator to export")
-    for w in written:
-        print(w)
+    for target, direction, parity in export(path, args.direction, args.format, args.out,
+                                            args.dtype, args.opset):
+        if parity is not None:
+            print(f"onnx parity ({direction}): max |onnx - torch| = "
+                  f"{parity:.1e} (tolerance {ONNX_TOLERANCE:.0e})", file=sys.stderr)
+        print(target)
     return 0
 
 
 def cmd_convert(args) -> int:
-    from .convert import convert
+    from .convert import Options, convert
     from .inference import Translator
 
-    translator = Translator.from_checkpoint(args.checkpoint, args.direction, args.device,
-                                            args.norm_stats)
+    path = Path(args.checkpoint)
+    if args.engine == "onnxruntime" or path.suffix == ".onnx":
+        translator = open_onnx(path, args)
+    else:
+        translator = Translator.from_checkpoint(args.checkpoint, args.direction, args.device,
+                                                args.norm_stats, args.precision)
     print(f"using {translator.describe()}", file=sys.stderr)
-    report = convert(translator, args.input, args.output, progress=not args.quiet)
-    print(f"converted {len(report.written)} image(s) into {args.output}", file=sys.stderr)
+    options = Options(batch_size=args.batch_size, tile=args.tile, overlap=args.overlap,
+                      format=args.format, quality=args.quality,
+                      skip_existing=args.skip_existing, workers=args.workers)
+    report = convert(translator, args.input, args.output, options, progress=not args.quiet)
+    rate = len(report.written) / report.seconds if report.seconds else 0.0
+    print(f"converted {len(report.written)} image(s) into {args.output} in "
+          f"{report.seconds:.1f} s ({rate:.1f} images/s)", file=sys.stderr)
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} image(s) whose output already exists",
+              file=sys.stderr)
+    if report.alpha_dropped:
+        print(f"note: {len(report.alpha_dropped)} output(s) in a format without alpha "
+              "(JPEG/BMP) lost their transparency; use --format png to keep it",
+              file=sys.stderr)
     if report.failed:
         print(f"{len(report.failed)} file(s) could not be converted:", file=sys.stderr)
         for path, reason in report.failed:
             print(f"  {path}: {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def open_onnx(path: Path, args):
+    """The ONNX engine for an .onnx file, or a run folder's generator_<direction>.onnx."""
+    from .onnx_engine import OnnxTranslator
+
+    if args.device == "cuda" or args.precision != "fp32" or args.norm_stats:
+        raise CliError("--engine onnxruntime runs the exported fp32 graph on the CPU; "
+                       "--device cuda, --precision and --norm-stats do not apply")
+    if path.is_dir():
+        found = sorted(path.glob(f"generator_{args.direction or '*'}.onnx"))
+        if not found:
+            raise CliError(f"{path} has no generator_*.onnx; create one with: translate "
+                           f"export {path} --format onnx")
+        path = found[0]
+    translator = OnnxTranslator.from_file(path)
+    if args.direction and translator.direction != args.direction:
+        raise CliError(f"{path} maps {translator.direction}, not {args.direction}")
+    return translator
+
+
+def cmd_bench(args) -> int:
+    import json
+
+    from .bench import format_table, run
+
+    result = run(args.model, args.size, args.batch_size, args.device, args.precision,
+                 args.iterations, args.warmup, args.ngf, args.images, args.workers,
+                 baseline=not args.no_baseline)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    return 0
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,13 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write self-describing generator file(s) of a run",
                        description="Export the generator(s) of a run folder or checkpoint "
-                       "as safetensors files that carry their own description.")
+                       "as safetensors (or ONNX) files that carry their own description. "
+                       "An ONNX export is checked against PyTorch before it is reported.")
     p.add_argument("run", nargs="?", help="run folder")
     p.add_argument("--checkpoint", help="run folder, training checkpoint or exported file")
     p.add_argument("--direction", choices=("a2b", "b2a"), help="only this generator")
-    p.add_argument("--out", help="output file (or folder when exporting both directions)")
+    p.add_argument("--out", help="output file (or folder when exporting both directions; "
+                   "with --format onnx, a folder unless it ends in .onnx)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32",
-                   help="weight precision in the file (default fp32)")
+                   help="weight precision in the file (default fp32; safetensors only)")
+    p.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors",
+                   help="file format (default safetensors); onnx writes "
+                   "generator_DIRECTION.onnx (needs pip install 'translate[onnx]')")
+    p.add_argument("--opset", type=positive, default=17,
+                   help="ONNX opset version (default 17)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("convert", help="translate an image file or folder",
@@ -136,16 +177,58 @@ def build_parser() -> argparse.ArgumentParser:
                        "into an output folder that mirrors the input tree.")
     p.add_argument("--checkpoint", required=True,
                    help="exported generator (.safetensors), run folder or training checkpoint")
-    p.add_argument("--input", required=True, help="image file or folder")
+    p.add_argument("--input", required=True,
+                   help="image file, folder (searched recursively) or quoted glob "
+                   "('photos/**/*.jpg')")
     p.add_argument("--output", required=True, help="output folder (outside the input)")
     p.add_argument("--direction", choices=("a2b", "b2a"),
                    help="which generator of the checkpoint (default: a2b, or the only one)")
+    p.add_argument("--batch-size", type=positive, default=4,
+                   help="images of equal size translated together (default 4)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--engine", default="torch", choices=("torch", "onnxruntime"),
+                   help="torch (default), or onnxruntime on an exported .onnx file (CPU; "
+                   "needs the onnx extra); .onnx checkpoints use onnxruntime anyway")
+    p.add_argument("--tile", type=non_negative, default=0,
+                   help="translate images larger than N pixels in N x N tiles (default 0: "
+                   "only images above 4 megapixels, in 1024 px tiles)")
+    p.add_argument("--overlap", type=non_negative, default=64,
+                   help="pixels shared by neighbouring tiles, blended smoothly (default 64)")
+    p.add_argument("--format", default="same", choices=("same", "png", "jpg", "webp"),
+                   help="output format (default: the input's, PNG for others)")
+    p.add_argument("--quality", type=positive, default=95, help="JPEG/WebP quality (95)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="skip images whose output exists (resume a stopped run)")
+    p.add_argument("--workers", type=non_negative, default=2,
+                   help="decoder and encoder processes each (default 2; 0: none)")
     p.add_argument("--norm-stats", choices=("running", "image"),
                    help="batch-norm statistics: running averages, or each image's own "
                    "(default: what the checkpoint says)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("bench", help="measure training and conversion speed on this device",
+                       description="Benchmark the standard recipes (pix2pix U-Net + PatchGAN; "
+                       "CycleGAN ResNet + PatchGAN) on synthetic data: training it/s, "
+                       "conversion images/s (model only and folder to folder), peak memory, "
+                       "TFLOP/s against the measured matmul peak, and the speed-up over "
+                       "eager fp32 at batch size 1 measured in the same run.")
+    p.add_argument("--model", choices=("pix2pix", "cyclegan"), default="cyclegan")
+    p.add_argument("--size", type=positive, default=256, help="image size (default 256)")
+    p.add_argument("--batch-size", type=positive, default=1)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--iterations", type=positive, default=5, help="timed steps (default 5)")
+    p.add_argument("--warmup", type=non_negative, default=2, help="untimed steps first")
+    p.add_argument("--ngf", type=positive, default=64, help="network width (default 64)")
+    p.add_argument("--images", type=positive, default=32,
+                   help="JPEG files in the folder-to-folder measurement (default 32)")
+    p.add_argument("--workers", type=non_negative, default=2,
+                   help="decoder/encoder processes for the folder measurement")
+    p.add_argument("--no-baseline", action="store_true", help="skip the baseline run")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -161,10 +244,13 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .convert import UsageError
     from .data import DatasetError
+    from .export import ExportUsageError
+    from .onnx_export import ExportError
 
     try:
         return args.func(args)
-    except (CliError, ConfigError, DatasetError, CheckpointError, UsageError) as err:
+    except (CliError, ConfigError, DatasetError, CheckpointError, UsageError,
+            ExportError, ExportUsageError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from .files import atomic_write
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm",
                     ".gif")
 
@@ -55,11 +57,19 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).copy()
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
-    """Decode an image file to uint8 RGB (H, W, 3) with EXIF orientation applied.
+def _alpha(img: Image.Image) -> np.ndarray | None:
+    """The alpha channel as uint8 (H, W), or None when the image has none."""
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        return np.asarray(img.convert("RGBA"), dtype=np.uint8)[..., 3].copy()
+    return None
+
+
+def load_image(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode an image file to (uint8 RGB (H, W, 3), uint8 alpha (H, W) or None), with the
+    EXIF orientation applied.
 
     Raises :class:`ImageError` for files that are not images or are damaged, and for images
-    larger than ``Image.MAX_IMAGE_PIXELS``.
+    larger than ``Image.MAX_IMAGE_PIXELS`` (decompression bombs).
     """
     try:
         with warnings.catch_warnings():
@@ -67,10 +77,15 @@ def load_rgb(path: str | Path) -> np.ndarray:
             with Image.open(path) as img:
                 img = ImageOps.exif_transpose(img)
                 img.load()
-                return _to_rgb_array(img)
+                return _to_rgb_array(img), _alpha(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as err:
         raise ImageError(f"{path}: cannot read image ({err})") from None
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """Decode an image file to uint8 RGB (H, W, 3); see :func:`load_image`."""
+    return load_image(path)[0]
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
@@ -101,7 +116,8 @@ def to_tensor(array: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, C) -> float32 (C, H, W) in [-1, 1]."""
     if array.ndim == 2:
         array = array[..., None]
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div(127.5) - 1
+    array = np.require(array, requirements=["C", "W"])  # copies only read-only or strided
+    return torch.from_numpy(array).permute(2, 0, 1).float().div(127.5) - 1
 
 
 def to_uint8(tensor: torch.Tensor) -> np.ndarray:
@@ -110,19 +126,30 @@ def to_uint8(tensor: torch.Tensor) -> np.ndarray:
     return x.permute(1, 2, 0).numpy()
 
 
-def save_image(array: np.ndarray, path: str | Path, quality: int = 95) -> None:
-    """Write uint8 (H, W, 3) RGB or (H, W, 1) gray to ``path``; the format follows the
-    extension."""
+ALPHA_FORMATS = (".png", ".webp", ".tif", ".tiff")
+PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP",
+               ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def save_image(array: np.ndarray, path: str | Path, quality: int = 95,
+               alpha: np.ndarray | None = None) -> Path:
+    """Write uint8 (H, W, 3) RGB or (H, W, 1) gray to ``path``, atomically; the format
+    follows the extension. ``alpha`` (H, W) is stored where the format has an alpha channel
+    (PNG, WebP, TIFF) and dropped otherwise. JPEG and WebP use ``quality`` (JPEG without
+    chroma subsampling)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array)
     ext = path.suffix.lower()
+    img = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array)
+    if alpha is not None and ext in ALPHA_FORMATS:
+        img = img.convert("RGB") if img.mode != "RGB" else img
+        img.putalpha(Image.fromarray(alpha))
+    options = {}
     if ext in (".jpg", ".jpeg"):
-        img.save(path, quality=quality, subsampling=0)
+        options = {"quality": quality, "subsampling": 0}
     elif ext == ".webp":
-        img.save(path, quality=quality)
-    else:
-        img.save(path)
+        options = {"quality": quality}
+    fmt = PIL_FORMATS.get(ext, "PNG")
+    return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **options))
 
 
 def grid(rows: list[list[torch.Tensor]], pad: int = 2) -> np.ndarray:

@@ -12,18 +12,22 @@ enough. ``Translator.from_checkpoint(path)`` accepts
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from .checkpoint import (CheckpointError, choose_direction, generator_from_state,
                          load_generator, load_state)
 from .images import to_channels, to_tensor, to_uint8
+from .tiling import translate_tiled
 from .networks import stride_of
-from .networks.norm_stats import has_batch_norm, set_norm_stats
+from .networks.norm_stats import (fixed_statistics, has_batch_norm, needs_shared_statistics,
+                                  recorded_statistics, set_norm_stats)
 
 DIRECTIONS = ("a2b", "b2a")
 
@@ -47,6 +51,12 @@ def reflect_pad(x: torch.Tensor, bottom: int, right: int) -> torch.Tensor:
         x = F.pad(x, (0, pr, 0, pb), mode=mode)
         bottom, right = bottom - pb, right - pr
     return x
+
+
+def padded_size(n: int, stride: int, minimum: int = 32) -> int:
+    """The size a side of ``n`` pixels is padded to: a multiple of ``stride``, and at least
+    ``minimum`` so that normalisation layers deep inside never see a 1 x 1 map."""
+    return max(-(-n // stride), -(-minimum // stride)) * stride
 
 
 def _exported_files(folder: Path) -> dict[str, Path]:
@@ -81,50 +91,116 @@ def load_any(path: str | Path, direction: str | None = None) -> tuple[nn.Module,
                           "(.pt) or a run folder")
 
 
-class Translator:
-    """A generator ready to translate images of any size.
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-    ``translator(x)``: (N, C, H, W) in [-1, 1] -> (N, C, H, W) in [-1, 1]. Each image is
-    padded by reflection to the network's stride, translated and cropped back, so the output
-    always has the input's size.
+
+class Engine:
+    """A generator behind any runtime, ready to translate images of any size.
+
+    ``engine(x)``: (N, C, H, W) in [-1, 1] -> (N, C_out, H, W) in [-1, 1], float32 on the
+    CPU or the engine's device. Each batch is padded by reflection (:func:`padded_size`),
+    run, and cropped back, so the output always has the input's size. ``translate_array``
+    adds tiling for large images (see :mod:`translate.tiling`). Subclasses implement
+    ``run`` on padded batches.
     """
 
-    def __init__(self, net: nn.Module, info: dict, device: torch.device,
-                 norm_stats: str | None = None):
-        self.info = info
-        self.device = device
-        self.stride = int(info.get("stride") or stride_of(net))
-        self.norm_stats = norm_stats or info.get("norm_stats", "running")
-        self.net = set_norm_stats(net.to(device).eval(), self.norm_stats) \
-            if has_batch_norm(net) else net.to(device).eval()
+    info: dict
+    stride: int
 
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, direction: str | None = None,
-                        device: str = "auto", norm_stats: str | None = None) -> "Translator":
-        net, info = load_any(path, direction)
-        return cls(net, info, pick_device(device), norm_stats)
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     @property
     def direction(self) -> str:
         return self.info.get("direction", "a2b")
 
-    @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % self.stride, (-w) % self.stride
-        x = reflect_pad(x.to(self.device, torch.float32), ph, pw)
-        return self.net(x)[..., :h, :w].float()
-
     @property
     def in_channels(self) -> int:
         return int(self.info.get("kwargs", {}).get("in_channels", 3))
 
-    def translate_array(self, rgb: np.ndarray) -> np.ndarray:
-        """uint8 RGB (H, W, 3) -> uint8 (H, W, C): C = 3 (RGB) or 1 (gray) as the
-        generator's output. A grayscale generator gets the image's luma."""
-        return to_uint8(self(to_tensor(to_channels(rgb, self.in_channels))[None])[0])
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = padded_size(h, self.stride) - h, padded_size(w, self.stride) - w
+        return self.run(reflect_pad(x.float(), ph, pw))[..., :h, :w].float()
+
+    def translate_array(self, rgb: np.ndarray, tile: int = 0, overlap: int = 64,
+                        batch_size: int = 4) -> np.ndarray:
+        """uint8 RGB (H, W, 3) -> uint8 (H, W, C_out) (RGB, or gray for a 1-channel
+        generator). A grayscale generator gets the image's luma. ``tile`` > 0 translates
+        in tiles of that size (rounded up to the stride) when the image is larger;
+        ``tile`` = 0 tiles automatically above :data:`AUTO_TILE_PIXELS`."""
+        x = to_channels(rgb, self.in_channels)
+        size = self.tile_size(x.shape[0], x.shape[1], tile)
+        if size:
+            return translate_tiled(self, x, size, overlap, batch_size)
+        return to_uint8(self(to_tensor(x)[None])[0])
+
+    def tile_size(self, h: int, w: int, tile: int = 0) -> int:
+        """The tile size to use for an h x w image, or 0 to translate it whole."""
+        if tile == 0:
+            if h * w <= AUTO_TILE_PIXELS:
+                return 0
+            tile = AUTO_TILE
+        tile = -(-tile // self.stride) * self.stride
+        return tile if max(h, w) > tile else 0
+
+
+class Translator(Engine):
+    """A PyTorch generator on a device; ``precision`` bf16/fp16 runs it under autocast."""
+
+    def __init__(self, net: nn.Module, info: dict, device: torch.device,
+                 norm_stats: str | None = None, precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        self.info = info
+        self.device = device
+        self.precision = precision
+        self.stride = int(info.get("stride") or stride_of(net))
+        self.norm_stats = norm_stats or info.get("norm_stats", "running")
+        self.net = net.to(device).eval()
+        if has_batch_norm(net):
+            set_norm_stats(self.net, self.norm_stats)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, direction: str | None = None,
+                        device: str = "auto", norm_stats: str | None = None,
+                        precision: str = "fp32") -> "Translator":
+        net, info = load_any(path, direction)
+        return cls(net, info, pick_device(device), norm_stats, precision)
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = PRECISIONS[self.precision]
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            return self.net(x.to(self.device, non_blocking=True))
+
+    @contextmanager
+    def shared_statistics(self, rgb: np.ndarray, stats_size: int = 1024):
+        """Within this context every per-image normalisation layer uses the statistics of
+        the whole of ``rgb`` (downscaled to at most ``stats_size`` on its longer side), so
+        tiles of it are normalised alike (see :mod:`translate.tiling`)."""
+        if not needs_shared_statistics(self.net):
+            yield
+            return
+        h, w = rgb.shape[:2]
+        scale = min(1.0, stats_size / max(h, w))
+        if scale < 1.0:
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            rgb = np.asarray(Image.fromarray(rgb.squeeze(-1) if rgb.shape[-1] == 1 else rgb)
+                             .resize(size, Image.Resampling.BOX)).reshape(size[1], size[0], -1)
+        with recorded_statistics(self.net) as stats:
+            self(to_tensor(to_channels(rgb, self.in_channels))[None])
+        with fixed_statistics(self.net, stats):
+            yield
 
     def describe(self) -> str:
         kw = json.dumps(self.info.get("kwargs", {}), sort_keys=True)
         return (f"{self.info.get('method', '?')} generator {self.info.get('arch')} {kw}, "
-                f"{self.direction}, step {self.info.get('step', '?')}, on {self.device}")
+                f"{self.direction}, step {self.info.get('step', '?')}, on {self.device} "
+                f"({self.precision})")
+
+
+# Images above this many pixels are translated in tiles of AUTO_TILE unless --tile says
+# otherwise: a 256 px ResNet-9 needs about 1 GB of activations per megapixel in fp32.
+AUTO_TILE_PIXELS = 2048 * 2048
+AUTO_TILE = 1024

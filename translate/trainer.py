@@ -246,6 +246,16 @@ def export_all(method: Method, out: Path, config: Config, step: int) -> list[Pat
             for e in method.exports()]
 
 
+def make_optimizers(method: Method, config: Config) -> tuple[dict, dict]:
+    """One Adam per optimizer group of the method, each with the LR schedule."""
+    t, decay_from = config.train, config.decay_from
+    optimizers = {g: torch.optim.Adam(method.parameters_of(g), lr=t.lr,
+                                      betas=(t.beta1, t.beta2)) for g in method.groups}
+    schedulers = {g: torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, decay_from, t.iterations)) for g, opt in optimizers.items()}
+    return optimizers, schedulers
+
+
 def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
     """Train ``config`` into its run folder (``train.out``); returns the folder.
 
@@ -265,11 +275,7 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
 
     method = build_method(config)
     method.nets.to(device)
-    optimizers = {g: torch.optim.Adam(method.parameters_of(g), lr=t.lr,
-                                      betas=(t.beta1, t.beta2)) for g in method.groups}
-    decay_from = config.decay_from
-    schedulers = {g: torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, decay_from, t.iterations)) for g, opt in optimizers.items()}
+    optimizers, schedulers = make_optimizers(method, config)
     log = MetricsLog(out / "metrics.jsonl")
     norm_stats = default_norm_stats(config)
     start = 0

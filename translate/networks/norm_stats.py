@@ -54,3 +54,91 @@ def inference_mode(net: nn.Module, norm_stats: str = "running"):
     finally:
         set_norm_stats(net, "running")
         net.train(was_training)
+
+
+# --- Statistics shared across tiles ---------------------------------------------------------
+#
+# Layers that normalise each image by its own statistics (instance norm, batch norm in 'image'
+# mode) would see different statistics in every tile of a large image, and the tiles would
+# disagree in brightness and colour. To translate an image in tiles, the statistics are first
+# recorded in one pass over the whole image (downscaled if it is very large), then every tile
+# is normalised with those same numbers.
+
+def _per_image_layers(net: nn.Module) -> list[nn.Module]:
+    out = []
+    for m in net.modules():
+        if isinstance(m, nn.InstanceNorm2d) and not m.track_running_stats:
+            out.append(m)
+        elif isinstance(m, nn.BatchNorm2d) and "forward" in m.__dict__:  # 'image' mode
+            out.append(m)
+    return out
+
+
+def _normalise(m: nn.Module, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor):
+    y = (x - mean) * torch.rsqrt(var + m.eps)
+    if getattr(m, "weight", None) is not None:
+        y = y * m.weight.view(1, -1, 1, 1) + m.bias.view(1, -1, 1, 1)
+    return y
+
+
+@contextmanager
+def recorded_statistics(net: nn.Module):
+    """Run ``net`` normally while recording, for each per-image normalisation layer, the
+    per-channel mean and (biased) variance of its input, shape (N, C, 1, 1). Yields the dict
+    that fills up, keyed by layer."""
+    stats: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+    layers = _per_image_layers(net)
+
+    def make(m):
+        def forward(x):
+            var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+            stats[m] = (mean, var)
+            return _normalise(m, x.float(), mean, var).to(x.dtype)
+        return forward
+
+    saved = {m: m.__dict__.get("forward") for m in layers}
+    try:
+        for m in layers:
+            m.forward = make(m)
+        yield stats
+    finally:
+        _restore(saved)
+
+
+@contextmanager
+def fixed_statistics(net: nn.Module, stats: dict):
+    """Normalise every per-image layer of ``net`` with recorded statistics (from
+    :func:`recorded_statistics` on one image) instead of its input's own, for any batch of
+    tiles."""
+    layers = _per_image_layers(net)
+    missing = [m for m in layers if m not in stats]
+    if missing:
+        raise ValueError(f"{len(missing)} normalisation layer(s) have no recorded statistics")
+
+    def make(m):
+        mean, var = stats[m]
+
+        def forward(x):
+            return _normalise(m, x.float(), mean[:1], var[:1]).to(x.dtype)
+        return forward
+
+    saved = {m: m.__dict__.get("forward") for m in layers}
+    try:
+        for m in layers:
+            m.forward = make(m)
+        yield
+    finally:
+        _restore(saved)
+
+
+def _restore(saved: dict) -> None:
+    for m, forward in saved.items():
+        if forward is None:
+            m.__dict__.pop("forward", None)
+        else:
+            m.forward = forward
+
+
+def needs_shared_statistics(net: nn.Module) -> bool:
+    """Whether tiles of one image would be normalised differently without shared stats."""
+    return bool(_per_image_layers(net))
