@@ -136,6 +136,37 @@ def non_negative(text: str) -> int:
     return value
 
 
+def cmd_eval(args) -> int:
+    import json
+
+    from .evaluate import InceptionFeatures, evaluate, find_inception_weights
+    from .inference import Translator
+
+    engine = Translator.from_checkpoint(args.checkpoint, args.direction, args.device,
+                                        args.norm_stats, args.precision)
+    weights = find_inception_weights(args.inception_weights)
+    features = InceptionFeatures(weights) if weights else None
+    result = evaluate(engine, args.data, args.direction, args.layout, args.limit, features)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{engine.describe()}\n{result['images']} test images of {args.data} "
+              f"({result['direction']})")
+        rows = [("PSNR (dB)", "psnr", "identity_psnr"), ("SSIM", "ssim", "identity_ssim")]
+        for label, key, base in rows:
+            if key in result:
+                print(f"  {label:10s} {result[key]:8.3f}   identity baseline {result[base]:8.3f}")
+        for key in ("fid", "kid"):
+            if key in result:
+                extra = f" +- {result['kid_std']:.4f}" if key == "kid" else ""
+                print(f"  {key.upper():10s} {result[key]:8.4f}{extra}")
+        for note in result["notes"]:
+            print(f"  note: {note}")
+    for failure in result["failed"]:
+        print(f"failed: {failure}", file=sys.stderr)
+    return 1 if result["failed"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="translate", description="Image-to-image translation: train pix2pix, convert "
@@ -208,6 +239,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_convert)
 
+    p = sub.add_parser("eval", help="score a generator on a dataset's test split",
+                       description="Translate the test split of a dataset and score the "
+                       "results: PSNR and SSIM against true counterparts (next to the "
+                       "identity baseline: the input returned unchanged), FID and KID "
+                       "against the target domain when Inception weights are available.")
+    p.add_argument("--checkpoint", required=True,
+                   help="exported generator, run folder or training checkpoint")
+    p.add_argument("--data", required=True, help="dataset folder with a test split")
+    p.add_argument("--direction", choices=("a2b", "b2a"),
+                   help="which generator and which way to score (default: the model's)")
+    p.add_argument("--layout", default="auto",
+                   choices=("auto", "paired", "aligned", "unpaired"))
+    p.add_argument("--limit", type=positive, help="score only the first N test images")
+    p.add_argument("--inception-weights", metavar="FILE",
+                   help="Inception-v3 weights for FID/KID (torch-fidelity's "
+                   "weights-inception-2015-12-05-6726825d.pth; default: that file in the torch "
+                   "hub cache, if present)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--norm-stats", choices=("running", "image"),
+                   help="batch-norm statistics (default: what the checkpoint says)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_eval)
+
     p = sub.add_parser("bench", help="measure training and conversion speed on this device",
                        description="Benchmark the standard recipes (pix2pix U-Net + PatchGAN; "
                        "CycleGAN ResNet + PatchGAN) on synthetic data: training it/s, "
@@ -244,13 +299,14 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .convert import UsageError
     from .data import DatasetError
+    from .evaluate import EvalError
     from .export import ExportUsageError
     from .onnx_export import ExportError
 
     try:
         return args.func(args)
     except (CliError, ConfigError, DatasetError, CheckpointError, UsageError,
-            ExportError, ExportUsageError) as err:
+            ExportError, ExportUsageError, EvalError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

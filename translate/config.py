@@ -94,6 +94,10 @@ class TrainConfig:
     samples: int = opt(4, "rows in a sample grid", minimum=1)
     pool_size: int = opt(50, "cyclegan: generated images kept to train D on (0: none)",
                          minimum=0)
+    eval_every: int = opt(0, "iterations between evaluations on the test split, logged to "
+                          "metrics.jsonl; the best is kept as checkpoints/best.pt (0: never)",
+                          minimum=0)
+    eval_images: int = opt(50, "test images scored per evaluation", minimum=1)
 
 
 MODELS = ("pix2pix", "cyclegan")
@@ -114,7 +118,7 @@ MODEL_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 # Keys that may change when a run is resumed; anything else must match the saved config.
 RESUMABLE_CHANGES = {
     "train.iterations", "train.log_every", "train.sample_every", "train.checkpoint_every",
-    "train.device", "data.workers", "data.root",
+    "train.device", "data.workers", "data.root", "train.eval_every", "train.eval_images",
 }
 
 

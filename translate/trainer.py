@@ -36,6 +36,7 @@ from .data import (PairedDataset, StreamSampler, UnpairedDataset, domain_items, 
 from .images import grid, save_image
 from .methods import METHODS, Method, build_method
 from .networks.norm_stats import inference_mode
+from .train_eval import PeriodicEval
 
 
 class TrainingInterrupted(Exception):
@@ -123,6 +124,11 @@ class MetricsLog:
         keep = [line for line in self.path.read_text().splitlines()
                 if line.strip() and json.loads(line)["step"] <= step]
         self.path.write_text("".join(line + "\n" for line in keep))
+
+    def append(self, row: dict) -> None:
+        """Write ``row`` (which has a ``step``) as a line of its own."""
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
 
     def state(self) -> dict:
         return {"sums": dict(self.sums), "counts": dict(self.counts)}
@@ -278,6 +284,7 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
     optimizers, schedulers = make_optimizers(method, config)
     log = MetricsLog(out / "metrics.jsonl")
     norm_stats = default_norm_stats(config)
+    evaluator = PeriodicEval(config, device, norm_stats)
     start = 0
     if state is not None:
         start = state["step"]
@@ -288,11 +295,12 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
         method.load_state_dict(to_device(state["method"], device))
         set_rng_state(state["rng"], device)
         log.load(state["log"])
+        evaluator.load(state.get("best"))
         log.truncate_after(start)
         print(f"resuming {out} at step {start}", file=sys.stderr)
     (out / "config.yaml").write_text(config.to_yaml())
 
-    def checkpoint(step: int) -> None:
+    def checkpoint(step: int, name: str = "latest.pt") -> None:
         save_state({
             "format": STATE_FORMAT, "version": 1, "step": step, "config": config.to_dict(),
             "nets": method.nets.state_dict(),
@@ -301,7 +309,8 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
             "method": method.state_dict(), "rng": rng_state(device), "log": log.state(),
             "exports": {e.direction: {"net": e.name, "arch": e.arch, "kwargs": e.kwargs,
                                       "norm_stats": norm_stats} for e in method.exports()},
-        }, out / "checkpoints" / "latest.pt")
+            "best": evaluator.state(),
+        }, out / "checkpoints" / name)
 
     loader = DataLoader(
         dataset, batch_size=t.batch_size,
@@ -335,6 +344,11 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
             if t.sample_every and step % t.sample_every == 0:
                 write_samples(method, preview, out / "samples" / f"step_{step:06d}.png",
                               norm_stats)
+            if evaluator.due(step):
+                row, improved = evaluator.run(method, step)
+                log.append(row)
+                if improved:
+                    checkpoint(step, "best.pt")
             if step % t.checkpoint_every == 0 or step == t.iterations or stop["signum"]:
                 checkpoint(step)
             if stop["signum"] and step < t.iterations:
