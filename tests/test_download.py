@@ -1,0 +1,317 @@
+"""Downloads against a real HTTP server on 127.0.0.1: resume with Range, servers without
+Range, dropped connections, sha256, offline errors; safe unpacking of dataset archives and
+``translate data download`` end to end."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from translate.data import detect_layout
+from translate.datasets_registry import (DATASETS, DATASETS_URL_ENV, DataUsageError,
+                                         download_dataset, lookup)
+from translate.download import ArchiveError, DownloadError, extract_archive, fetch
+from translate.synth import render_dataset
+
+from conftest import run_cli
+from local_http import FileServer, closed_port_url
+
+BLOB = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+
+
+@pytest.fixture
+def server():
+    srv = FileServer()
+    srv.files["blob.bin"] = BLOB
+    yield srv
+    srv.close()
+
+
+# ------------------------------------------------------------------------------ fetch
+
+
+def test_fetch_whole_file(server, tmp_path):
+    got = fetch(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert (tmp_path / "blob.bin").read_bytes() == BLOB
+    assert got.sha256 == hashlib.sha256(BLOB).hexdigest() and got.size == len(BLOB)
+    assert not (tmp_path / "blob.bin.part").exists()
+    assert server.requests == [("blob.bin", None)]
+
+
+def test_partial_download_resumes_with_range(server, tmp_path):
+    (tmp_path / "blob.bin.part").write_bytes(BLOB[:100_000])
+    fetch(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert server.requests == [("blob.bin", "bytes=100000-")]
+    assert (tmp_path / "blob.bin").read_bytes() == BLOB
+
+
+def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
+    server.range_support = False
+    (tmp_path / "blob.bin.part").write_bytes(b"stale bytes from another file" * 100)
+    fetch(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert server.requests == [("blob.bin", "bytes=2900-")]  # asked, got 200: started over
+    assert (tmp_path / "blob.bin").read_bytes() == BLOB
+
+
+def test_complete_part_file_is_finished_without_body(server, tmp_path):
+    (tmp_path / "blob.bin.part").write_bytes(BLOB)  # killed between last byte and rename
+    fetch(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert server.requests == [("blob.bin", f"bytes={len(BLOB)}-")]  # answered 416
+    assert (tmp_path / "blob.bin").read_bytes() == BLOB
+
+
+def test_dropped_connection_is_resumed(server, tmp_path):
+    server.drop_after["blob.bin"] = 120_000
+    fetch(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert server.requests == [("blob.bin", None), ("blob.bin", "bytes=120000-")]
+    assert (tmp_path / "blob.bin").read_bytes() == BLOB
+
+
+def test_dropped_connection_keeps_part_for_the_next_run(server, tmp_path):
+    server.drop_after["blob.bin"] = 120_000
+    with pytest.raises(DownloadError, match="run the same command again to resume"):
+        fetch(server.url("blob.bin"), tmp_path / "blob.bin", attempts=1, progress=False)
+    assert (tmp_path / "blob.bin.part").stat().st_size == 120_000
+    assert not (tmp_path / "blob.bin").exists()
+    fetch(server.url("blob.bin"), tmp_path / "blob.bin", progress=False)
+    assert server.requests[-1] == ("blob.bin", "bytes=120000-")
+    assert (tmp_path / "blob.bin").read_bytes() == BLOB
+
+
+def test_sha256_mismatch_deletes_the_download(server, tmp_path):
+    with pytest.raises(DownloadError, match="sha256"):
+        fetch(server.url("blob.bin"), tmp_path / "blob.bin", sha256="0" * 64, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    good = hashlib.sha256(BLOB).hexdigest().upper()  # case does not matter
+    fetch(server.url("blob.bin"), tmp_path / "blob.bin", sha256=good, progress=False)
+
+
+def test_http_error_names_status_and_url(server, tmp_path):
+    with pytest.raises(DownloadError, match="404") as err:
+        fetch(server.url("missing.bin"), tmp_path / "missing.bin", progress=False)
+    assert server.url("missing.bin") in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_offline_message_says_how_to_install_by_hand(tmp_path):
+    url = closed_port_url() + "/blob.bin"
+    with pytest.raises(DownloadError) as err:
+        fetch(url, tmp_path / "blob.bin", timeout=5, progress=False)
+    text = str(err.value)
+    assert url in text and "connection refused" in text and "offline" in text
+    assert str(tmp_path / "blob.bin") in text and "by hand" in text
+
+
+# --------------------------------------------------------------------------- archives
+
+
+def aligned_tarball(folder: Path, top: str = "facades") -> bytes:
+    """A small pix2pix-style archive: TOP/train/*.png (A|B side by side) and TOP/val."""
+    render_dataset(folder / top, size=16, train=4, test=2, layout="aligned")
+    (folder / top / "test").rename(folder / top / "val")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(folder / top, arcname=top)
+    return buf.getvalue()
+
+
+def unpaired_zip(folder: Path, top: str) -> bytes:
+    """A small CycleGAN-style archive: TOP/trainA, trainB, testA, testB."""
+    render_dataset(folder / top, size=16, train=3, test=1, layout="unpaired")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path in sorted((folder / top).rglob("*")):
+            zf.write(path, str(path.relative_to(folder)))
+    return buf.getvalue()
+
+
+def hidden_or_leftover(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_data_download_cli_end_to_end(server, tmp_path, monkeypatch):
+    server.files["facades.tar.gz"] = aligned_tarball(tmp_path / "src")
+    target = tmp_path / "datasets"
+    monkeypatch.setenv(DATASETS_URL_ENV, server.base)
+    proc = run_cli("data", "download", "facades", "--dir", str(target), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert detect_layout(target / "facades") == "aligned"
+    assert len(list((target / "facades" / "train").glob("*.png"))) == 4
+    assert (target / "facades" / "val").is_dir()
+    assert not (target / "facades.tar.gz").exists()  # downloaded archive removed
+    assert hidden_or_leftover(target) == []
+    assert server.requests == [("facades.tar.gz", None)]
+
+    again = run_cli("data", "download", "facades", "--dir", str(target))
+    assert again.returncode == 0 and "already present" in again.stdout
+    assert len(server.requests) == 1  # not fetched again
+
+
+def test_cyclegan_zip_with_a_colliding_name(server, tmp_path, monkeypatch):
+    assert lookup("facades").layout == "aligned"
+    assert lookup("facades_unpaired").archive == "facades.zip"
+    server.files["facades.zip"] = unpaired_zip(tmp_path / "src", "facades")
+    monkeypatch.setenv(DATASETS_URL_ENV, server.base)
+    folder, what = download_dataset("facades_unpaired", tmp_path / "d", progress=False)
+    assert what == "downloaded" and folder == tmp_path / "d" / "facades_unpaired"
+    assert detect_layout(folder) == "unpaired"
+    assert len(list((folder / "trainB").iterdir())) == 3
+
+
+def test_archive_placed_by_hand_is_used_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATASETS_URL_ENV, closed_port_url())
+    target = tmp_path / "d"
+    target.mkdir()
+    (target / "horse2zebra.zip").write_bytes(unpaired_zip(tmp_path / "src", "horse2zebra"))
+    folder, what = download_dataset("horse2zebra", target, progress=False)
+    assert what == "unpacked" and detect_layout(folder) == "unpaired"
+    assert (target / "horse2zebra.zip").exists()  # the user's file is kept
+
+
+def test_data_download_offline_exit_status(tmp_path, monkeypatch):
+    base = closed_port_url()
+    monkeypatch.setenv(DATASETS_URL_ENV, base)
+    proc = run_cli("data", "download", "horse2zebra", "--dir", str(tmp_path / "d"))
+    assert proc.returncode == 1
+    assert f"{base}/horse2zebra.zip" in proc.stderr and "offline" in proc.stderr
+    assert str(tmp_path / "d" / "horse2zebra.zip") in proc.stderr
+    assert not (tmp_path / "d" / "horse2zebra").exists()
+
+
+def test_unknown_name_and_occupied_folder_are_usage_errors(tmp_path):
+    with pytest.raises(DataUsageError, match="horse2zebra"):
+        lookup("hors2zebra")
+    (tmp_path / "facades").mkdir()
+    (tmp_path / "facades" / "notes.txt").write_text("mine")
+    with pytest.raises(DataUsageError, match="no dataset layout"):
+        download_dataset("facades", tmp_path, progress=False)
+    assert (tmp_path / "facades" / "notes.txt").read_text() == "mine"
+
+
+def test_registry_urls_and_override(monkeypatch):
+    assert DATASETS["night2day"].url == ("http://efrosgans.eecs.berkeley.edu/pix2pix/"
+                                         "datasets/night2day.tar.gz")
+    assert DATASETS["maps_unpaired"].url.endswith("/cyclegan/datasets/maps.zip")
+    assert {e.layout for e in DATASETS.values()} == {"aligned", "unpaired"}
+    monkeypatch.setenv(DATASETS_URL_ENV, "http://mirror.example/data/")
+    assert DATASETS["maps"].url == "http://mirror.example/data/maps.tar.gz"
+
+
+def test_damaged_archive_and_archive_without_dataset(tmp_path):
+    good = aligned_tarball(tmp_path / "src")
+    (tmp_path / "cut.tar.gz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ArchiveError, match="damaged"):
+        extract_archive(tmp_path / "cut.tar.gz", tmp_path / "out" / "ds")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("readme.txt", "no images here")
+    (tmp_path / "empty.zip").write_bytes(buf.getvalue())
+    with pytest.raises(ArchiveError, match="no dataset layout"):
+        extract_archive(tmp_path / "empty.zip", tmp_path / "out" / "ds",
+                        check=_layout_check)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def _layout_check(folder):
+    from translate.datasets_registry import _check_layout
+
+    _check_layout(lookup("facades"))(folder)
+
+
+# ------------------------------------------------------------------- hostile archives
+
+
+def _tar(members) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def _file(name: str, data: bytes = b"evil"):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _link(name: str, target: str, kind=tarfile.SYMTYPE):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info, None
+
+
+def _zip(entries) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data, mode in entries:
+            info = zipfile.ZipInfo(name)
+            if mode:
+                info.external_attr = mode << 16
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def _hostile(kind: str, outside: Path) -> tuple[str, bytes]:
+    ok = _file("ds/train/0.png", b"fine")
+    device = tarfile.TarInfo("ds/train/null")
+    device.type, device.devmajor, device.devminor = tarfile.CHRTYPE, 1, 3
+    archives = {
+        "tar-dotdot": lambda: _tar([ok, _file("ds/../../outside/evil.txt")]),
+        "tar-absolute": lambda: _tar([ok, _file(str(outside / "evil.txt"))]),
+        "tar-symlink-escape": lambda: _tar([ok, _link("ds/train/out", "../../../outside"),
+                                            _file("ds/train/out/evil.txt")]),
+        "tar-symlink-absolute": lambda: _tar([ok, _link("ds/train/out", str(outside)),
+                                              _file("ds/train/out/evil.txt")]),
+        "tar-hardlink-escape": lambda: _tar([ok, _link("ds/train/evil.txt",
+                                                       str(outside / "sentinel.txt"),
+                                                       tarfile.LNKTYPE)]),
+        "tar-device": lambda: _tar([ok, (device, None)]),
+        "zip-dotdot": lambda: _zip([("ds/train/0.png", b"fine", 0),
+                                    ("../outside/evil.txt", b"evil", 0)]),
+        "zip-absolute": lambda: _zip([("ds/train/0.png", b"fine", 0),
+                                      (str(outside / "evil.txt"), b"evil", 0)]),
+        "zip-symlink": lambda: _zip([("ds/train/out", str(outside),
+                                      stat.S_IFLNK | 0o777)]),
+    }
+    suffix = ".zip" if kind.startswith("zip") else ".tar.gz"
+    return suffix, archives[kind]()
+
+
+@pytest.mark.parametrize("kind", ["tar-dotdot", "tar-absolute", "tar-symlink-escape",
+                                  "tar-symlink-absolute", "tar-hardlink-escape", "tar-device",
+                                  "zip-dotdot", "zip-absolute", "zip-symlink"])
+def test_hostile_archives_are_refused(tmp_path, kind):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "sentinel.txt").write_text("keep me")
+    work = tmp_path / "work" / "datasets"
+    work.mkdir(parents=True)
+    suffix, data = _hostile(kind, outside)
+    archive = tmp_path / f"hostile{suffix}"
+    archive.write_bytes(data)
+    with pytest.raises(ArchiveError, match="refused"):
+        extract_archive(archive, work / "ds")
+    assert sorted(p.name for p in outside.iterdir()) == ["sentinel.txt"]
+    assert (outside / "sentinel.txt").read_text() == "keep me"
+    assert list(work.iterdir()) == []  # no dataset, no leftover temporary folder
+    assert not (tmp_path / "evil.txt").exists() and not Path("/evil.txt").exists()
+    assert os.listdir(tmp_path / "work") == ["datasets"]
+
+
+def test_hostile_download_exits_1(server, tmp_path, monkeypatch):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    server.files["facades.tar.gz"] = _hostile("tar-dotdot", outside)[1]
+    monkeypatch.setenv(DATASETS_URL_ENV, server.base)
+    proc = run_cli("data", "download", "facades", "--dir", str(tmp_path / "d"), "--quiet")
+    assert proc.returncode == 1 and "refused" in proc.stderr
+    assert list(outside.iterdir()) == [] and not (tmp_path / "d" / "facades").exists()

@@ -1,0 +1,281 @@
+"""The ``translate data`` and ``translate zoo`` command groups.
+
+Exit status: 0 success; 1 the job ran and failed (server unreachable, damaged or unsafe
+archive, a dataset training would fail on); 2 usage errors (unknown name, unusable
+folder), raised as :class:`DataUsageError` / :class:`ZooError` and printed by
+``translate.cli.main``. Heavy modules (torch, the data pipeline) are imported only by the
+subcommands that need them, so ``translate --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from .datasets_registry import DataUsageError
+from .download import ArchiveError, DownloadError
+from .zoo import ZooError
+
+
+class _SynthTasks(Sequence):
+    """The task names of :data:`translate.synth.TASKS`, read when argparse first looks at
+    them (checking a value or formatting help) rather than when the parser is built:
+    importing the renderer pulls in torch, which ``translate --help`` should not pay for."""
+
+    def _names(self) -> list[str]:
+        from .synth import TASKS
+
+        return list(TASKS)
+
+    def __getitem__(self, index):
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __contains__(self, value) -> bool:
+        return value in self._names()
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+# ------------------------------------------------------------------------ data commands
+
+
+def cmd_data_synth(args) -> int:
+    from .synth import render_dataset
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataUsageError(f"{out} already exists and is not an empty folder; choose a "
+                             "new --out (nothing was written)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Render beside the target and rename at the end: an interrupted run leaves no
+    # half-written dataset under the requested name.
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", dir=out.parent))
+    try:
+        try:
+            render_dataset(work, args.task, args.size, args.train, args.test, args.seed,
+                           args.layout)
+        except ValueError as err:
+            raise DataUsageError(str(err)) from None
+        if out.is_dir():
+            out.rmdir()  # empty, checked above
+        os.rename(work, out)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"wrote the '{args.task}' dataset ({args.layout} layout, {args.size} px, "
+          f"seed {args.seed}) to {out}:")
+    for folder in sorted(p for p in out.iterdir() if p.is_dir()):
+        for sub in sorted(p for p in [folder, *folder.iterdir()] if p.is_dir()):
+            n = sum(1 for p in sub.iterdir() if p.is_file())
+            if n:
+                print(f"  {sub.relative_to(out)}/  {n} images")
+    print(f"check it with: translate data check {out}")
+    return 0
+
+
+def cmd_data_list(args) -> int:
+    from .datasets_registry import DATASETS, DATASETS_URL_ENV, format_list
+
+    if args.json:
+        print(json.dumps([dict(vars(e), url=e.url) for e in DATASETS.values()], indent=2))
+        return 0
+    print(format_list())
+    print(f"\ntranslate data download NAME [--dir datasets] fetches one into DIR/NAME "
+          f"(mirror: ${DATASETS_URL_ENV}=BASE_URL)")
+    return 0
+
+
+def cmd_data_download(args) -> int:
+    from .datasets_registry import download_dataset
+
+    if args.url and len(args.names) > 1:
+        raise DataUsageError("--url names the archive of one dataset; give one NAME with it")
+    status = 0
+    for name in args.names:
+        try:
+            folder, what = download_dataset(name, args.dir, args.url, args.keep_archive,
+                                            progress=not args.quiet)
+        except (DownloadError, ArchiveError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            status = 1
+            continue
+        if what == "present":
+            print(f"{folder} is already present; nothing downloaded")
+        else:
+            print(f"{folder} ready; check it with: translate data check {folder}")
+    return status
+
+
+def cmd_data_check(args) -> int:
+    from .data_check import check_dataset, format_report
+    from .data import DatasetError
+
+    try:
+        report = check_dataset(args.dir, args.layout, args.full, args.workers)
+    except DatasetError as err:
+        raise DataUsageError(str(err)) from None
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0 if report["ok"] else 1
+
+
+def register_data(sub) -> None:
+    """Add ``translate data {synth,list,download,check}``."""
+    group = sub.add_parser("data", help="render, download and check datasets",
+                           description="Datasets: render procedural ones, download the "
+                           "public pix2pix/CycleGAN ones, check a folder before training.")
+    dsub = group.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    p = dsub.add_parser("synth", help="render a procedural dataset with true counterparts",
+                        description="Render a procedural dataset (every image together with "
+                        "its true counterpart) into a new folder. Deterministic for --seed.")
+    p.add_argument("task", choices=_SynthTasks(), metavar="TASK",
+                   help="what to render: %(choices)s")
+    p.add_argument("--out", required=True,
+                   help="new (or empty) folder to write; an existing non-empty one is "
+                   "refused")
+    p.add_argument("--size", type=positive, default=64, help="image side in pixels (64)")
+    p.add_argument("--train", type=positive, default=64, help="training images per domain "
+                   "(64)")
+    p.add_argument("--test", type=non_negative, default=16, help="test images per domain "
+                   "(16)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    p.add_argument("--layout", choices=("paired", "aligned", "unpaired"), default="paired",
+                   help="paired: train/A + train/B; aligned: A|B side by side; unpaired: "
+                   "trainA + trainB with different scenes (default paired)")
+    p.set_defaults(func=cmd_data_synth)
+
+    p = dsub.add_parser("list", help="list the downloadable public datasets",
+                        description="The public pix2pix (aligned) and CycleGAN (unpaired) "
+                        "datasets with their layout and approximate download size.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_data_list)
+
+    p = dsub.add_parser("download", help="download and unpack public datasets",
+                        description="Download public datasets into DIR/NAME (translate data "
+                        "list shows the names), resuming interrupted downloads. Archives "
+                        "are unpacked safely, checked for a dataset layout and moved into "
+                        "place; datasets already present are not downloaded again. An "
+                        "archive already at DIR/FILE (placed by hand) is used instead of "
+                        "downloading. Mirrors: --url, or TRANSLATE_DATASETS_URL=BASE (files "
+                        "are fetched as BASE/FILE, e.g. BASE/facades.tar.gz).")
+    p.add_argument("names", nargs="+", metavar="NAME", help="dataset name(s)")
+    p.add_argument("--dir", default="datasets", help="where datasets go (default datasets)")
+    p.add_argument("--url", help="download the archive from this URL instead (one NAME)")
+    p.add_argument("--keep-archive", action="store_true",
+                   help="keep the downloaded archive next to the dataset")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_data_download)
+
+    p = dsub.add_parser("check", help="check a dataset folder before training",
+                        description="Report a dataset folder's layout, counts per split and "
+                        "domain, files without a counterpart, unreadable or truncated files "
+                        "and image sizes. Exit status 1 when training would fail (no "
+                        "layout, no train split, no pairs, no readable images), else 0. "
+                        "By default only image headers (and the end markers of PNG and "
+                        "JPEG files) are read; --full decodes every image.")
+    p.add_argument("dir", help="dataset folder")
+    p.add_argument("--layout", default="auto",
+                   choices=("auto", "paired", "aligned", "unpaired"),
+                   help="expected layout (default: detect it)")
+    p.add_argument("--full", action="store_true",
+                   help="decode every image completely (slower; catches damage that the "
+                   "header and end marker do not show)")
+    p.add_argument("--workers", type=positive,
+                   help="reader threads (default: CPU count, at most 8)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_data_check)
+
+
+# ------------------------------------------------------------------------- zoo commands
+
+
+def cmd_zoo_list(args) -> int:
+    from .zoo import format_status, status, zoo_dir
+
+    rows = status(args.dir)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(format_status(rows))
+    print(f"\nfolder: {zoo_dir(args.dir)}; get one with: translate zoo download NAME")
+    corrupt = [r["name"] for r in rows if r["state"] == "corrupt"]
+    if corrupt:
+        print(f"warning: {len(corrupt)} file(s) no longer match their recorded sha256 "
+              f"({', '.join(corrupt)}); translate zoo download NAME replaces them",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_zoo_download(args) -> int:
+    from .zoo import download
+
+    if args.url and len(args.names) > 1:
+        raise ZooError("--url names the file of one model; give one NAME with it")
+    status = 0
+    for name in args.names:
+        try:
+            meta, what = download(name, args.dir, args.url, progress=not args.quiet)
+        except DownloadError as err:
+            print(f"error: {err}", file=sys.stderr)
+            status = 1
+            continue
+        note = {"present": "already installed and verified",
+                "registered": "file placed by hand, registered",
+                "downloaded": "downloaded"}[what]
+        print(f"{meta['name']}: {note}: {meta['path']} (sha256 {meta['sha256'][:16]}...)")
+    return status
+
+
+def register_zoo(sub) -> None:
+    """Add ``translate zoo {list,download}``."""
+    group = sub.add_parser("zoo", help="download published models (pix2pix, CycleGAN, "
+                           "AnimeGANv2)",
+                           description="Published generators, downloaded once into a cache "
+                           "(TRANSLATE_CACHE, default ~/.cache/translate; files in its zoo/ "
+                           "folder) and verified by sha256 on every use.")
+    zsub = group.add_subparsers(dest="zoo_command", metavar="ACTION", required=True)
+
+    p = zsub.add_parser("list", help="list the models and which are installed",
+                        description="Every model of the zoo with its state: installed "
+                        "(verified), missing, corrupt (sha256 mismatch) or unregistered "
+                        "(placed by hand; zoo download registers it).")
+    p.add_argument("--dir", help="zoo folder (default: the zoo/ folder of the cache)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_zoo_list)
+
+    p = zsub.add_parser("download", help="download models into the cache",
+                        description="Download models (translate zoo list shows the names; "
+                        "an unambiguous upstream name such as horse2zebra works too), "
+                        "resuming interrupted downloads, and record their sha256. A file "
+                        "placed by hand at DIR/NAME.pth is registered instead. Mirrors: "
+                        "--url, or TRANSLATE_ZOO_URL=BASE (files are fetched as "
+                        "BASE/NAME.pth).")
+    p.add_argument("names", nargs="+", metavar="NAME", help="model name(s)")
+    p.add_argument("--dir", help="zoo folder (default: the zoo/ folder of the cache)")
+    p.add_argument("--url", help="download from this URL instead (one NAME)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_zoo_download)
+
+
+ERRORS = (DataUsageError, ZooError)
