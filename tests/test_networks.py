@@ -16,6 +16,7 @@ LAYOUTS = json.loads((Path(__file__).parent / "data" / "reference_layouts.json")
 GENERATOR_CASES = {
     "unet": {"ngf": 4, "depth": 5, "norm": "batch", "dropout": True},
     "resnet": {"ngf": 4, "depth": 2, "norm": "instance", "dropout": False},
+    "animeganv2": {"ngf": 4},  # one fixed norm (GroupNorm)
 }
 
 
@@ -26,7 +27,11 @@ def test_every_generator_is_covered():
 @pytest.mark.parametrize("arch", sorted(GENERATORS))
 @pytest.mark.parametrize("norm", ["batch", "instance", "none"])
 def test_generator_shapes(arch, norm):
-    kwargs = dict(GENERATOR_CASES[arch], norm=norm, in_channels=3, out_channels=3)
+    if "norm" not in GENERATOR_CASES[arch] and norm != "batch":
+        pytest.skip(f"{arch} has one fixed norm")
+    kwargs = dict(GENERATOR_CASES[arch], in_channels=3, out_channels=3)
+    if "norm" in GENERATOR_CASES[arch]:
+        kwargs["norm"] = norm
     net = build_generator(arch, kwargs)
     s = stride_of(net)
     x = torch.rand(2, 3, 2 * s, 3 * s) * 2 - 1
@@ -110,3 +115,22 @@ def test_image_norm_stats_equal_batch_of_one_training_mode():
     net.eval()
     with torch.no_grad():
         assert not torch.allclose(net(x), expected, atol=1e-3)
+
+
+def test_shared_statistics_cover_group_norm():
+    """AnimeGANv2's GroupNorm layers are per-image too: recording their statistics and
+    normalising with the recorded numbers reproduces the plain forward pass exactly."""
+    from translate.networks.norm_stats import (fixed_statistics, needs_shared_statistics,
+                                               recorded_statistics)
+    net = build_generator("animeganv2", dict(GENERATOR_CASES["animeganv2"], in_channels=3,
+                                             out_channels=3)).eval()
+    assert needs_shared_statistics(net)
+    x = torch.rand(1, 3, 40, 56) * 2 - 1
+    with torch.no_grad():
+        plain = net(x)
+        with recorded_statistics(net) as stats:
+            recorded = net(x)
+        with fixed_statistics(net, stats):
+            fixed = net(x)
+    assert torch.allclose(recorded, plain, atol=1e-5)
+    assert torch.allclose(fixed, plain, atol=1e-5)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .animegan import AnimeGANv2Generator
 from .layers import add_spectral_norm, init_weights
 from .patchgan import PatchDiscriminator, PixelDiscriminator
 from .resnet import ResNetGenerator
@@ -16,6 +17,7 @@ from .unet import UNetGenerator
 GENERATORS: dict[str, type[nn.Module]] = {
     "unet": UNetGenerator,
     "resnet": ResNetGenerator,
+    "animeganv2": AnimeGANv2Generator,
 }
 
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
