@@ -12,11 +12,15 @@ instance norm) at a chosen size, batch size and precision:
   the same images;
 - a baseline in the same process: eager fp32, NCHW, batch size 1, as the reference
   implementation runs, and the speed-up over it.
+
+The measured run uses the training speed options where they apply (:mod:`translate.speed`):
+the chosen precision (fp16 with its gradient scaler), channels-last (by default on CUDA),
+fused Adam and cuDNN autotuning on CUDA, and ``torch.compile`` when asked (its warm-up is
+reported apart). The baseline uses none of them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import platform
 import resource
@@ -33,6 +37,7 @@ from .config import load_config
 from .convert import Options, convert
 from .inference import PRECISIONS, Translator, pick_device
 from .methods import build_method
+from .speed import Precision, configure_backends, prepare_networks, to_channels_last
 from .trainer import make_optimizers, train_step
 
 
@@ -56,17 +61,21 @@ def sync(device: torch.device) -> None:
 
 
 def matmul_peak(device: torch.device, precision: str) -> float:
-    """Measured dense matmul TFLOP/s of this device in ``precision``."""
-    n = 8192 if device.type == "cuda" else 1024
+    """Measured dense matmul TFLOP/s of this device in ``precision`` (bf16 and fp16 with
+    fp32 accumulation, as autocast runs them), timed over at least 10 products and 0.2 s."""
+    n = 8192 if device.type == "cuda" else 512
     dtype = PRECISIONS[precision] or torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
     sync(device)
-    reps, start = 10, time.perf_counter()
-    for _ in range(reps):
+    reps, start = 0, time.perf_counter()
+    while reps < 10 or time.perf_counter() - start < 0.2:
         a @ b
+        reps += 1
+        if reps % 10 == 0:
+            sync(device)
     sync(device)
     return 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e12
 
@@ -81,48 +90,61 @@ def recipe(model: str, size: int, batch_size: int, ngf: int, device: torch.devic
     return load_config(None, items)
 
 
-def autocast(device: torch.device, precision: str):
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
-
-
-def measure_training(config, device, precision, iterations, warmup, channels_last=False):
+def measure_training(config, device, precision, iterations, warmup, channels_last=False,
+                     compile_nets=False, optimized=True):
+    """Time ``train_step`` on synthetic batches. ``optimized``: fused Adam and cuDNN
+    autotuning on CUDA (off for the baseline). FLOPs are counted on one eager step before
+    any compilation; with ``compile_nets`` the first steps (compilation) are timed apart."""
     torch.manual_seed(0)
+    configure_backends(device, autotune=optimized)
     method = build_method(config)
     method.nets.to(device)
-    if channels_last:
-        method.nets.to(memory_format=torch.channels_last)
-    optimizers, _ = make_optimizers(method, config)
+    prepare_networks(method, channels_last=channels_last)
+    optimizers, _ = make_optimizers(method, config, fused=optimized and device.type == "cuda")
+    amp = Precision(precision, device)
     n, s = config.train.batch_size, config.data.crop_size
     batch = {k: (torch.rand(n, 3, s, s, device=device) * 2 - 1) for k in ("a", "b")}
+    if channels_last:
+        batch = to_channels_last(batch)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    with autocast(device, precision):
-        with FlopCounterMode(display=False) as counter:
-            train_step(method, optimizers, batch)
-        for _ in range(warmup):
-            train_step(method, optimizers, batch)
-        sync(device)
+    with FlopCounterMode(display=False) as counter:
+        train_step(method, optimizers, batch, amp)
+    compile_seconds = None
+    if compile_nets:
+        prepare_networks(method, compile_nets=True, gan_mode=config.loss.gan)
         start = time.perf_counter()
-        for _ in range(iterations):
-            train_step(method, optimizers, batch)
+        for _ in range(2):  # graphs of both phases
+            train_step(method, optimizers, batch, amp)
         sync(device)
+        compile_seconds = time.perf_counter() - start
+    for _ in range(warmup):
+        train_step(method, optimizers, batch, amp)
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(iterations):
+        train_step(method, optimizers, batch, amp)
+    sync(device)
     seconds = (time.perf_counter() - start) / iterations
     peak = (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return method, {"iterations_per_s": 1 / seconds, "images_per_s": n / seconds,
-                    "flops_per_iteration": counter.get_total_flops(),
-                    "tflops": counter.get_total_flops() / seconds / 1e12,
-                    "peak_memory_mb": peak / 2 ** 20}
+    result = {"iterations_per_s": 1 / seconds, "images_per_s": n / seconds,
+              "flops_per_iteration": counter.get_total_flops(),
+              "tflops": counter.get_total_flops() / seconds / 1e12,
+              "peak_memory_mb": peak / 2 ** 20}
+    if compile_seconds is not None:
+        result["compile_seconds"] = compile_seconds
+    return method, result
 
 
-def translator_of(method, device, precision) -> Translator:
+def translator_of(method, device, precision, channels_last=False, compile_net=False
+                  ) -> Translator:
     e = method.exports()[0]
     info = {"arch": e.arch, "kwargs": e.kwargs, "direction": e.direction,
             "norm_stats": "running", "method": method.name, "step": "0"}
-    return Translator(copy.deepcopy(e.net), info, device, precision=precision)
+    net = copy.deepcopy(e.net).to(memory_format=torch.contiguous_format)
+    return Translator(net, info, device, precision=precision, channels_last=channels_last,
+                      compile=compile_net)
 
 
 def measure_model(translator: Translator, size: int, batch_size: int, iterations: int,
@@ -161,21 +183,28 @@ def measure_folder(translator: Translator, size: int, batch_size: int, images: i
 
 def run(model: str = "cyclegan", size: int = 256, batch_size: int = 1, device: str = "auto",
         precision: str = "fp32", iterations: int = 5, warmup: int = 2, ngf: int = 64,
-        images: int = 32, workers: int = 2, baseline: bool = True) -> dict:
+        images: int = 32, workers: int = 2, baseline: bool = True,
+        channels_last: bool | None = None, compile_nets: bool = False) -> dict:
+    """``channels_last`` None: on for CUDA, off on the CPU."""
     dev = pick_device(device)
+    if channels_last is None:
+        channels_last = dev.type == "cuda"
     config = recipe(model, size, batch_size, ngf, dev)
     peak = matmul_peak(dev, precision)
-    method, training = measure_training(config, dev, precision, iterations, warmup)
+    method, training = measure_training(config, dev, precision, iterations, warmup,
+                                        channels_last, compile_nets)
     training["mfu"] = training["tflops"] / peak
-    translator = translator_of(method, dev, precision)
+    translator = translator_of(method, dev, precision, channels_last, compile_nets)
     conversion = measure_folder(translator, size, batch_size, images, workers)
     result = {"device": device_name(dev), "device_type": dev.type, "model": model,
               "size": size, "batch_size": batch_size, "precision": precision, "ngf": ngf,
+              "channels_last": channels_last, "compile": compile_nets,
               "torch": torch.__version__, "matmul_peak_tflops": peak,
               "train": training, "convert": conversion}
     if baseline:
         base_config = recipe(model, size, 1, ngf, dev)
-        base_method, base_train = measure_training(base_config, dev, "fp32", iterations, warmup)
+        base_method, base_train = measure_training(base_config, dev, "fp32", iterations, warmup,
+                                                   optimized=False)
         base_translator = translator_of(base_method, dev, "fp32")
         base_model = measure_model(base_translator, size, 1, max(2, iterations), 1)
         result["baseline"] = {"train_images_per_s": base_train["images_per_s"],
@@ -188,13 +217,17 @@ def run(model: str = "cyclegan", size: int = 256, batch_size: int = 1, device: s
 
 def format_table(r: dict) -> str:
     t, c = r["train"], r["convert"]
+    options = [o for o, on in (("channels-last", r.get("channels_last")),
+                               ("compiled", r.get("compile"))) if on]
     lines = [
-        f"{r['model']} at {r['size']} px, batch {r['batch_size']}, {r['precision']} on "
-        f"{r['device']} (torch {r['torch']})",
+        f"{r['model']} at {r['size']} px, batch {r['batch_size']}, {r['precision']}"
+        + "".join(f", {o}" for o in options) + f" on {r['device']} (torch {r['torch']})",
         f"  training     {t['iterations_per_s']:.3g} it/s, {t['images_per_s']:.3g} images/s, "
         f"{t['flops_per_iteration'] / 1e9:.1f} GFLOP/iteration, {t['tflops']:.3g} TFLOP/s "
         f"= {100 * t['mfu']:.1f}% of the measured matmul peak "
         f"({r['matmul_peak_tflops']:.3g} TFLOP/s)",
+        *([f"  compilation  {t['compile_seconds']:.1f} s in the first two iterations"]
+          if "compile_seconds" in t else []),
         f"  peak memory  {t['peak_memory_mb']:.0f} MB"
         + (" (process RSS)" if r["device_type"] == "cpu" else " (CUDA allocated)"),
         f"  conversion   model only {c['model_images_per_s']:.3g} images/s; folder to folder "

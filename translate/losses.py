@@ -64,14 +64,18 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
 
     ``real`` and ``fake``: (N, C, H, W). ``critic`` maps such a batch to logits; for a
     conditional discriminator it closes over the condition. The graph is kept so the penalty
-    can be back-propagated into the critic's weights.
+    can be back-propagated into the critic's weights. Under autocast the critic runs in fp32
+    here: input gradients of a reduced-precision pass would be too coarse (bf16) or could
+    overflow (fp16) in the penalty's double backward.
     """
+    real, fake = real.detach().float(), fake.detach().float()
     eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
-    mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    out = critic(mixed).float()
-    (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
-    norms = grad.float().flatten(1).norm(2, dim=1)
-    return ((norms - 1) ** 2).mean()
+    with torch.autocast(real.device.type, enabled=False):
+        mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
+        out = critic(mixed).float()
+        (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
+        norms = grad.float().flatten(1).norm(2, dim=1)
+        return ((norms - 1) ** 2).mean()
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

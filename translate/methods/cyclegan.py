@@ -12,7 +12,9 @@ and from a history of generated ones (``train.pool_size``, 50):
 
     L_D_b = 1/2 [ l(D_b(b), real) + l(D_b(pool_b(G_ab(a))), fake) ],  likewise L_D_a.
 
-Per iteration the generators step first, then the discriminators.
+Per iteration the generators step first, then the discriminators. With
+``loss.diffaugment`` every image a discriminator judges, real or generated, in L_D and in the
+generators' adversarial terms, is augmented first (:mod:`translate.diffaugment`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 import torch
 
 from .. import losses
+from ..diffaugment import diff_augment, parse_policy
 from ..networks import (build_discriminator, build_generator, discriminator_kwargs,
                         generator_kwargs)
 from .base import Export, Method
@@ -49,6 +52,7 @@ class CycleGAN(Method):
                                                d.spectral_norm)
         self.pool_a = ImagePool(config.train.pool_size, seed=config.train.seed)
         self.pool_b = ImagePool(config.train.pool_size, seed=config.train.seed + 1)
+        self.augment = parse_policy(self.loss.diffaugment)
         self.use_identity = self.loss.identity > 0 and self.loss.cycle > 0
         if self.use_identity and ca != cb:
             self.use_identity = False
@@ -74,8 +78,8 @@ class CycleGAN(Method):
     def g_objective(self, out: dict):
         mode, cyc = self.loss.gan, self.loss.cycle
         terms = {
-            "adv_ab": losses.generator_loss(mode, self.nets["d_b"](out["fake_b"])),
-            "adv_ba": losses.generator_loss(mode, self.nets["d_a"](out["fake_a"])),
+            "adv_ab": losses.generator_loss(mode, self.judge("d_b", out["fake_b"])),
+            "adv_ba": losses.generator_loss(mode, self.judge("d_a", out["fake_a"])),
             "cycle_a": losses.l1(out["rec_a"], out["real_a"]),
             "cycle_b": losses.l1(out["rec_b"], out["real_b"]),
         }
@@ -87,8 +91,16 @@ class CycleGAN(Method):
                                                         + terms["identity_ba"])
         return total, {k: v.detach() for k, v in terms.items()}
 
-    def _d_loss(self, d, real: torch.Tensor, fake: torch.Tensor, name: str, terms: dict):
+    def judge(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        """Logits of discriminator ``name`` for images x, augmented with ``loss.diffaugment``."""
+        return self.nets[name](diff_augment(self.augment, x)[0])
+
+    def _d_loss(self, name: str, real: torch.Tensor, fake: torch.Tensor, terms: dict):
         mode = self.loss.gan
+
+        def d(x: torch.Tensor) -> torch.Tensor:
+            return self.judge(name, x)
+
         loss = 0.5 * (losses.discriminator_loss(mode, d(real), real=True)
                       + losses.discriminator_loss(mode, d(fake), real=False))
         terms[name] = loss
@@ -101,8 +113,8 @@ class CycleGAN(Method):
         terms: dict[str, torch.Tensor] = {}
         fake_b = self.pool_b.query(out["fake_b"].detach())
         fake_a = self.pool_a.query(out["fake_a"].detach())
-        total = (self._d_loss(self.nets["d_b"], out["real_b"], fake_b, "d_b", terms)
-                 + self._d_loss(self.nets["d_a"], out["real_a"], fake_a, "d_a", terms))
+        total = (self._d_loss("d_b", out["real_b"], fake_b, terms)
+                 + self._d_loss("d_a", out["real_a"], fake_a, terms))
         return total, {k: v.detach() for k, v in terms.items()}
 
     @torch.no_grad()

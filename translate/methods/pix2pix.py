@@ -16,7 +16,8 @@ m = ``loss.mismatch`` keeps the reference's 1/2 (real + fake) balance: the fake 
 weighted mean of the two kinds of negatives; m = 0 is the reference objective exactly.
 y' is the batch's targets rolled by one (batch size > 1) or the previous batch's targets
 (batch size 1). With ``loss.gan = wgan-gp``, L_D gains ``loss.gp`` * gradient penalty at
-pairs (x, mix of y and G(x)).
+pairs (x, mix of y and G(x)). With ``loss.diffaugment``, every pair D judges, in L_D and in
+L_G, is augmented first, x and y of a pair identically (:mod:`translate.diffaugment`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import torch
 
 from .. import losses
+from ..diffaugment import diff_augment, parse_policy
 from ..networks import (build_discriminator, build_generator, discriminator_kwargs,
                         generator_kwargs)
 from .base import Export, Method
@@ -64,6 +66,7 @@ class Pix2Pix(Method):
         self.nets["d"] = build_discriminator(d.arch, discriminator_kwargs(d, c_in + c_out),
                                              d.spectral_norm)
         self.previous_b: torch.Tensor | None = None
+        self.augment = parse_policy(self.loss.diffaugment)
 
     def forward(self, batch: dict) -> dict:
         """real_a: input (N, 3, H, W); real_b: its target; fake_b = G(real_a);
@@ -75,7 +78,9 @@ class Pix2Pix(Method):
                 "wrong_b": wrong_b}
 
     def critic(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Conditional discriminator logits for pairs (x, y)."""
+        """Conditional discriminator logits for pairs (x, y), augmented alike with
+        ``loss.diffaugment``."""
+        x, y = diff_augment(self.augment, x, y)
         return self.nets["d"](torch.cat([x, y], 1))
 
     def objective(self, phase: str, out: dict):

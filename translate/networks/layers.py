@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 NORMS = ("batch", "instance", "none")
@@ -17,10 +18,46 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return InstanceNorm2d(channels, affine=False, track_running_stats=False)
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"unknown norm '{kind}'; choose one of {', '.join(NORMS)}")
+
+
+def is_channels_last(x: torch.Tensor) -> bool:
+    """Whether a 4-D tensor is laid out NHWC (and not also plain NCHW-contiguous)."""
+    return (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+            and not x.is_contiguous())
+
+
+def instance_norm(x: torch.Tensor, weight: torch.Tensor | None = None,
+                  bias: torch.Tensor | None = None, eps: float = 1e-5) -> torch.Tensor:
+    """Normalise each image's channels of (N, C, H, W) by their own mean and (biased)
+    variance, then scale and shift per channel when ``weight``/``bias`` (C,) are given.
+
+    The same numbers as ``F.instance_norm`` (statistics in fp32 for any input dtype), but
+    made of reductions and elementwise operations, which keep the input's memory layout:
+    ``F.instance_norm`` returns NCHW even for a channels-last input. Output dtype = input's.
+    """
+    xf = x.float()
+    var, mean = torch.var_mean(xf, dim=(2, 3), keepdim=True, correction=0)
+    y = (xf - mean) * torch.rsqrt(var + eps)
+    if weight is not None:
+        y = y * weight.float().view(1, -1, 1, 1)
+    if bias is not None:
+        y = y + bias.float().view(1, -1, 1, 1)
+    return y.to(x.dtype)
+
+
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` that keeps channels-last inputs channels-last (see
+    :func:`instance_norm`); NCHW inputs take the built-in path unchanged. Same parameters
+    and state-dict names as the built-in layer, of which it is a subclass."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if is_channels_last(x) and (self.training or not self.track_running_stats):
+            return instance_norm(x, self.weight, self.bias, self.eps)
+        return super().forward(x)
 
 
 def conv_bias(norm: str) -> bool:

@@ -16,10 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layers import instance_norm, is_channels_last
+
 NORM_STATS = ("running", "image")
 
 
 def _image_stats_forward(self: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
+    if is_channels_last(x):  # F.instance_norm would return NCHW
+        return instance_norm(x, self.weight, self.bias, self.eps)
     return F.instance_norm(x, weight=self.weight, bias=self.bias, use_input_stats=True,
                            eps=self.eps)
 
@@ -71,7 +75,23 @@ def _per_image_layers(net: nn.Module) -> list[nn.Module]:
             out.append(m)
         elif isinstance(m, nn.BatchNorm2d) and "forward" in m.__dict__:  # 'image' mode
             out.append(m)
+        elif isinstance(m, nn.GroupNorm):
+            out.append(m)
     return out
+
+
+def _input_statistics(m: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and biased variance that ``m`` normalises ``x`` (N, C, H, W) with, broadcast to
+    (N, C, 1, 1): per channel, or per group of channels for GroupNorm."""
+    if isinstance(m, nn.GroupNorm):
+        n, c = x.shape[:2]
+        var, mean = torch.var_mean(x.reshape(n, m.num_groups, -1), dim=2, keepdim=True,
+                                   correction=0)
+        per = c // m.num_groups
+        return (mean.repeat_interleave(per, 1)[..., None],
+                var.repeat_interleave(per, 1)[..., None])
+    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+    return mean, var
 
 
 def _normalise(m: nn.Module, x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor):
@@ -91,7 +111,7 @@ def recorded_statistics(net: nn.Module):
 
     def make(m):
         def forward(x):
-            var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+            mean, var = _input_statistics(m, x.float())
             stats[m] = (mean, var)
             return _normalise(m, x.float(), mean, var).to(x.dtype)
         return forward

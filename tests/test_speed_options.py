@@ -1,0 +1,442 @@
+"""Speed options leave the method unchanged: layout-keeping instance norm, precision,
+channels-last, compilation, fused Adam, on-device augmentation, differentiable augmentation
+of D's inputs, loss scaling across resume, and the device JPEG path of convert (on the CPU).
+
+The CUDA versions of these checks are in test_gpu.py."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from translate import losses
+from translate.checkpoint import load_state
+from translate.config import ConfigError
+from translate.convert import Options, convert
+from translate.data import PairedDataset, apply_seeded, paired_items, train_transform
+from translate.diffaugment import OPERATIONS, diff_augment, parse_policy
+from translate.gpu_augment import DecodeOnly, DeviceCrop, crop_params, to_uint8_chw
+from translate.images import to_tensor
+from translate.inference import Translator
+from translate.methods import build_method
+from translate.networks.layers import InstanceNorm2d, instance_norm
+from translate.speed import Precision, prepare_networks, resolve_precision, to_channels_last
+from translate.trainer import make_optimizers, train, train_step
+
+from conftest import TINY, merge, overrides, run_cli, tiny_config
+
+CL = torch.channels_last
+
+
+def is_cl(x: torch.Tensor) -> bool:
+    return x.is_contiguous(memory_format=CL) and not x.is_contiguous()
+
+
+# --- instance norm that keeps channels-last --------------------------------------------------
+
+@pytest.mark.parametrize("affine", [False, True], ids=["plain", "affine"])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_instance_norm_equals_builtin_forward_and_backward(affine, layout):
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 9, 7) * 3 + 1
+    ours, theirs = InstanceNorm2d(5, affine=affine), nn.InstanceNorm2d(5, affine=affine)
+    if affine:
+        with torch.no_grad():
+            for m in (ours, theirs):
+                m.weight.copy_(torch.linspace(0.5, 2, 5))
+                m.bias.copy_(torch.linspace(-1, 1, 5))
+    x_ours = x.clone().to(memory_format=CL) if layout == "channels_last" else x.clone()
+    x_ours.requires_grad_(True)
+    x_ref = x.clone().requires_grad_(True)
+    y_ours, y_ref = ours(x_ours), theirs(x_ref)
+    assert is_cl(y_ours) == (layout == "channels_last")  # the layout is kept
+    torch.testing.assert_close(y_ours, y_ref, rtol=1e-5, atol=1e-5)
+    # the function itself, whatever the layout it is handed
+    torch.testing.assert_close(instance_norm(x_ours, ours.weight, ours.bias, ours.eps), y_ref,
+                               rtol=1e-5, atol=1e-5)
+    upstream = torch.randn_like(x)
+    y_ours.backward(upstream)
+    y_ref.backward(upstream)
+    torch.testing.assert_close(x_ours.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
+    if affine:
+        torch.testing.assert_close(ours.weight.grad, theirs.weight.grad, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ours.bias.grad, theirs.bias.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_instance_norm_keeps_dtype_and_state_dict_names():
+    x = torch.randn(2, 4, 8, 8).to(memory_format=CL)
+    y = InstanceNorm2d(4)(x.bfloat16())
+    assert y.dtype == torch.bfloat16 and is_cl(y)
+    torch.testing.assert_close(y.float(), nn.InstanceNorm2d(4)(x), rtol=2e-2, atol=2e-2)
+    assert (InstanceNorm2d(4, affine=True).state_dict().keys()
+            == nn.InstanceNorm2d(4, affine=True).state_dict().keys())
+
+
+def test_channels_last_runs_through_the_generators_in_nhwc():
+    """No layer of the CycleGAN generator (instance norm) or the pix2pix U-Net (batch norm)
+    falls back to NCHW."""
+    for extra in (CYCLEGAN, PIX2PIX):
+        method = build_method(config_of(extra))
+        prepare_networks(method, channels_last=True)
+        seen = []
+        hooks = [m.register_forward_hook(lambda m, i, o: seen.append((type(m).__name__, o)))
+                 for m in method.nets.modules() if not list(m.children())]
+        method.forward(to_channels_last({k: torch.rand(2, 3, 32, 32) for k in "ab"}))
+        for h in hooks:
+            h.remove()
+        bad = [name for name, out in seen
+               if out.dim() == 4 and out.shape[1] > 1 and out.shape[-1] > 1 and not is_cl(out)]
+        assert seen and not bad, bad
+
+
+# --- one training step with and without each option ------------------------------------------
+
+PIX2PIX = {"generator": {"ngf": 8, "depth": 5, "dropout": False},
+           "discriminator": {"ndf": 8, "layers": 2}}
+CYCLEGAN = {"model": "cyclegan", "generator": {"arch": "resnet", "ngf": 4, "depth": 2},
+            "discriminator": {"ndf": 4, "layers": 2}}
+
+
+def config_of(extra: dict, **sections):
+    tree = merge(merge(TINY, {"train": {"out": "unused"}}), extra)
+    return tiny_config_tree(merge(tree, sections))
+
+
+def tiny_config_tree(tree):
+    from translate.config import load_config
+    return load_config(None, overrides(tree))
+
+
+def one_step(config, device="cpu", precision="fp32", channels_last=False, backend=None,
+             fused=False, steps=1) -> list[dict[str, float]]:
+    """Losses of ``steps`` training steps from seed 0 on fixed random batches."""
+    torch.manual_seed(0)
+    method = build_method(config)
+    method.nets.to(device)
+    prepare_networks(method, channels_last, backend is not None, config.loss.gan,
+                     backend=backend or "inductor")
+    optimizers, _ = make_optimizers(method, config, fused=fused)
+    amp = Precision(precision, torch.device(device))
+    gen = torch.Generator().manual_seed(1)
+    rows = []
+    for s in range(steps):
+        batch = {k: (torch.rand(2, 3, 32, 32, generator=gen) * 2 - 1).to(device) for k in "ab"}
+        if channels_last:
+            batch = to_channels_last(batch)
+        torch.manual_seed(100 + s)
+        rows.append(train_step(method, optimizers, batch, amp))
+    return rows
+
+
+def assert_losses_close(rows, ref, rtol):
+    for got, want in zip(rows, ref):
+        assert got.keys() == want.keys()
+        for k in want:
+            assert abs(got[k] - want[k]) <= rtol * abs(want[k]) + 1e-6, (k, got[k], want[k])
+
+
+# Relative tolerance per option. Measured on this CPU (largest relative difference over all
+# loss terms): channels-last 1.6e-7, fused Adam 0, compile 0, fp16 9e-5, bf16 1.6e-3.
+OPTIONS = {
+    "channels_last": (dict(channels_last=True), 1e-5),
+    "fused_adam": (dict(fused=True), 1e-5),
+    "compile": (dict(backend="aot_eager"), 1e-5),
+    "fp16": (dict(precision="fp16"), 1e-2),
+    "bf16": (dict(precision="bf16"), 5e-2),
+    "bf16_channels_last": (dict(precision="bf16", channels_last=True), 5e-2),
+}
+
+
+@pytest.mark.parametrize("option", list(OPTIONS))
+@pytest.mark.parametrize("model", ["pix2pix", "cyclegan"])
+def test_one_step_gives_the_same_losses_with_each_option(model, option):
+    """pix2pix's G terms come after D's update, so the optimizer is covered too. ``compile``
+    uses torch.compile's aot_eager backend here (graph capture and AOT autograd, no code
+    generation, which takes ~90 s on a small CPU); the inductor backend is checked in
+    test_gpu.py and, with TRANSLATE_SLOW_TESTS=1, below."""
+    config = config_of(PIX2PIX if model == "pix2pix" else CYCLEGAN)
+    kwargs, rtol = OPTIONS[option]
+    assert_losses_close(one_step(config, **kwargs), one_step(config), rtol)
+
+
+@pytest.mark.skipif(not os.environ.get("TRANSLATE_SLOW_TESTS"),
+                    reason="inductor compiles the tiny model in ~90 s on a 2-core CPU; set "
+                    "TRANSLATE_SLOW_TESTS=1 to run")
+def test_one_step_with_inductor_on_the_cpu():
+    config = config_of(PIX2PIX)
+    assert_losses_close(one_step(config, backend="inductor", steps=2),
+                        one_step(config, steps=2), 1e-4)
+
+
+def test_compile_keeps_parameter_names_and_skips_gp_critics():
+    config = config_of(PIX2PIX, loss={"gan": "wgan-gp"})
+    method = build_method(config)
+    names = set(method.nets.state_dict())
+    prepare_networks(method, compile_nets=True, gan_mode="wgan-gp", backend="aot_eager")
+    assert set(method.nets.state_dict()) == names
+    assert method.nets["g"]._compiled_call_impl is not None
+    assert method.nets["d"]._compiled_call_impl is None  # double backward of the penalty
+
+
+# --- precision --------------------------------------------------------------------------------
+
+def test_auto_precision_resolves_and_is_recorded(shapes32, tmp_path):
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    with pytest.raises(ValueError):
+        resolve_precision("fp8", torch.device("cpu"))
+    with pytest.raises(ConfigError, match="train.precision must be one of"):
+        tiny_config(shapes32, tmp_path / "x", train={"precision": "half"})
+    out = train(tiny_config(shapes32, tmp_path / "run", train={"iterations": 2}),
+                progress=False)
+    assert "precision: fp32" in (out / "config.yaml").read_text()
+
+
+def test_losses_and_gradient_penalty_stay_fp32_under_autocast():
+    torch.manual_seed(0)
+    critic = nn.Sequential(nn.Conv2d(3, 4, 3), nn.LeakyReLU(0.2), nn.Conv2d(4, 1, 3))
+    real, fake = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    torch.manual_seed(1)
+    want = losses.gradient_penalty(critic, real, fake)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = critic(real)
+        assert logits.dtype == torch.bfloat16
+        for loss in (losses.discriminator_loss("vanilla", logits, True),
+                     losses.generator_loss("vanilla", logits)):
+            assert loss.dtype == torch.float32
+        torch.manual_seed(1)
+        got = losses.gradient_penalty(critic, real, fake.bfloat16())
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-6)  # fp32 critic, bf16 input
+
+
+def test_fp16_scaler_state_is_saved_and_resume_stays_exact(shapes32, tmp_path):
+    """fp16 on the CPU with torch.amp.GradScaler('cpu'): the scale falls from 65536 when
+    scaled gradients overflow, the checkpoint carries it, and a resumed run logs exactly the
+    losses of an uninterrupted one."""
+    schedule = {"iterations": 8, "decay_from": 4, "batch_size": 2, "log_every": 1,
+                "checkpoint_every": 4, "sample_every": 0, "precision": "fp16"}
+    net = dict(generator={"ngf": 4, "depth": 5}, discriminator={"ndf": 4, "layers": 2})
+    whole = train(tiny_config(shapes32, tmp_path / "whole", train=schedule, **net),
+                  progress=False)
+    train(tiny_config(shapes32, tmp_path / "split", train=dict(schedule, iterations=4), **net),
+          progress=False)
+    state = load_state(tmp_path / "split" / "checkpoints" / "latest.pt")
+    assert 0 < state["scaler"]["scale"] < 65536.0
+    split = train(tiny_config(shapes32, tmp_path / "split", train=schedule, **net),
+                  resume=True, progress=False)
+    assert metric_rows(split) == metric_rows(whole)
+
+
+def metric_rows(run):
+    return [{k: v for k, v in json.loads(line).items() if k != "seconds"}
+            for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+# --- augmentation on the device ---------------------------------------------------------------
+
+def test_decode_only_returns_the_resized_images_as_exact_uint8(shapes32):
+    values = torch.arange(256, dtype=torch.uint8).view(1, 16, 16)
+    assert torch.equal(to_uint8_chw(to_tensor(values.permute(1, 2, 0).numpy())), values)
+    items = paired_items(shapes32, "paired")
+    plain = PairedDataset(items, 36, 36, False)
+    fast = DecodeOnly(PairedDataset(items, 36, 32, True), 36)
+    item = fast[(3, 12345)]
+    assert item["a"].dtype == torch.uint8 and item["a"].shape == (3, 36, 36)
+    assert item["seed"] == 12345
+    assert torch.equal(item["a"], to_uint8_chw(plain[3]["a"]))
+    assert fast[3]["a"].shape == (3, 32, 32)  # plain indices (sample grids) are unchanged
+
+
+def coordinates(n: int, size: int) -> torch.Tensor:
+    """uint8 (n, 3, size, size): channel 0 = row, 1 = column, 2 = image number."""
+    rows = torch.arange(size).view(size, 1).expand(size, size)
+    cols = torch.arange(size).view(1, size).expand(size, size)
+    return torch.stack([torch.stack([rows, cols, torch.full_like(rows, i)])
+                        for i in range(n)]).to(torch.uint8)
+
+
+def test_device_crop_cuts_pairs_alike_from_the_seed():
+    crop = DeviceCrop(40, 32, flip=True, paired=True)
+    images = coordinates(16, 40)
+    seeds = torch.arange(16) * 7919 + 3
+    out = crop({"a": images, "b": images.clone(), "seed": seeds}, torch.device("cpu"))
+    assert out["a"].shape == (16, 3, 32, 32) and out["a"].dtype == torch.float32
+    assert torch.equal(out["a"], out["b"])  # identical crop and flip for A and B
+    again = crop({"a": images, "b": images, "seed": seeds}, torch.device("cpu"))
+    assert torch.equal(again["a"], out["a"])  # a function of the seeds alone
+    as_uint8 = ((out["a"] + 1) * 127.5).round().to(torch.long)
+    for k, seed in enumerate(seeds.tolist()):
+        (top, left, flipped), = crop_params(seed, 40, 32, True, 1)
+        want = images[k, :, top:top + 32, left:left + 32].long()
+        assert torch.equal(as_uint8[k], want.flip(-1) if flipped else want)
+    unpaired = DeviceCrop(40, 32, flip=True, paired=False)(
+        {"a": images, "b": images.clone(), "seed": seeds}, torch.device("cpu"))
+    assert not torch.equal(unpaired["a"], unpaired["b"])  # independent draws per domain
+
+
+def test_device_crop_draws_as_the_cpu_pipeline_does():
+    """Offsets uniform over every position and flips with probability 1/2, for the device
+    crops and for the CPU pipeline alike (frequencies within 4 standard deviations)."""
+    load, size, draws = 36, 32, 600
+    span = load - size + 1
+    device = [p for s in range(draws) for p in crop_params(s, load, size, True, 1)]
+    transform = train_transform(load, size, True)
+    image = np.stack([np.tile(np.arange(load)[:, None], (1, load)),
+                      np.tile(np.arange(load)[None, :], (load, 1)),
+                      np.zeros((load, load))], -1).astype(np.uint8)
+    cpu = []
+    for s in range(draws):
+        out = apply_seeded(transform, s, image=image, b=image)["image"]
+        flipped = out[0, 0, 1] > out[0, -1, 1]
+        cpu.append((int(out[0, 0, 0]), int(out[0, -1 if flipped else 0, 1]), bool(flipped)))
+    for draws_of in (device, cpu):
+        tops = np.bincount([t for t, _, _ in draws_of], minlength=span)
+        lefts = np.bincount([x for _, x, _ in draws_of], minlength=span)
+        flips = sum(f for _, _, f in draws_of)
+        sd = np.sqrt(draws * (1 / span) * (1 - 1 / span))
+        assert len(tops) == span and len(lefts) == span
+        assert np.all(np.abs(tops - draws / span) < 4 * sd)
+        assert np.all(np.abs(lefts - draws / span) < 4 * sd)
+        assert abs(flips - draws / 2) < 4 * np.sqrt(draws / 4)
+
+
+def test_gpu_augment_training_is_reproducible_and_resumes_exactly(shapes32, tmp_path):
+    """With data.gpu_augment the crops follow from the seed and the stream position: a run
+    with a loader worker, stopped and resumed, logs what a run without workers logs."""
+    schedule = {"iterations": 6, "decay_from": 3, "batch_size": 2, "log_every": 1,
+                "checkpoint_every": 3, "sample_every": 0}
+    whole = train(tiny_config(shapes32, tmp_path / "whole", train=schedule,
+                              data={"gpu_augment": True}), progress=False)
+    half = dict(schedule, iterations=3)
+    train(tiny_config(shapes32, tmp_path / "split", train=half,
+                      data={"gpu_augment": True, "workers": 1}), progress=False)
+    split = train(tiny_config(shapes32, tmp_path / "split", train=schedule,
+                              data={"gpu_augment": True, "workers": 1}),
+                  resume=True, progress=False)
+    assert metric_rows(split) == metric_rows(whole)
+    plain = train(tiny_config(shapes32, tmp_path / "plain", train=schedule), progress=False)
+    assert metric_rows(plain) != metric_rows(whole)  # other draws, same distribution
+
+
+# --- differentiable augmentation of D's inputs ----------------------------------------------
+
+@pytest.mark.parametrize("policy", [*OPERATIONS, "color,translation,cutout"])
+def test_diffaugment_transforms_every_image_of_a_call_alike(policy):
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 16, 16) * 2 - 1
+    gray = x[:, :1].clone()
+    ops = parse_policy(policy)
+    a, b, c = diff_augment(ops, x, x.clone(), gray)
+    assert torch.equal(a, b)
+    if "color" not in ops:  # geometry: the 1-channel image moves with the 3-channel one
+        torch.testing.assert_close(c, a[:, :1])
+    assert not torch.equal(a, x)
+    x.requires_grad_(True)
+    (y,) = diff_augment(ops, x)
+    y.square().sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_diffaugment_off_draws_nothing_and_bad_policies_are_refused(shapes32, tmp_path):
+    x = torch.rand(2, 3, 8, 8)
+    state = torch.get_rng_state()
+    assert diff_augment((), x)[0] is x
+    assert torch.equal(torch.get_rng_state(), state)
+    with pytest.raises(ConfigError, match="unknown augmentation 'blur'.*color, translation"):
+        tiny_config(shapes32, tmp_path / "x", loss={"diffaugment": "color,blur"})
+
+
+def d_inputs(config, names) -> list[torch.Tensor]:
+    """The inputs of the discriminators ``names`` during one training step."""
+    torch.manual_seed(0)
+    method = build_method(config)
+    batch = {k: torch.rand(2, 3, 32, 32) * 2 - 1 for k in "ab"}
+    seen = []
+    hooks = [method.nets[n].register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+             for n in names]
+    optimizers, _ = make_optimizers(method, config)
+    train_step(method, optimizers, batch)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def test_pix2pix_augments_every_pair_d_sees_with_both_halves_alike():
+    seen = d_inputs(config_of(PIX2PIX, loss={"diffaugment": "cutout"}), ["d"])
+    assert len(seen) == 4  # D: real, generated, mismatched pairs; G: its own pairs
+    for pair in seen:
+        hole_x, hole_y = pair[:, :3] == 0, pair[:, 3:] == 0
+        assert hole_x.all(1).flatten(1).sum(1).min() >= 64  # a cut-out in every pair ...
+        assert torch.equal(hole_x.all(1), hole_y.all(1))   # ... at the same place in x and y
+
+
+def test_cyclegan_augments_real_and_generated_images_alike():
+    seen = d_inputs(config_of(CYCLEGAN, loss={"diffaugment": "cutout"}), ["d_a", "d_b"])
+    assert len(seen) == 6  # G phase: two fakes; D phase: real and fake per domain
+    for images in seen:
+        assert (images == 0).all(1).flatten(1).sum(1).min() >= 64
+
+
+# --- conversion: the device JPEG path, run on the CPU ----------------------------------------
+
+def test_convert_with_the_device_jpeg_path_writes_what_the_cpu_path_writes(tmp_path):
+    """Options(device_codec=True) sends plain JPEGs through torchvision's batched decoder
+    (nvJPEG on CUDA, libjpeg here, which decodes exactly as PIL does) and everything else
+    through the CPU decoder: outputs are identical, failures reported the same way."""
+    from translate.networks import build_generator
+    torch.manual_seed(0)
+    kwargs = {"in_channels": 3, "out_channels": 3, "ngf": 4, "depth": 2, "norm": "instance",
+              "dropout": False}
+    info = {"arch": "resnet", "kwargs": kwargs, "direction": "a2b", "norm_stats": "running"}
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(
+            src / f"rgb{i}.jpg", quality=90)
+    Image.fromarray(rng.integers(0, 255, (24, 32), dtype=np.uint8)).save(src / "gray.jpg")
+    Image.fromarray(rng.integers(0, 255, (24, 32, 4), dtype=np.uint8)).save(src / "alpha.png")
+    Image.new("CMYK", (32, 24), (10, 200, 30, 0)).save(src / "cmyk.jpg")
+    rotated = Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8))
+    exif = rotated.getexif()
+    exif[0x0112] = 6
+    rotated.save(src / "rotated.jpg", exif=exif)
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    translator = Translator(build_generator("resnet", kwargs), info, torch.device("cpu"))
+    for batch_size in (1, 3):
+        reports = {name: convert(translator, src, tmp_path / f"{name}{batch_size}",
+                                 Options(batch_size=batch_size, workers=0, device_codec=codec),
+                                 progress=False)
+                   for name, codec in (("cpu", False), ("device", True))}
+        cpu, dev = reports["cpu"], reports["device"]
+        assert [p.name for p in dev.written] == [p.name for p in cpu.written]
+        assert len(dev.written) == 9 and [f.name for f, _ in dev.failed] == ["broken.jpg"]
+        for path in cpu.written:
+            mine = tmp_path / f"device{batch_size}" / path.name
+            if batch_size == 1:
+                assert mine.read_bytes() == path.read_bytes(), path.name
+            else:  # batches are grouped differently: convolutions may round differently
+                diff = np.abs(np.asarray(Image.open(mine), np.float32)
+                              - np.asarray(Image.open(path), np.float32))
+                assert diff.mean() < 0.05, path.name
+    assert Image.open(tmp_path / "device1" / "rotated.jpg").size == (24, 32)  # EXIF applied
+
+
+# --- translate bench with the options ---------------------------------------------------------
+
+def test_bench_uses_precision_and_channels_last_for_the_measured_run():
+    proc = run_cli("bench", "--model", "cyclegan", "--size", "32", "--ngf", "4",
+                   "--iterations", "1", "--warmup", "0", "--images", "2", "--workers", "0",
+                   "--batch-size", "2", "--precision", "bf16", "--channels-last", "--json",
+                   check=True)
+    r = json.loads(proc.stdout)
+    assert r["precision"] == "bf16" and r["channels_last"] is True and r["compile"] is False
+    assert r["train"]["images_per_s"] > 0 and r["matmul_peak_tflops"] > 0
+    assert r["baseline"]["train_images_per_s"] > 0 and r["speedup"]["train"] > 0
