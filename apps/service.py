@@ -1,0 +1,252 @@
+"""What the demo does with an upload, free of any web framework: check it against the limits,
+decode it, translate it at its own size, blend with the input, and write PNGs and zips.
+
+Every problem with an upload is an :class:`InputError` whose message is meant for the
+person who uploaded it; nothing here touches files other than the upload it is given and
+the demo's own output folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import tempfile
+import time
+import uuid
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import numpy as np
+from PIL import Image
+
+from translate.files import atomic_write
+from translate.images import ImageError, image_size, load_image, save_image, to_channels
+
+
+class InputError(ValueError):
+    """An upload the demo refuses; the message says why, for the person who sent it."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 20 * 2**20     # per uploaded file (and per image inside a zip)
+    max_pixels: int = 40_000_000         # width x height; larger images are refused unread
+    max_batch_images: int = 64           # images per batch (files plus zip members)
+    max_zip_bytes: int = 200 * 2**20     # uncompressed total of the images in one zip
+
+    def describe(self) -> str:
+        return (f"up to {self.max_file_bytes / 2**20:g} MB and "
+                f"{self.max_pixels / 1e6:g} megapixels per image")
+
+
+Source = Path | bytes
+
+
+def _megapixels(n: int) -> str:
+    return f"{n / 1e6:.1f}" if n >= 1e5 else f"{n / 1e6:.3f}"
+
+
+def read_image(source: Source, name: str, limits: Limits
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode an upload to (uint8 RGB (H, W, 3), alpha (H, W) or None), EXIF orientation
+    applied. Refuses files above ``limits.max_file_bytes`` and images above
+    ``limits.max_pixels`` (from the header alone, so decompression bombs are never
+    decoded)."""
+    size = source.stat().st_size if isinstance(source, Path) else len(source)
+    if size > limits.max_file_bytes:
+        raise InputError(f"{name} is {size / 2**20:.1f} MB; this demo accepts "
+                         f"{limits.describe()}")
+
+    def opened() -> Path | BinaryIO:
+        return source if isinstance(source, Path) else io.BytesIO(source)
+
+    try:
+        with warnings.catch_warnings():  # the header is all we read; the limit is below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            w, h = image_size(opened())
+        if w * h > limits.max_pixels:
+            raise InputError(f"{name} is {w} x {h} pixels ({_megapixels(w * h)} megapixels);"
+                             f" this demo accepts {limits.describe()}")
+        return load_image(opened())
+    except (ImageError, Image.DecompressionBombError):
+        raise InputError(f"{name} is not an image this demo can read (not an image file, "
+                         "or damaged)") from None
+
+
+def decode_data_url(url: str, limits: Limits) -> bytes:
+    """The bytes of a ``data:...;base64,`` URL, refusing ones above the upload limit."""
+    head, _, data = url.partition(",")
+    if not head.startswith("data:") or ";base64" not in head:
+        raise InputError("the upload is neither a file nor a base64 data URL")
+    if len(data) * 3 // 4 > limits.max_file_bytes:
+        raise InputError(f"the pasted image is too large; this demo accepts "
+                         f"{limits.describe()}")
+    try:
+        return base64.b64decode(data, validate=True)
+    except ValueError:
+        raise InputError("the pasted image is not valid base64 data") from None
+
+
+def blend(translated: np.ndarray, rgb: np.ndarray, strength: float) -> np.ndarray:
+    """uint8 (H, W, 3) ``strength`` * translated + (1 - strength) * input; strength in
+    [0, 1] (1: the model's output unchanged, 0: the input unchanged)."""
+    if strength >= 1:
+        return translated
+    if strength <= 0:
+        return rgb
+    mixed = translated.astype(np.float32) * strength + rgb.astype(np.float32) * (1 - strength)
+    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+
+def check_strength(strength) -> float:
+    if strength is None:
+        return 1.0
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):
+        raise InputError(f"strength must be a number from 0 to 1, not {strength!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise InputError(f"strength must be from 0 to 1, not {value:g}")
+    return value
+
+
+def translate_rgb(translator, rgb: np.ndarray, strength: float) -> np.ndarray:
+    """uint8 RGB (H, W, 3) -> uint8 RGB (H, W, 3) at the same size; large images are tiled
+    by the engine (:meth:`translate.inference.Engine.translate_array`)."""
+    out = to_channels(translator.translate_array(rgb), 3)
+    return blend(out, rgb, strength)
+
+
+def safe_stem(name: str) -> str:
+    """A file-name stem made only of letters, digits, '-', '_' and '.' (at most 60)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem).strip("._") or "image"
+    return stem[:60]
+
+
+class OutputFolder:
+    """The demo's own output files: one fresh subfolder per request, removed after
+    ``max_age`` seconds (and with the folder when the demo stops)."""
+
+    def __init__(self, root: str | Path | None = None, max_age: float = 3600.0):
+        self.root = Path(root or tempfile.mkdtemp(prefix="translate-demo-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.max_age = max_age
+
+    def new(self) -> Path:
+        self.sweep()
+        folder = self.root / uuid.uuid4().hex
+        folder.mkdir()
+        return folder
+
+    def sweep(self) -> None:
+        cutoff = time.time() - self.max_age
+        for sub in self.root.iterdir():
+            try:
+                if sub.stat().st_mtime < cutoff:
+                    shutil.rmtree(sub, ignore_errors=True)
+            except FileNotFoundError:
+                pass
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def translate_one(translator, source: Source, name: str, strength: float, limits: Limits,
+                  out_dir: Path, suffix: str) -> Path:
+    """Translate one upload and write ``out_dir/<stem>_<suffix>.png`` (alpha kept)."""
+    rgb, alpha = read_image(source, name, limits)
+    out = translate_rgb(translator, rgb, strength)
+    return save_image(out, out_dir / f"{safe_stem(name)}_{suffix}.png", alpha=alpha)
+
+
+# ----------------------------------------------------------------------------- batches
+
+@dataclass
+class BatchResult:
+    written: list[tuple[Path, str]] = field(default_factory=list)   # (png, original name)
+    failed: list[tuple[str, str]] = field(default_factory=list)     # (name, reason)
+    archive: Path | None = None
+
+
+def batch_items(paths: list[Path], names: list[str], limits: Limits, result: BatchResult
+                ) -> list[tuple[str, Source]]:
+    """(name, source) for every image among the uploads, zips opened in memory. Zip members
+    are read by name only (never extracted to their paths); entries beyond the limits are
+    recorded in ``result.failed``."""
+    items: list[tuple[str, Source]] = []
+    for path, name in zip(paths, names):
+        if not zipfile.is_zipfile(path):
+            items.append((name, path))
+            continue
+        total = 0
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                member = info.filename
+                if (info.is_dir() or Path(member).name.startswith(".")
+                        or "__MACOSX" in Path(member).parts):
+                    continue
+                label = f"{name}/{member}"
+                if info.file_size > limits.max_file_bytes:
+                    result.failed.append((label, f"{info.file_size / 2**20:.1f} MB; the limit "
+                                          f"is {limits.max_file_bytes / 2**20:g} MB"))
+                    continue
+                total += info.file_size
+                if total > limits.max_zip_bytes:
+                    result.failed.append((label, "the zip holds more than "
+                                          f"{limits.max_zip_bytes / 2**20:g} MB of files; "
+                                          "the rest was left out"))
+                    break
+                try:
+                    items.append((label, archive.read(info)))
+                except (zipfile.BadZipFile, OSError, NotImplementedError) as err:
+                    result.failed.append((label, f"cannot be read from the zip ({err})"))
+    if len(items) > limits.max_batch_images:
+        for label, _ in items[limits.max_batch_images:]:
+            result.failed.append((label, f"more than {limits.max_batch_images} images in "
+                                  "one batch; left out"))
+        items = items[:limits.max_batch_images]
+    return items
+
+
+def run_batch(translator, paths: list[Path], names: list[str], strength: float,
+              limits: Limits, out_dir: Path, suffix: str,
+              progress: Callable[[int, int, str], None] | None = None) -> BatchResult:
+    """Translate every image among the uploads (files and zips) into ``out_dir``, then zip
+    the results into ``out_dir/results.zip``. A bad file is recorded and skipped."""
+    result = BatchResult()
+    items = batch_items(paths, names, limits, result)
+    taken: set[str] = set()
+    for i, (name, source) in enumerate(items):
+        if progress:
+            progress(i, len(items), name)
+        stem = safe_stem(name)
+        unique, n = stem, 1
+        while unique in taken:
+            n += 1
+            unique = f"{stem}_{n}"
+        taken.add(unique)
+        try:
+            rgb, alpha = read_image(source, name, limits)
+            out = translate_rgb(translator, rgb, strength)
+        except InputError as err:
+            result.failed.append((name, str(err)))
+            continue
+        except (RuntimeError, MemoryError) as err:  # out of memory on the device, ...
+            result.failed.append((name, f"the model failed on this image ({err})"))
+            continue
+        png = save_image(out, out_dir / "images" / f"{unique}_{suffix}.png", alpha=alpha)
+        result.written.append((png, name))
+    if progress:
+        progress(len(items), len(items), "")
+    if result.written:
+        def write(tmp: str) -> None:
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+                for png, _ in result.written:
+                    archive.write(png, png.name)
+        result.archive = atomic_write(out_dir / f"results_{suffix}.zip", write)
+    return result
