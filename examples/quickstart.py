@@ -16,7 +16,7 @@ import numpy as np
 
 from translate.cli import main as translate
 from translate.images import list_images, load_rgb
-from translate.metrics import psnr
+from translate.evaluate import psnr
 from translate.synth import render_dataset
 
 HERE = Path("quickstart")

@@ -161,3 +161,9 @@ def test_eval_during_training_keeps_the_best_and_changes_nothing(tmp_path, shape
     best = torch.load(scored / "checkpoints" / "best.pt", weights_only=True)
     top = max(evals, key=lambda r: r["eval_psnr"])
     assert best["step"] == top["step"] and best["best"]["value"] == top["eval_psnr"]
+
+
+def test_evaluate_a_dataset_that_has_only_a_test_split(tmp_path):
+    root = render_dataset(tmp_path / "t", size=24, train=0, test=3)
+    assert not (root / "train").exists()
+    assert evaluate(MappingEngine(), root)["psnr"] == 100.0

@@ -15,7 +15,7 @@ from translate.checkpoint import atomic_write, load_state
 from translate.config import ConfigError
 from translate.images import list_images, load_rgb
 from translate.inference import Translator
-from translate.metrics import psnr
+from translate.evaluate import psnr
 from translate.trainer import train
 
 from conftest import ROOT, run_cli, tiny_config
@@ -173,3 +173,12 @@ def test_interrupt_saves_a_checkpoint_and_resume_is_exact(shapes32, reference_ru
     run_cli("train", str(tmp_path / "cut"), "--resume", "--quiet", check=True)
     assert rows(tmp_path / "cut") == rows(reference_run)
     assert (tmp_path / "cut" / "generator_a2b.safetensors").is_file()
+
+
+def test_atomic_write_gives_the_usual_permissions(tmp_path):
+    import os
+    import stat
+    mask = os.umask(0o022)
+    os.umask(mask)
+    path = atomic_write(tmp_path / "f.bin", lambda tmp: open(tmp, "wb").write(b"x"))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

@@ -31,13 +31,18 @@ def cmd_train(args) -> int:
         config = load_config(saved, args.overrides + [f"train.out={source}"])
     else:
         config = load_config(source, args.overrides)
+    from .distributed import is_main_process, launched
+
     try:
         out = train(config, resume=args.resume, progress=not args.quiet)
     except TrainingInterrupted as stop:
-        print(f"stopped at step {stop.step}; continue with: translate train "
-              f"{config.train.out} --resume", file=sys.stderr)
+        if is_main_process():  # under torchrun every process stops; process 0 says so
+            launcher = "torchrun [same options] -m translate" if launched() else "translate"
+            print(f"stopped at step {stop.step}; continue with: {launcher} train "
+                  f"{config.train.out} --resume", file=sys.stderr)
         return 128 + stop.signum
-    print(out)
+    if is_main_process():
+        print(out)
     return 0
 
 
@@ -49,8 +54,18 @@ def cmd_export(args) -> int:
     path = args.checkpoint or args.run
     if not path:
         raise CliError("name a run folder or --checkpoint FILE to export")
+    card = None
+    if args.card:
+        import json
+
+        try:
+            card = json.loads(Path(args.card).read_text())
+        except (OSError, ValueError) as err:
+            raise CliError(f"--card {args.card}: not a readable JSON file ({err})") from None
+        if not isinstance(card, dict):
+            raise CliError(f"--card {args.card}: expected a JSON object")
     for target, direction, parity in export(path, args.direction, args.format, args.out,
-                                            args.dtype, args.opset):
+                                            args.dtype, args.opset, card):
         if parity is not None:
             print(f"onnx parity ({direction}): max |onnx - torch| = "
                   f"{parity:.1e} (tolerance {ONNX_TOLERANCE:.0e})", file=sys.stderr)
@@ -60,19 +75,31 @@ def cmd_export(args) -> int:
 
 def cmd_convert(args) -> int:
     from .convert import Options, convert
-    from .inference import Translator
+    from .distributed import convert_shared, launched, start
+    from .inference import Translator, pick_device
 
     path = Path(args.checkpoint)
+    # under torchrun: one process per GPU (cuda:LOCAL_RANK), each converting a share
+    ctx = start(pick_device(args.device), backend="gloo") if launched() else None
+    device = str(ctx.device) if ctx else args.device
     if args.engine == "onnxruntime" or path.suffix == ".onnx":
         translator = open_onnx(path, args)
     else:
-        translator = Translator.from_checkpoint(args.checkpoint, args.direction, args.device,
-                                                args.norm_stats, args.precision)
-    print(f"using {translator.describe()}", file=sys.stderr)
+        translator = Translator.from_checkpoint(args.checkpoint, args.direction, device,
+                                                args.norm_stats, args.precision,
+                                                args.channels_last)
+    if ctx is None or ctx.is_main:
+        print(f"using {translator.describe()}", file=sys.stderr)
     options = Options(batch_size=args.batch_size, tile=args.tile, overlap=args.overlap,
                       format=args.format, quality=args.quality,
                       skip_existing=args.skip_existing, workers=args.workers)
-    report = convert(translator, args.input, args.output, options, progress=not args.quiet)
+    if ctx is not None and ctx.distributed:
+        report = convert_shared(ctx, translator, args.input, args.output, options,
+                                progress=not args.quiet)
+        if not ctx.is_main:  # process 0 prints the merged report; all exit alike
+            return 1 if report.failed else 0
+    else:
+        report = convert(translator, args.input, args.output, options, progress=not args.quiet)
     rate = len(report.written) / report.seconds if report.seconds else 0.0
     print(f"converted {len(report.written)} image(s) into {args.output} in "
           f"{report.seconds:.1f} s ({rate:.1f} images/s)", file=sys.stderr)
@@ -95,9 +122,11 @@ def open_onnx(path: Path, args):
     """The ONNX engine for an .onnx file, or a run folder's generator_<direction>.onnx."""
     from .onnx_engine import OnnxTranslator
 
-    if args.device == "cuda" or args.precision != "fp32" or args.norm_stats:
+    if args.device == "cuda" or args.precision != "fp32" or args.norm_stats \
+            or args.channels_last:
         raise CliError("--engine onnxruntime runs the exported fp32 graph on the CPU; "
-                       "--device cuda, --precision and --norm-stats do not apply")
+                       "--device cuda, --precision, --channels-last and --norm-stats do not "
+                       "apply")
     if path.is_dir():
         found = sorted(path.glob(f"generator_{args.direction or '*'}.onnx"))
         if not found:
@@ -117,7 +146,8 @@ def cmd_bench(args) -> int:
 
     result = run(args.model, args.size, args.batch_size, args.device, args.precision,
                  args.iterations, args.warmup, args.ngf, args.images, args.workers,
-                 baseline=not args.no_baseline)
+                 baseline=not args.no_baseline, channels_last=args.channels_last,
+                 compile_nets=args.compile)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
@@ -167,6 +197,24 @@ def cmd_eval(args) -> int:
     return 1 if result["failed"] else 0
 
 
+def cmd_demo(args) -> int:
+    from .demo import DemoError, run_demo
+
+    try:
+        run_demo(args.models, args.host, args.port, args.share, args.device,
+                 args.max_upload_mb, args.max_megapixels, args.queue_size)
+    except DemoError as err:
+        raise CliError(str(err)) from None
+    return 0
+
+
+def positive_number(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="translate", description="Image-to-image translation: train pix2pix, convert "
@@ -190,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "as safetensors (or ONNX) files that carry their own description. "
                        "An ONNX export is checked against PyTorch before it is reported.")
     p.add_argument("run", nargs="?", help="run folder")
-    p.add_argument("--checkpoint", help="run folder, training checkpoint or exported file")
+    p.add_argument("--checkpoint", help="run folder, training checkpoint, exported file or "
+                   "generator state dict (.pth/.pt: reference pix2pix/CycleGAN, AnimeGANv2)")
     p.add_argument("--direction", choices=("a2b", "b2a"), help="only this generator")
     p.add_argument("--out", help="output file (or folder when exporting both directions; "
                    "with --format onnx, a folder unless it ends in .onnx)")
@@ -201,13 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "generator_DIRECTION.onnx (needs pip install 'translate[onnx]')")
     p.add_argument("--opset", type=positive, default=17,
                    help="ONNX opset version (default 17)")
+    p.add_argument("--card", metavar="JSON",
+                   help="JSON object merged into the model card stored with the weights "
+                   "(task, data, scores, ...; shown by the demo)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("convert", help="translate an image file or folder",
                        description="Translate one image or a folder of images (recursively) "
                        "into an output folder that mirrors the input tree.")
     p.add_argument("--checkpoint", required=True,
-                   help="exported generator (.safetensors), run folder or training checkpoint")
+                   help="exported generator (.safetensors), run folder, training checkpoint "
+                   "or generator state dict (.pth/.pt: reference pix2pix/CycleGAN, AnimeGANv2)")
     p.add_argument("--input", required=True,
                    help="image file, folder (searched recursively) or quoted glob "
                    "('photos/**/*.jpg')")
@@ -236,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--norm-stats", choices=("running", "image"),
                    help="batch-norm statistics: running averages, or each image's own "
                    "(default: what the checkpoint says)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="run the network in the channels-last (NHWC) layout; with --precision "
+                   "bf16/fp16 on a recent GPU usually faster")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_convert)
 
@@ -245,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "identity baseline: the input returned unchanged), FID and KID "
                        "against the target domain when Inception weights are available.")
     p.add_argument("--checkpoint", required=True,
-                   help="exported generator, run folder or training checkpoint")
+                   help="exported generator, run folder, training checkpoint or generator "
+                   "state dict (.pth/.pt)")
     p.add_argument("--data", required=True, help="dataset folder with a test split")
     p.add_argument("--direction", choices=("a2b", "b2a"),
                    help="which generator and which way to score (default: the model's)")
@@ -281,9 +338,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JPEG files in the folder-to-folder measurement (default 32)")
     p.add_argument("--workers", type=non_negative, default=2,
                    help="decoder/encoder processes for the folder measurement")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels-last layout for the measured run (default: on for CUDA)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the networks of the measured run (the compilation "
+                   "time is reported apart)")
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline run")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("demo", help="start the browser demo (needs the demo extra)",
+                       description="Start the Gradio demo: Real -> Anime and Day -> Night tabs "
+                       "with a before/after slider, a batch tab, and the API endpoints "
+                       "/real2anime, /day2night and /batch for gradio_client. Serves on "
+                       "127.0.0.1 only, unless --host says otherwise.")
+    p.add_argument("--models", metavar="DIR",
+                   help="folder of exported generators (default: the repository's models/)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; 0.0.0.0 serves the network)")
+    p.add_argument("--port", type=positive, default=7860, help="port (default 7860)")
+    p.add_argument("--share", action="store_true",
+                   help="also open a public share link (off by default)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--max-upload-mb", type=positive_number, default=20,
+                   help="largest accepted upload, per file (default 20)")
+    p.add_argument("--max-megapixels", type=positive_number, default=40,
+                   help="largest accepted image, width x height (default 40)")
+    p.add_argument("--queue-size", type=positive, default=16,
+                   help="requests that may wait for the model (default 16)")
+    p.set_defaults(func=cmd_demo)
+    from .cli_data import register_data, register_zoo
+
+    register_data(sub)
+    register_zoo(sub)
     return parser
 
 
@@ -302,11 +389,12 @@ def main(argv: list[str] | None = None) -> int:
     from .evaluate import EvalError
     from .export import ExportUsageError
     from .onnx_export import ExportError
+    from .cli_data import ERRORS as DATA_ERRORS
 
     try:
         return args.func(args)
     except (CliError, ConfigError, DatasetError, CheckpointError, UsageError,
-            ExportError, ExportUsageError, EvalError) as err:
+            ExportError, ExportUsageError, EvalError, *DATA_ERRORS) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from .diffaugment import parse_policy
+
 
 class ConfigError(ValueError):
     """A config file or override that cannot be used; the message says how to fix it."""
@@ -40,6 +42,9 @@ class DataConfig:
     workers: int = opt(4, "data loader worker processes (0 loads in the main process)", minimum=0)
     channels_a: int = opt(3, "channels of domain A images: 3 (RGB) or 1 (grayscale)", (1, 3))
     channels_b: int = opt(3, "channels of domain B images: 3 (RGB) or 1 (grayscale)", (1, 3))
+    gpu_augment: bool = opt(False, "loader workers only decode and resize; random crops and "
+                            "flips happen on the training device (same distribution, other "
+                            "draws than the CPU pipeline)")
 
 
 @dataclass
@@ -72,6 +77,9 @@ class LossConfig:
     cycle: float = opt(10.0, "cyclegan: weight of the cycle-consistency L1 terms", minimum=0)
     identity: float = opt(0.5, "cyclegan: identity-term weight, relative to loss.cycle",
                           minimum=0)
+    diffaugment: str = opt("", "differentiable augmentation of every discriminator input, "
+                           "real and generated alike (small datasets): comma-separated from "
+                           "color, translation, cutout ('' = off)")
 
 
 @dataclass
@@ -98,6 +106,12 @@ class TrainConfig:
                           "metrics.jsonl; the best is kept as checkpoints/best.pt (0: never)",
                           minimum=0)
     eval_images: int = opt(50, "test images scored per evaluation", minimum=1)
+    precision: str = opt("auto", "fp32, bf16 (autocast) or fp16 (autocast + loss scaling); "
+                         "auto: bf16 on CUDA GPUs with native bf16, else fp32",
+                         ("auto", "fp32", "bf16", "fp16"))
+    channels_last: bool = opt(False, "networks and batches in the channels-last (NHWC) layout")
+    compile: bool = opt(False, "torch.compile the networks (the first iterations pay the "
+                        "compilation)")
 
 
 MODELS = ("pix2pix", "cyclegan")
@@ -119,6 +133,7 @@ MODEL_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 RESUMABLE_CHANGES = {
     "train.iterations", "train.log_every", "train.sample_every", "train.checkpoint_every",
     "train.device", "data.workers", "data.root", "train.eval_every", "train.eval_images",
+    "train.precision", "train.channels_last", "train.compile",
 }
 
 
@@ -302,6 +317,10 @@ def _check(config: Config) -> None:
     elif d.crop_size % 4:
         raise ConfigError(f"the ResNet generator downsamples twice, so data.crop_size must be "
                           f"a multiple of 4; got {d.crop_size}")
+    try:
+        parse_policy(config.loss.diffaugment)
+    except ValueError as err:
+        raise ConfigError(f"loss.diffaugment: {err}") from None
     if config.train.decay_from is not None and config.train.decay_from > config.train.iterations:
         raise ConfigError(f"train.decay_from ({config.train.decay_from}) is after the last "
                           f"iteration ({config.train.iterations})")

@@ -10,6 +10,11 @@ everything else is still written.
 Safety: the output folder may not be the input folder or lie inside it, and no output path
 may equal an input path, so inputs are never overwritten. ``skip_existing`` skips images
 whose output exists, which makes a stopped run resumable.
+
+On a CUDA device: batches travel through pinned memory with asynchronous copies, and the
+model runs on one batch while the previous batch's results are copied back and handed to
+the encoders; JPEG inputs are decoded and JPEG outputs encoded on the GPU
+(:mod:`translate.device_codec`). On the CPU the pipeline is the one described above.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from .device_codec import (JPEG_SUFFIXES, EncodedJpeg, decode_jpegs, encode_jpegs,
+                           input_from_uint8, read_jpeg, to_uint8_batch)
+from .files import atomic_write
 from .images import (ALPHA_FORMATS, ImageError, is_image_file, load_image, save_image,
                      to_channels, to_tensor, to_uint8)
 
@@ -48,6 +56,7 @@ class Options:
     quality: int = 95
     skip_existing: bool = False
     workers: int = 2       # decoder and encoder processes each; 0 does all in-process
+    device_codec: bool | None = None  # JPEG codec on the engine's device; None: on CUDA
 
 
 @dataclass
@@ -113,10 +122,13 @@ def plan(input_spec: str | Path, output_dir: str | Path, fmt: str = "same"
 
 
 class _Decode(Dataset):
-    """Decodes in loader workers: (index, rgb, alpha, error)."""
+    """Decodes in loader workers: (index, rgb, alpha, error). With ``device_jpeg``, plain
+    JPEGs come as their bytes (:class:`EncodedJpeg`) in place of ``rgb``, to be decoded on
+    the device."""
 
-    def __init__(self, jobs: list[tuple[Path, Path]]):
+    def __init__(self, jobs: list[tuple[Path, Path]], device_jpeg: bool = False):
         self.jobs = jobs
+        self.device_jpeg = device_jpeg
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -125,6 +137,10 @@ class _Decode(Dataset):
         src = self.jobs[i][0]
         if not is_image_file(src):
             return i, None, None, "not an image file (unknown extension)"
+        if self.device_jpeg:
+            encoded = read_jpeg(src)
+            if encoded is not None:
+                return i, encoded, None, None
         try:
             rgb, alpha = load_image(src)
         except ImageError as err:
@@ -161,67 +177,179 @@ class _Writer:
             self.pool.shutdown()
 
 
+def plan_jobs(input_spec: str | Path, output_dir: str | Path, options: Options
+              ) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """(source, destination) pairs to convert, and the destinations skipped because they
+    exist already (with ``options.skip_existing``)."""
+    jobs = plan(input_spec, output_dir, options.format)
+    if not options.skip_existing:
+        return jobs, []
+    exists = [dst.exists() for _, dst in jobs]
+    return ([job for job, e in zip(jobs, exists) if not e],
+            [dst for (_, dst), e in zip(jobs, exists) if e])
+
+
 def convert(engine, input_spec: str | Path, output_dir: str | Path,
-            options: Options | None = None, progress: bool = True) -> Report:
+            options: Options | None = None, progress: bool = True,
+            planned: tuple[list[tuple[Path, Path]], list[Path]] | None = None) -> Report:
     """Translate every image under ``input_spec`` into ``output_dir``.
 
     ``engine`` is a :class:`~translate.inference.Translator` (or anything with its
-    ``__call__``, ``translate_array`` and ``tile_size``).
+    ``__call__``, ``translate_array`` and ``tile_size``). ``planned``: (jobs, skipped) to use
+    instead of :func:`plan_jobs`, for callers that split one plan between processes
+    (:func:`translate.distributed.convert_shared`).
     """
     options = options or Options()
     report = Report()
-    jobs = plan(input_spec, output_dir, options.format)
-    if options.skip_existing:
-        report.skipped = [dst for _, dst in jobs if dst.exists()]
-        jobs = [(s, d) for s, d in jobs if not d.exists()]
+    jobs, report.skipped = (planned if planned is not None
+                            else plan_jobs(input_spec, output_dir, options))
     start = time.perf_counter()
-    loader = DataLoader(_Decode(jobs), batch_size=None, num_workers=options.workers,
-                        collate_fn=lambda x: x, prefetch_factor=8 if options.workers else None)
+    device = getattr(engine, "device", torch.device("cpu"))
+    device_codec = (device.type == "cuda" if options.device_codec is None
+                    else options.device_codec)
+    loader = DataLoader(_Decode(jobs, device_codec), batch_size=None,
+                        num_workers=options.workers, collate_fn=lambda x: x,
+                        prefetch_factor=8 if options.workers else None)
     writer = _Writer(options.workers)
     bar = tqdm(total=len(jobs), disable=not progress, unit="img", desc="convert",
                file=sys.stderr, dynamic_ncols=True)
-    batch: list[tuple[int, np.ndarray, np.ndarray | None]] = []
+    batch: list[tuple[int, np.ndarray | EncodedJpeg, np.ndarray | None]] = []
+    in_flight: list[_Launched] = []
 
-    def emit(i: int, out: np.ndarray, alpha: np.ndarray | None) -> None:
+    def fail(i: int, reason: str) -> None:
+        report.failed.append((jobs[i][0], reason))
+        bar.update(1)
+
+    def emit(i: int, out: np.ndarray | bytes, alpha: np.ndarray | None) -> None:
+        """Write image ``i``: a uint8 (H, W, C) array, or the JPEG file's bytes."""
         src, dst = jobs[i]
         if alpha is not None and dst.suffix.lower() not in ALPHA_FORMATS:
             report.alpha_dropped.append(dst)
             alpha = None
-        writer.submit(out, dst, options.quality, alpha)
+        if isinstance(out, bytes):
+            atomic_write(dst, lambda tmp: Path(tmp).write_bytes(out))
+        else:
+            writer.submit(out, dst, options.quality, alpha)
         report.written.append(dst)
         bar.update(1)
 
-    def flush() -> None:
-        if not batch:
+    def decode_on_device(items: list) -> tuple[list, torch.Tensor | None]:
+        """uint8 (N, 3, H, W) on the device for JPEG items; a batch the device decoder
+        rejects is retried image by image, then on the CPU, and what fails there too is
+        reported."""
+        try:
+            return items, decode_jpegs([p for _, p, _ in items], device)
+        except RuntimeError:
+            pass
+        kept, images = [], []
+        for item in items:
+            try:
+                image = decode_jpegs([item[1]], device)[0]
+            except RuntimeError:
+                try:
+                    rgb, _ = load_image(jobs[item[0]][0])
+                except ImageError as err:
+                    fail(item[0], str(err).split(": ", 1)[-1])
+                    continue
+                image = torch.from_numpy(rgb).permute(2, 0, 1).to(device)
+            kept.append(item)
+            images.append(image)
+        return kept, torch.stack(images) if images else None
+
+    def launch(items: list) -> _Launched | None:
+        """Start translating ``items``; on CUDA this returns before the results are back."""
+        if isinstance(items[0][1], EncodedJpeg):
+            items, images = decode_on_device(items)
+            if images is None:
+                return None
+            x = input_from_uint8(images, engine.in_channels)
+        else:
+            x = torch.stack([_as_input(engine, rgb) for _, rgb, _ in items])
+            if device.type == "cuda":
+                x = x.pin_memory()
+        y = engine(x)
+        if y.device.type != "cuda":
+            return _Launched(items, y)
+        images = to_uint8_batch(y)
+        on_device = [k for k, (i, _, _) in enumerate(items)
+                     if device_codec and images.shape[1] == 3
+                     and jobs[i][1].suffix.lower() in JPEG_SUFFIXES]
+        host = None
+        if len(on_device) < len(items):
+            host = torch.empty(images.permute(0, 2, 3, 1).shape, dtype=torch.uint8,
+                               pin_memory=True)
+            host.copy_(images.permute(0, 2, 3, 1).contiguous(), non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return _Launched(items, images, host, done, on_device)
+
+    def finish(launched: _Launched) -> None:
+        if launched.done is None:  # CPU: float results
+            for (i, _, alpha), y in zip(launched.items, launched.output):
+                emit(i, to_uint8(y), alpha)
             return
-        x = torch.stack([_as_input(engine, rgb) for _, rgb, _ in batch])
-        for (i, _, alpha), y in zip(batch, engine(x)):
-            emit(i, to_uint8(y), alpha)
+        encoded = {}
+        if launched.on_device:
+            encoded = dict(zip(launched.on_device,
+                               encode_jpegs(launched.output[launched.on_device],
+                                            options.quality)))
+        launched.done.synchronize()
+        for k, (i, _, alpha) in enumerate(launched.items):
+            emit(i, encoded[k] if k in encoded else launched.host[k].numpy(), alpha)
+
+    def flush(drain: bool = False) -> None:
+        """Launch the collected batch, then finish the one launched before it, so that on
+        CUDA the model works on one batch while the previous one is written."""
+        launched = launch(list(batch)) if batch else None
         batch.clear()
+        while in_flight:
+            finish(in_flight.pop(0))
+        if launched is not None:
+            if launched.done is None or drain:  # CPU results are complete already
+                finish(launched)
+            else:
+                in_flight.append(launched)
 
     try:
         for i, rgb, alpha, error in loader:
             if error is not None:
-                report.failed.append((jobs[i][0], error))
-                bar.update(1)
+                fail(i, error)
                 continue
             h, w = rgb.shape[:2]
             if engine.tile_size(h, w, options.tile):
-                flush()
+                flush(drain=True)
+                if isinstance(rgb, EncodedJpeg):
+                    try:
+                        rgb, alpha = load_image(jobs[i][0])
+                    except ImageError as err:
+                        fail(i, str(err).split(": ", 1)[-1])
+                        continue
                 emit(i, engine.translate_array(rgb, options.tile, options.overlap,
                                                options.batch_size), alpha)
                 continue
-            if batch and batch[0][1].shape != rgb.shape:
+            if batch and (type(batch[0][1]) is not type(rgb) or batch[0][1].shape != rgb.shape):
                 flush()
             batch.append((i, rgb, alpha))
             if len(batch) >= options.batch_size:
                 flush()
-        flush()
+        flush(drain=True)
     finally:
         bar.close()
         writer.close()
     report.seconds = time.perf_counter() - start
     return report
+
+
+@dataclass
+class _Launched:
+    """A batch whose translation was started: its items, the output (float on the CPU;
+    uint8 on CUDA), and on CUDA the pinned host copy, the event that marks its arrival and
+    the positions to encode on the device."""
+    items: list
+    output: torch.Tensor
+    host: torch.Tensor | None = None
+    done: torch.cuda.Event | None = None
+    on_device: list[int] = field(default_factory=list)
 
 
 def _as_input(engine, rgb: np.ndarray) -> torch.Tensor:

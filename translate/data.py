@@ -90,35 +90,41 @@ def _has_images(folder: Path) -> bool:
                                    if p.is_file())
 
 
-def detect_layout(root: str | Path) -> str:
-    """The layout of ``root``: ``paired``, ``aligned`` or ``unpaired``; else DatasetError."""
+def detect_layout(root: str | Path, splits: tuple[str, ...] = ("train",)) -> str:
+    """The layout of ``root``: ``paired``, ``aligned`` or ``unpaired``, judged by the first of
+    ``splits`` that is there (evaluation looks at ``test``/``val``); else DatasetError."""
     root = Path(root)
-    if (root / "train" / "A").is_dir() and (root / "train" / "B").is_dir():
-        return "paired"
-    if _has_images(root / "train"):
-        return "aligned"
-    if (root / "trainA").is_dir() and (root / "trainB").is_dir():
-        return "unpaired"
+    for split in splits:
+        if (root / split / "A").is_dir() and (root / split / "B").is_dir():
+            return "paired"
+        if _has_images(root / split):
+            return "aligned"
+        if (root / f"{split}A").is_dir() and (root / f"{split}B").is_dir():
+            return "unpaired"
     raise DatasetError(f"no dataset layout found under {root}. Found:\n{describe_tree(root)}\n"
                        f"{LAYOUTS_HELP}")
 
 
-def resolve_layout(root: str | Path, layout: str) -> str:
-    """Check that ``layout`` fits ``root`` (detecting it for ``auto``)."""
+def resolve_layout(root: str | Path, layout: str, splits: tuple[str, ...] = ("train",)
+                   ) -> str:
+    """Check that ``layout`` fits ``root`` (detecting it for ``auto``) in one of ``splits``."""
     root = Path(root)
     if not str(root) or not root.is_dir():
         raise DatasetError(f"data.root '{root}' is not a folder.\n{LAYOUTS_HELP}")
     if layout == "auto":
-        return detect_layout(root)
-    needed = {"paired": [root / "train" / "A", root / "train" / "B"],
-              "aligned": [root / "train"],
-              "unpaired": [root / "trainA", root / "trainB"]}[layout]
-    missing = [p for p in needed if not p.is_dir()]
-    if missing or (layout == "aligned" and not _has_images(root / "train")):
-        what = ", ".join(str(p) for p in missing) or f"images directly in {root / 'train'}"
-        raise DatasetError(f"data.layout={layout} needs {what}. Found:\n{describe_tree(root)}"
-                           f"\n{LAYOUTS_HELP}")
-    return layout
+        return detect_layout(root, splits)
+    problems = []
+    for split in splits:
+        needed = {"paired": [root / split / "A", root / split / "B"],
+                  "aligned": [root / split],
+                  "unpaired": [root / f"{split}A", root / f"{split}B"]}[layout]
+        missing = [p for p in needed if not p.is_dir()]
+        if not missing and not (layout == "aligned" and not _has_images(root / split)):
+            return layout
+        problems.append(", ".join(str(p) for p in missing)
+                        or f"images directly in {root / split}")
+    raise DatasetError(f"data.layout={layout} needs {' or '.join(problems)}. Found:\n"
+                       f"{describe_tree(root)}\n{LAYOUTS_HELP}")
 
 
 def split_folder(root: Path, layout: str, split: str) -> Path | None:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import domain_items, paired_items, resolve_layout
+from .data import DatasetError, domain_items, paired_items, resolve_layout
 from .images import ImageError, list_images, load_rgb, to_channels
 
 PSNR_CAP = 100.0  # dB; what an exact reproduction counts as in a mean
@@ -113,7 +113,11 @@ def scoring_cases(root: str | Path, direction: str = "a2b", layout: str = "auto"
     domain's test images (path, part) for FID/KID. Raises :class:`EvalError` when the
     dataset has no test split."""
     root = Path(root)
-    layout = resolve_layout(root, layout)
+    try:
+        layout = resolve_layout(root, layout, ("test", "val"))
+    except DatasetError as err:
+        raise EvalError(f"{root} has no test split to score on (test/ or val/; for unpaired "
+                        f"data testA/ and testB/).\n{err}") from None
     src, dst = ("a", "b") if direction == "a2b" else ("b", "a")
     quiet = lambda bad: None  # noqa: E731  (unreadable files are reported when scored)
     cases: list[Case] = []

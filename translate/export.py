@@ -9,6 +9,7 @@ import torch
 
 from .checkpoint import CheckpointError, export_generator
 from .inference import load_any
+from .reference import is_reference_file
 
 ONNX_TOLERANCE = 1e-3  # largest |onnx - torch| an ONNX export may show in its parity check
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -31,12 +32,15 @@ def _target(path: Path, out: str | None, direction: str, ext: str, several: bool
 
 
 def export(source: str | Path, direction: str | None = None, fmt: str = "safetensors",
-           out: str | None = None, dtype: str = "fp32", opset: int = 17
-           ) -> list[tuple[Path, str, float | None]]:
+           out: str | None = None, dtype: str = "fp32", opset: int = 17,
+           card: dict | None = None) -> list[tuple[Path, str, float | None]]:
     """Export every generator of ``source`` (or the one of ``direction``).
 
-    ``source`` is a run folder (its latest training state), a training checkpoint or an
-    exported file. Returns (written file, direction, ONNX parity or None) per generator.
+    ``source`` is a run folder (its latest training state), a training checkpoint, an
+    exported file or a generator state dict of another project (see
+    :mod:`translate.reference`). Returns (written file, direction, ONNX parity or None) per
+    generator. ``card`` entries (what the model is, how it was made, its scores) are
+    merged into the model card stored in safetensors metadata.
     """
     path = Path(source)
     if path.is_dir() and (path / "checkpoints" / "latest.pt").is_file():
@@ -45,15 +49,18 @@ def export(source: str | Path, direction: str | None = None, fmt: str = "safeten
         raise ExportUsageError("--dtype applies to safetensors exports; ONNX exports are "
                                "float32")
     ext = ".onnx" if fmt == "onnx" else ".safetensors"
-    directions = [direction] if direction else ["a2b", "b2a"]
+    directions: list[str | None] = [direction] if direction else ["a2b", "b2a"]
+    if direction is None and is_reference_file(path):
+        directions = [None]  # one generator; its direction is a label (default a2b)
     written: list[tuple[Path, str, float | None]] = []
     for d in directions:
         try:
             net, info = load_any(path, d)
         except CheckpointError:
-            if direction:
+            if direction or d is None:
                 raise
             continue
+        d = info["direction"]
         target = _target(path, out, d, ext, several=len(directions) > 1)
         if target.exists() and target.resolve() == path.resolve():
             raise ExportUsageError(f"{target} is the input; choose another --out")
@@ -70,7 +77,8 @@ def export(source: str | Path, direction: str | None = None, fmt: str = "safeten
             export_generator(net, target, arch=info["arch"], kwargs=info["kwargs"],
                              direction=d, norm_stats=info["norm_stats"],
                              method=info["method"], step=int(info["step"]),
-                             config=info["config"], card=info.get("card"),
+                             config=info["config"],
+                             card={**(info.get("card") or {}), **(card or {})},
                              dtype=DTYPES[dtype])
         written.append((target, d, parity))
     if not written:

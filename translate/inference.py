@@ -6,7 +6,9 @@ enough. ``Translator.from_checkpoint(path)`` accepts
 - an exported generator (``*.safetensors``, see :mod:`translate.checkpoint`);
 - a run folder: its exported generator for the requested direction, or, when the run has
   not finished, the generator inside its latest training checkpoint;
-- a training checkpoint file (``checkpoints/latest.pt``).
+- a training checkpoint file (``checkpoints/latest.pt``);
+- a generator state dict saved by another project (``.pth``/``.pt``: the reference pix2pix
+  and CycleGAN generators, AnimeGANv2), recognised by :mod:`translate.reference`.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from .checkpoint import (CheckpointError, choose_direction, generator_from_state,
-                         load_generator, load_state)
+from .checkpoint import (STATE_FORMAT, CheckpointError, choose_direction,
+                         generator_from_state, load_generator, load_state)
 from .images import to_channels, to_tensor, to_uint8
+from .reference import load_reference, read_weights
 from .tiling import translate_tiled
 from .networks import stride_of
 from .networks.norm_stats import (fixed_statistics, has_batch_norm, needs_shared_statistics,
@@ -65,7 +68,8 @@ def _exported_files(folder: Path) -> dict[str, Path]:
 
 
 def load_any(path: str | Path, direction: str | None = None) -> tuple[nn.Module, dict]:
-    """(generator, info) from an exported file, a run folder or a training checkpoint."""
+    """(generator, info) from an exported file, a run folder, a training checkpoint or a
+    generator state dict of another project."""
     path = Path(path)
     if direction is not None and direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}")
@@ -85,10 +89,13 @@ def load_any(path: str | Path, direction: str | None = None) -> tuple[nn.Module,
         if direction is not None and info.get("direction") != direction:
             raise CheckpointError(f"{path} maps {info.get('direction')}, not {direction}")
         return net, info
-    if path.suffix == ".pt":
-        return generator_from_state(load_state(path), direction, path)
+    if path.suffix in (".pt", ".pth"):
+        state = read_weights(path)  # torch.load(weights_only=True): refuses pickled code
+        if isinstance(state, dict) and state.get("format") == STATE_FORMAT:
+            return generator_from_state(state, direction, path)
+        return load_reference(state, path, direction)  # another project's state dict
     raise CheckpointError(f"{path}: expected a .safetensors export, a training checkpoint "
-                          "(.pt) or a run folder")
+                          "(.pt), a generator state dict (.pth/.pt) or a run folder")
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -147,32 +154,50 @@ class Engine:
 
 
 class Translator(Engine):
-    """A PyTorch generator on a device; ``precision`` bf16/fp16 runs it under autocast."""
+    """A PyTorch generator on a device; ``precision`` bf16/fp16 runs it under autocast;
+    ``channels_last`` runs it in the NHWC layout (faster convolutions on recent GPUs);
+    ``compile`` wraps it in ``torch.compile`` (each new image size compiles once more)."""
 
     def __init__(self, net: nn.Module, info: dict, device: torch.device,
-                 norm_stats: str | None = None, precision: str = "fp32"):
+                 norm_stats: str | None = None, precision: str = "fp32",
+                 channels_last: bool = False, compile: bool = False):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         self.info = info
         self.device = device
         self.precision = precision
+        self.channels_last = channels_last
         self.stride = int(info.get("stride") or stride_of(net))
         self.norm_stats = norm_stats or info.get("norm_stats", "running")
         self.net = net.to(device).eval()
         if has_batch_norm(net):
             set_norm_stats(self.net, self.norm_stats)
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if compile:
+            self.net.compile()
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, direction: str | None = None,
                         device: str = "auto", norm_stats: str | None = None,
-                        precision: str = "fp32") -> "Translator":
+                        precision: str = "fp32", channels_last: bool = False
+                        ) -> "Translator":
         net, info = load_any(path, direction)
-        return cls(net, info, pick_device(device), norm_stats, precision)
+        return cls(net, info, pick_device(device), norm_stats, precision, channels_last)
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """As :meth:`Engine.__call__`; the batch moves to the device first (asynchronously
+        from pinned memory), so padding and cropping run there too."""
+        return super().__call__(x.to(self.device, non_blocking=True))
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         dtype = PRECISIONS[self.precision]
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            return self.net(x.to(self.device, non_blocking=True))
+            return self.net(x)
 
     @contextmanager
     def shared_statistics(self, rgb: np.ndarray, stats_size: int = 1024):
@@ -197,7 +222,7 @@ class Translator(Engine):
         kw = json.dumps(self.info.get("kwargs", {}), sort_keys=True)
         return (f"{self.info.get('method', '?')} generator {self.info.get('arch')} {kw}, "
                 f"{self.direction}, step {self.info.get('step', '?')}, on {self.device} "
-                f"({self.precision})")
+                f"({self.precision}{', channels-last' if self.channels_last else ''})")
 
 
 # Images above this many pixels are translated in tiles of AUTO_TILE unless --tile says

@@ -12,6 +12,9 @@ Run folder (``train.out``)::
 Resume restores networks, optimizers, schedules, method memory (pools, earlier targets), RNG
 states and the position in the data stream, so a resumed run continues with exactly the
 batches, dropout masks and losses of an uninterrupted one (bit for bit on the CPU).
+
+Under torchrun, one process per GPU trains data-parallel replicas and process 0 alone writes
+the run folder: see :mod:`translate.distributed`.
 """
 
 from __future__ import annotations
@@ -33,9 +36,13 @@ from .checkpoint import STATE_FORMAT, export_generator, load_state, save_state
 from .config import RESUMABLE_CHANGES, Config, ConfigError, changed_keys, config_from_dict
 from .data import (PairedDataset, StreamSampler, UnpairedDataset, domain_items, fixed_batch,
                    paired_items, resolve_layout, worker_init)
+from .distributed import Context, Replicas, main_first
+from .distributed import start as join_processes
+from .gpu_augment import DecodeOnly
 from .images import grid, save_image
 from .methods import METHODS, Method, build_method
 from .networks.norm_stats import inference_mode
+from .speed import Precision, TrainSpeed, resolve_precision
 from .train_eval import PeriodicEval
 
 
@@ -63,9 +70,11 @@ def lr_factor(step: int, decay_from: int, iterations: int) -> float:
     return max(0.0, 1.0 - (step - decay_from) / max(1, iterations - decay_from))
 
 
-def default_norm_stats(config: Config) -> str:
-    """Batch norm trained at batch size 1 normalised each image by itself: keep doing so."""
-    if config.generator.norm == "batch" and config.train.batch_size == 1:
+def default_norm_stats(config: Config, processes: int = 1) -> str:
+    """Batch norm trained at batch size 1 normalised each image by itself: keep doing so.
+    ``processes``: how many processes' batches each batch-norm layer normalised together
+    (synchronised batch norm)."""
+    if config.generator.norm == "batch" and config.train.batch_size * processes == 1:
         return "image"
     return "running"
 
@@ -167,10 +176,19 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def prepare_run_folder(config: Config, resume: bool) -> tuple[Path, dict | None]:
-    """Check the run folder against ``resume``; return it and the state to resume from."""
+def prepare_run_folder(config: Config, resume: bool, ctx: Context | None = None
+                       ) -> tuple[Path, dict | None]:
+    """Check the run folder against ``resume``; return it and the state to resume from.
+    With several processes, process 0 checks and creates the folder and the others only
+    read the checkpoint (see :func:`translate.distributed.main_first`)."""
+    ctx = ctx or Context()
     out = Path(config.train.out)
     latest = out / "checkpoints" / "latest.pt"
+    if not ctx.is_main:
+        if resume and not latest.is_file():
+            raise ConfigError(f"{latest} is not visible to process {ctx.rank}: train.out must "
+                              "be on storage that every node reads")
+        return out, load_state(latest) if resume else None
     if not resume:
         if out.exists() and any(out.iterdir()):
             raise ConfigError(f"run folder {out} already holds a run; add --resume to continue "
@@ -188,6 +206,11 @@ def prepare_run_folder(config: Config, resume: bool) -> tuple[Path, dict | None]
                                       for k in bad)
                           + "; only these may change on resume: "
                           + ", ".join(sorted(RESUMABLE_CHANGES)))
+    if state.get("world_size", 1) != ctx.world:
+        n = state.get("world_size", 1)
+        raise ConfigError(f"the run was trained by {n} process(es) (effective batch "
+                          f"{n * config.train.batch_size}) and is resumed by {ctx.world}; "
+                          f"resume it with {n} in all (torchrun --nnodes x --nproc_per_node)")
     if state["step"] >= config.train.iterations:
         raise ConfigError(f"the run already reached step {state['step']} of "
                           f"{config.train.iterations}; raise train.iterations to train longer")
@@ -215,25 +238,37 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def train_step(method: Method, optimizers: dict, batch: dict) -> dict[str, float]:
+def train_step(method: Method, optimizers: dict, batch: dict,
+               precision: Precision | None = None, average=None) -> dict[str, float]:
     """One iteration: generators' forward, then each phase's objective and optimizer step.
-    While a phase steps, the other groups' parameters need no gradients."""
-    outputs = method.forward(batch)
+    While a phase steps, the other groups' parameters need no gradients. ``precision``
+    (default fp32) runs forward passes and objectives under autocast; with fp16 its scaler
+    scales every phase's loss, steps each optimizer and is updated once per iteration.
+    ``average(params)`` (several processes) replaces the phase's gradients by their mean over
+    the processes between backward and step."""
+    precision = precision or Precision()
+    with precision.autocast():
+        outputs = method.forward(batch)
     logged: dict[str, torch.Tensor] = {}
     for phase in method.phases:
         for group in method.groups:
             for p in method.parameters_of(group):
                 p.requires_grad_(group == phase)
-        total, terms = method.objective(phase, outputs)
+        with precision.autocast():
+            total, terms = method.objective(phase, outputs)
         optimizers[phase].zero_grad(set_to_none=True)
-        total.backward()
-        optimizers[phase].step()
+        precision.backward(total)
+        if average is not None:
+            average(method.parameters_of(phase))
+        precision.step(optimizers[phase])
         logged.update(terms)
         logged[f"{phase}_total"] = total.detach()
+    precision.update()
     for group in method.groups:
         for p in method.parameters_of(group):
             p.requires_grad_(True)
-    return {k: float(v) for k, v in logged.items()}
+    values = torch.stack([v.float().reshape(()) for v in logged.values()]).tolist()
+    return dict(zip(logged, values))  # one device-to-host copy for all terms
 
 
 def write_samples(method: Method, batch: dict, path: Path, norm_stats: str) -> None:
@@ -244,19 +279,23 @@ def write_samples(method: Method, batch: dict, path: Path, norm_stats: str) -> N
     save_image(grid(rows), path)
 
 
-def export_all(method: Method, out: Path, config: Config, step: int) -> list[Path]:
-    norm_stats = default_norm_stats(config)
+def export_all(method: Method, out: Path, config: Config, step: int,
+               norm_stats: str | None = None) -> list[Path]:
+    norm_stats = norm_stats or default_norm_stats(config)
     return [export_generator(e.net, out / f"generator_{e.direction}.safetensors", arch=e.arch,
                              kwargs=e.kwargs, direction=e.direction, norm_stats=norm_stats,
                              method=method.name, step=step, config=config.to_dict())
             for e in method.exports()]
 
 
-def make_optimizers(method: Method, config: Config) -> tuple[dict, dict]:
-    """One Adam per optimizer group of the method, each with the LR schedule."""
+def make_optimizers(method: Method, config: Config, fused: bool = False
+                    ) -> tuple[dict, dict]:
+    """One Adam per optimizer group of the method, each with the LR schedule; ``fused``:
+    one fused kernel per step (CUDA)."""
     t, decay_from = config.train, config.decay_from
     optimizers = {g: torch.optim.Adam(method.parameters_of(g), lr=t.lr,
-                                      betas=(t.beta1, t.beta2)) for g in method.groups}
+                                      betas=(t.beta1, t.beta2), fused=fused or None)
+                  for g in method.groups}
     schedulers = {g: torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, decay_from, t.iterations)) for g, opt in optimizers.items()}
     return optimizers, schedulers
@@ -268,22 +307,30 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
     Raises :class:`TrainingInterrupted` after saving a checkpoint on SIGINT/SIGTERM.
     """
     t = config.train
-    out, state = prepare_run_folder(config, resume)
-    device = pick_device(t.device)
+    t.precision = resolve_precision(t.precision, pick_device(t.device))  # saved resolved
+    ctx = join_processes(pick_device(t.device))  # torchrun: one process per GPU
+    out, state = main_first(ctx, prepare_run_folder, config, resume, ctx)
+    device = ctx.device
     torch.manual_seed(t.seed)
     random.seed(t.seed)
     np.random.seed(t.seed)
 
     dataset = build_dataset(config, "train")
+    if config.data.gpu_augment:
+        dataset = DecodeOnly(dataset, config.data.load_size)
     test_set = build_dataset(config, "test")
     preview = fixed_batch(test_set or dataset, t.samples)
     preview = {k: v.to(device) for k, v in preview.items()}
 
     method = build_method(config)
     method.nets.to(device)
-    optimizers, schedulers = make_optimizers(method, config)
+    replicas = Replicas(ctx, method.nets)  # process 0's weights everywhere; SyncBN on CUDA
+    replicas.seed(t.seed)
+    speed = TrainSpeed(config, device)
+    speed.prepare(method)
+    optimizers, schedulers = make_optimizers(method, config, fused=device.type == "cuda")
     log = MetricsLog(out / "metrics.jsonl")
-    norm_stats = default_norm_stats(config)
+    norm_stats = default_norm_stats(config, replicas.normalised_batch_factor)
     evaluator = PeriodicEval(config, device, norm_stats)
     start = 0
     if state is not None:
@@ -292,15 +339,25 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
         for g, opt in optimizers.items():
             opt.load_state_dict(state["optimizers"][g])
             schedulers[g].load_state_dict(state["schedulers"][g])
-        method.load_state_dict(to_device(state["method"], device))
-        set_rng_state(state["rng"], device)
+        own = replicas.own_state(state)  # this process's RNGs and method memory
+        method.load_state_dict(to_device(own["method"], device))
+        set_rng_state(own["rng"], device)
         log.load(state["log"])
         evaluator.load(state.get("best"))
-        log.truncate_after(start)
-        print(f"resuming {out} at step {start}", file=sys.stderr)
-    (out / "config.yaml").write_text(config.to_yaml())
+        speed.precision.load_state_dict(state.get("scaler"))
+        if ctx.is_main:
+            log.truncate_after(start)
+            print(f"resuming {out} at step {start}", file=sys.stderr)
+    if ctx.is_main:
+        (out / "config.yaml").write_text(config.to_yaml())
+    if ctx.is_main and ctx.distributed:
+        print(f"{ctx.world} processes ({ctx.backend}, {device.type}): batch {t.batch_size} per "
+              f"process, effective batch {t.batch_size * ctx.world}", file=sys.stderr)
 
     def checkpoint(step: int, name: str = "latest.pt") -> None:
+        others = replicas.gather({"rng": rng_state(device), "method": method.state_dict()})
+        if not ctx.is_main:  # process 0 writes; the others wait until the file is complete
+            return replicas.barrier()
         save_state({
             "format": STATE_FORMAT, "version": 1, "step": step, "config": config.to_dict(),
             "nets": method.nets.state_dict(),
@@ -309,52 +366,60 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
             "method": method.state_dict(), "rng": rng_state(device), "log": log.state(),
             "exports": {e.direction: {"net": e.name, "arch": e.arch, "kwargs": e.kwargs,
                                       "norm_stats": norm_stats} for e in method.exports()},
-            "best": evaluator.state(),
+            "best": evaluator.state(), "scaler": speed.precision.state_dict(),
+            "world_size": ctx.world, "replicas": others,
         }, out / "checkpoints" / name)
+        replicas.barrier()
 
     loader = DataLoader(
         dataset, batch_size=t.batch_size,
-        sampler=StreamSampler(len(dataset), t.seed, start=start * t.batch_size),
+        sampler=StreamSampler(len(dataset), t.seed, start=start * t.batch_size * ctx.world,
+                              rank=ctx.rank, world=ctx.world),
         num_workers=config.data.workers, worker_init_fn=worker_init,
         pin_memory=device.type == "cuda", persistent_workers=config.data.workers > 0,
         generator=torch.Generator().manual_seed(t.seed))
     method.nets.train()
-    bar = tqdm(total=t.iterations, initial=start, disable=not progress, dynamic_ncols=True,
-               desc=f"{config.model} {out.name}", unit="it", file=sys.stderr)
+    bar = tqdm(total=t.iterations, initial=start, disable=not (progress and ctx.is_main),
+               dynamic_ncols=True, desc=f"{config.model} {out.name}", unit="it", file=sys.stderr)
     batches = iter(loader)
     step, tic = start, time.perf_counter()
     with stop_on_signals() as stop:
         while step < t.iterations:
             batch = next(batches)
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()
-                     if torch.is_tensor(v) and v.is_floating_point()}
-            terms = train_step(method, optimizers, batch)
+            batch = speed.batch(batch)
+            terms = train_step(method, optimizers, batch, speed.precision,
+                               replicas.average_gradients)
             for s in schedulers.values():
                 s.step()
             step += 1
+            terms, signum = replicas.finish_step(terms, stop["signum"])  # agreed by all
             log.add(terms)
             bar.update(1)
-            if step % t.log_every == 0 or step == t.iterations:
+            if ctx.is_main and (step % t.log_every == 0 or step == t.iterations):
                 now = time.perf_counter()
                 row = log.write(step, {"lr": optimizers[method.phases[0]].param_groups[0]["lr"],
                                        "seconds": round(now - tic, 3)})
                 tic = now
                 bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
                                  if k.endswith("_total") or k in ("g_l1",)})
-            if t.sample_every and step % t.sample_every == 0:
+            if ctx.is_main and t.sample_every and step % t.sample_every == 0:
                 write_samples(method, preview, out / "samples" / f"step_{step:06d}.png",
                               norm_stats)
             if evaluator.due(step):
-                row, improved = evaluator.run(method, step)
-                log.append(row)
-                if improved:
+                row, improved = evaluator.run(method, step) if ctx.is_main else ({}, False)
+                if ctx.is_main:
+                    log.append(row)
+                if replicas.main_decides(improved):
                     checkpoint(step, "best.pt")
-            if step % t.checkpoint_every == 0 or step == t.iterations or stop["signum"]:
+            if step % t.checkpoint_every == 0 or step == t.iterations or signum:
                 checkpoint(step)
-            if stop["signum"] and step < t.iterations:
+            if signum and step < t.iterations:
                 bar.close()
-                raise TrainingInterrupted(step, stop["signum"])
+                raise TrainingInterrupted(step, signum)
     bar.close()
-    paths = export_all(method, out, config, step)
+    replicas.verify()  # all processes hold the same weights, bit for bit
+    if not ctx.is_main:
+        return out
+    paths = export_all(method, out, config, step, norm_stats)
     print("exported " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return out
