@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from .cli import non_negative, positive
 from .datasets_registry import DataUsageError
 from .download import ArchiveError, DownloadError
 from .zoo import ZooError
@@ -41,20 +42,6 @@ class _SynthTasks(Sequence):
 
     def __contains__(self, value) -> bool:
         return value in self._names()
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 # ------------------------------------------------------------------------ data commands

@@ -301,6 +301,15 @@ def _halves(rgb: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
     return rgb[:, :half], rgb[:, half:2 * half]
 
 
+def read_part(path: Path, part: str = "whole") -> np.ndarray:
+    """uint8 RGB (H, W, 3) of a whole file, or of the ``left``/``right`` half of an A | B
+    file."""
+    rgb = load_rgb(path)
+    if part == "whole":
+        return rgb
+    return _halves(rgb, path)[0 if part == "left" else 1]
+
+
 class PairedDataset(_Augmented):
     """Pairs (A, B) with identical geometric augmentation.
 
@@ -387,10 +396,7 @@ class UnpairedDataset(_Augmented):
         return max(len(self.items[0]), len(self.items[1]))
 
     def load_one(self, item: DomainItem, channels: int) -> np.ndarray:
-        rgb = load_rgb(item.path)
-        if item.part != "whole":
-            rgb = _halves(rgb, item.path)[0 if item.part == "left" else 1]
-        return to_channels(rgb, channels)
+        return to_channels(read_part(item.path, item.part), channels)
 
     def __getitem__(self, key) -> dict:
         index, seed = key if isinstance(key, tuple) else (key, None)

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import DatasetError, domain_items, paired_items, resolve_layout
-from .images import ImageError, list_images, load_rgb, to_channels
+from .data import DatasetError, domain_items, paired_items, read_part, resolve_layout
+from .images import ImageError, list_images, to_channels
 
 PSNR_CAP = 100.0  # dB; what an exact reproduction counts as in a mean
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's file name
@@ -97,14 +97,6 @@ class Case:
     part: str            # "whole", "left" or "right" (aligned files hold A | B)
     truth: Path | None
     truth_part: str = "whole"
-
-
-def read_part(path: Path, part: str) -> np.ndarray:
-    rgb = load_rgb(path)
-    if part == "whole":
-        return rgb
-    half = rgb.shape[1] // 2
-    return rgb[:, :half] if part == "left" else rgb[:, half:2 * half]
 
 
 def scoring_cases(root: str | Path, direction: str = "a2b", layout: str = "auto"
