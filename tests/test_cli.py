@@ -166,3 +166,20 @@ train: {{iterations: 4, decay_from: 4, log_every: 2, sample_every: 4, checkpoint
         for f in src.iterdir():
             with Image.open(f) as a, Image.open(out / f.name) as b:
                 assert a.size == b.size
+
+
+def test_light_subcommands_do_not_import_torch():
+    """--help, data list and zoo list answer without importing PyTorch (seconds saved on
+    every call); a usage error from a heavy module still exits 2 with its message."""
+    import subprocess
+    import sys
+    code = ("import sys; from translate.cli import main\n"
+            "for argv in (['data', 'list'], ['zoo', 'list']):\n"
+            "    assert main(argv) == 0, argv\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    bad = run_cli("convert", "--checkpoint", "nowhere.safetensors", "--input", "x",
+                  "--output", "y")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ")

@@ -176,6 +176,22 @@ def test_exif_orientation_is_applied(tmp_path):
     assert out[:10].mean() > 200 and out[10:].mean() < 50  # white half is now on top
 
 
+
+def test_png_size_comes_from_the_header(tmp_path):
+    """A PNG's size and eXIf orientation are read without decoding its pixels: a file cut
+    off inside its image data still reports its size, and loading it is what fails."""
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 40, 3), np.uint8))
+    exif = img.getexif()
+    exif[0x0112] = 8
+    img.save(tmp_path / "rot.png", exif=exif)
+    assert image_size(tmp_path / "rot.png") == (30, 40)
+    assert load_rgb(tmp_path / "rot.png").shape == (40, 30, 3)
+    data = (tmp_path / "rot.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    assert image_size(tmp_path / "cut.png") == (30, 40)
+    with pytest.raises(ImageError):
+        load_rgb(tmp_path / "cut.png")
+
 def test_not_an_image(tmp_path):
     (tmp_path / "x.png").write_text("hello")
     with pytest.raises(ImageError, match="x.png"):

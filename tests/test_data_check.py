@@ -75,18 +75,18 @@ def test_unmatched_garbage_and_truncated_files(tmp_path):
     (root / "train" / "A" / "00001.png").write_bytes(b"not an image at all" * 10)
     (root / "train" / "B" / "00002.png").unlink()
     truncate(write_png(root / "train" / "B" / "00002.jpg", 48, 48, "JPEG"))
-    truncate(root / "train" / "B" / "00003.png")  # PNG: found by the header read as well
+    truncate(root / "train" / "B" / "00003.png")  # headers intact: only the end is missing
     (root / "train" / "A" / "notes.txt").write_text("labels from the survey")
 
     report = check_dataset(root)
     train = report["splits"][0]
     assert train["only_a"] == ["only_in_a"] and train["only_b"] == ["only_in_b"]
-    assert [u["path"] for u in report["unreadable"]] == ["train/A/00001.png",
-                                                        "train/B/00003.png"]
-    assert [s["path"] for s in report["suspect"]] == ["train/B/00002.jpg"]
+    assert [u["path"] for u in report["unreadable"]] == ["train/A/00001.png"]
+    assert [s["path"] for s in report["suspect"]] == ["train/B/00002.jpg",
+                                                      "train/B/00003.png"]
     assert train["domains"]["A"]["ignored_files"] == 1 and train["size_mismatch"] == 1
-    # header check: 00000, 00002 (JPEG header intact) and 00004 pair up, as in the loader
-    assert train["pairs"] == 3 == loader_pairs(root, "paired")
+    # header check: 00000, 00002, 00003 (headers intact) and 00004 pair up, as in the loader
+    assert train["pairs"] == 4 == loader_pairs(root, "paired")
     assert report["ok"] and any("no test" in w for w in report["warnings"])
     text = format_report(report)
     assert "only in A: only_in_a" in text and "train/A/00001.png" in text

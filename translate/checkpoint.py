@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from . import __version__
+from .errors import UserError
 from .files import atomic_write
 from .networks import GENERATORS, build_generator, stride_of
 
@@ -37,7 +38,7 @@ GENERATOR_FORMAT = "translate-generator"
 STATE_FORMAT = "translate-train-state"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A file that is not a checkpoint this version can read; the message says why."""
 
 

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .errors import UserError
 
 
-class CliError(Exception):
+class CliError(UserError):
     """A usage error to print as ``error: ...`` with exit status 2."""
 
 
@@ -382,19 +383,9 @@ def main(argv: list[str] | None = None) -> int:
             args.overrides += extra
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .convert import UsageError
-    from .data import DatasetError
-    from .evaluate import EvalError
-    from .export import ExportUsageError
-    from .onnx_export import ExportError
-    from .cli_data import ERRORS as DATA_ERRORS
-
     try:
         return args.func(args)
-    except (CliError, ConfigError, DatasetError, CheckpointError, UsageError,
-            ExportError, ExportUsageError, EvalError, *DATA_ERRORS) as err:
+    except UserError as err:  # CliError and the package's own errors
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -264,5 +264,3 @@ def register_zoo(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_zoo_download)
 
-
-ERRORS = (DataUsageError, ZooError)

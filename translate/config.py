@@ -20,9 +20,10 @@ from typing import Any
 import yaml
 
 from .diffaugment import parse_policy
+from .errors import UserError
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override that cannot be used; the message says how to fix it."""
 
 

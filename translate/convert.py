@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from .device_codec import (JPEG_SUFFIXES, EncodedJpeg, decode_jpegs, encode_jpegs,
                            input_from_uint8, read_jpeg, to_uint8_batch)
+from .errors import UserError
 from .files import atomic_write
 from .images import (ALPHA_FORMATS, ImageError, is_image_file, load_image, save_image,
                      to_channels, to_tensor, to_uint8)
@@ -43,7 +44,7 @@ FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 WRITABLE = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
-class UsageError(ValueError):
+class UsageError(UserError, ValueError):
     """Arguments that cannot work (missing input, output inside the input, ...)."""
 
 

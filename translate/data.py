@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import Dataset, Sampler  # noqa: E402
 
+from .errors import UserError  # noqa: E402
 from .images import IMAGE_EXTENSIONS as _EXTS  # noqa: E402
 from .images import (ImageError, image_size, list_images, load_rgb, to_channels,  # noqa: E402
                      to_tensor)
@@ -50,7 +51,7 @@ Layouts that work (ROOT is data.root):
 PAIRED_LAYOUTS = ("paired", "aligned")
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset that cannot be trained on; the message explains what was found."""
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .download import ArchiveError, DownloadError, extract_archive, fetch
+from .errors import UserError
 
 DATASETS_URL_ENV = "TRANSLATE_DATASETS_URL"
 PIX2PIX_BASE = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
@@ -80,7 +81,7 @@ DATASETS: dict[str, DatasetEntry] = {e.name: e for e in [
 ]}
 
 
-class DataUsageError(Exception):
+class DataUsageError(UserError):
     """A bad request (unknown dataset, unusable folder); exit status 2."""
 
 

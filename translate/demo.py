@@ -12,10 +12,12 @@ import os
 import sys
 from pathlib import Path
 
+from .errors import UserError
+
 SOURCE_TREE = Path(__file__).resolve().parent.parent
 
 
-class DemoError(Exception):
+class DemoError(UserError):
     """The demo cannot start; the message says what to do."""
 
 

@@ -25,13 +25,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import DatasetError, domain_items, paired_items, read_part, resolve_layout
+from .errors import UserError
 from .images import ImageError, list_images, to_channels
 
 PSNR_CAP = 100.0  # dB; what an exact reproduction counts as in a mean
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's file name
 
 
-class EvalError(ValueError):
+class EvalError(UserError, ValueError):
     """Nothing to score, or a metric that cannot be computed; the message says why."""
 
 

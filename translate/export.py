@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, export_generator
+from .errors import UserError
 from .inference import load_any
 from .reference import is_reference_file
 
@@ -15,7 +16,7 @@ ONNX_TOLERANCE = 1e-3  # largest |onnx - torch| an ONNX export may show in its p
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-class ExportUsageError(ValueError):
+class ExportUsageError(UserError, ValueError):
     """Export arguments that cannot work; the message says why."""
 
 

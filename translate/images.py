@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -88,12 +89,27 @@ def load_rgb(path: str | Path) -> np.ndarray:
     return load_image(path)[0]
 
 
-def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) after EXIF orientation, reading only the header."""
+def _header_orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1-8) found without decoding pixels. Pillow's ``getexif`` decodes
+    a whole PNG when it has no eXIf chunk before the image data; here such a PNG counts as
+    unrotated (eXIf after the pixel data is rare, and the pixel count is the same either way)."""
+    if img.format == "PNG":
+        raw = img.info.get("exif")
+        if not raw:
+            return 1
+        exif = Image.Exif()
+        exif.load(raw)
+        return exif.get(0x0112, 1)
+    return img.getexif().get(0x0112, 1)
+
+
+def image_size(path: str | Path | BinaryIO) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, reading only the header: a file whose pixel
+    data is damaged or cut short still reports its size (``load_image`` finds that out)."""
     try:
         with Image.open(path) as img:
             w, h = img.size
-            orientation = img.getexif().get(0x0112, 1)
+            orientation = _header_orientation(img)
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{path}: cannot read image ({err})") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from .errors import UserError
 from .files import atomic_write
 from .networks import stride_of
 from .networks.norm_stats import needs_shared_statistics, set_norm_stats
@@ -40,7 +41,7 @@ EXPORTERS = ("auto", "torchscript", "dynamo")
 INPUT, OUTPUT = "image", "translated"
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """An ONNX export that failed, or whose results disagree with PyTorch's."""
 
 

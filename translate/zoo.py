@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .download import DownloadError, fetch, sha256_of
+from .errors import UserError
 from .files import atomic_write
 
 ZOO_URL_ENV = "TRANSLATE_ZOO_URL"
@@ -44,7 +45,7 @@ CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{}
 ANIMEGAN_URL = "https://github.com/bryandlee/animegan2-pytorch/raw/main/weights/{}.pt"
 
 
-class ZooError(Exception):
+class ZooError(UserError):
     """A bad zoo request (unknown or ambiguous name, unusable file); exit status 2."""
 
 
