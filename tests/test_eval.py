@@ -167,3 +167,67 @@ def test_evaluate_a_dataset_that_has_only_a_test_split(tmp_path):
     root = render_dataset(tmp_path / "t", size=24, train=0, test=3)
     assert not (root / "train").exists()
     assert evaluate(MappingEngine(), root)["psnr"] == 100.0
+
+
+def test_only_the_evaluating_process_opens_the_inception_weights(tmp_path, shapes32):
+    """Under torchrun only process 0 evaluates, so only it loads Inception: with a damaged
+    file in the hub cache, process 0 fails to load it and the others never open it."""
+    from translate.evaluate import INCEPTION_FILE
+    from translate.train_eval import PeriodicEval
+
+    hub = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    try:
+        (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+        (tmp_path / "hub" / "checkpoints" / INCEPTION_FILE).write_bytes(b"not weights")
+        config = tiny_config(shapes32, tmp_path / "run", train={"eval_every": 4})
+        other = PeriodicEval(config, torch.device("cpu"), "instance", main=False)
+        assert other.features is None and other.due(4) and not other.due(3)
+        with pytest.raises(EvalError, match="not a readable PyTorch file"):
+            PeriodicEval(config, torch.device("cpu"), "instance", main=True)
+    finally:
+        torch.hub.set_dir(hub)
+
+
+
+class RunsCode:
+    """Unpickling this object would create ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_inception_weights_are_never_unpickled(tmp_path):
+    """torch-fidelity reads weight files with weights_only=False; a user's file is checked
+    with weights_only=True first, so a file carrying code is refused and the code never runs;
+    tensors that are not Inception's are refused with the reason."""
+    from translate.evaluate import InceptionFeatures
+
+    marker = tmp_path / "marker"
+    torch.save({"fc.weight": torch.zeros(1), "x": RunsCode(marker)}, tmp_path / "code.pth")
+    with pytest.raises(EvalError, match="refused: it holds pickled Python objects"):
+        InceptionFeatures(tmp_path / "code.pth")
+    assert not marker.exists()
+    torch.save({"fc.weight": torch.zeros(3, 3)}, tmp_path / "other.pth")
+    with pytest.raises(EvalError, match="not torch-fidelity's Inception-v3 weights"):
+        InceptionFeatures(tmp_path / "other.pth")
+
+
+def test_inception_weights_of_the_right_layout_load(tmp_path, monkeypatch):
+    """A file holding every tensor of torch-fidelity's Inception-v3 (random values here: the
+    released file cannot be downloaded in the tests) loads and gives (N, 2048) features."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fidelity
+
+    from translate.evaluate import InceptionFeatures
+
+    with monkeypatch.context() as patch:  # build the network once without any weights
+        patch.setattr(fidelity, "load_state_dict_from_url", lambda *a, **k: {})
+        patch.setattr(nn.Module, "load_state_dict", lambda self, *a, **k: None)
+        layout = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    torch.save(layout.state_dict(), tmp_path / "inception.pth")
+    features = InceptionFeatures(tmp_path / "inception.pth")
+    out = features(torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8))
+    assert tuple(out.shape) == (2, 2048)

@@ -15,6 +15,7 @@ Inputs are translated whole, at their own size (tiled above the converter's thre
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,7 +144,11 @@ def scoring_cases(root: str | Path, direction: str = "a2b", layout: str = "auto"
 
 class InceptionFeatures(nn.Module):
     """Inception-v3 pool features (N, 2048) of uint8 images (N, 3, H, W), from
-    torch-fidelity's network with weights read from ``weights`` (no download)."""
+    torch-fidelity's network with weights read from ``weights`` (no download).
+
+    torch-fidelity unpickles the file it is given (``weights_only=False``), so it is never
+    given the user's file: that is read here with ``torch.load(weights_only=True)`` (tensors
+    only, nothing runs) and its tensors are written to a private temporary file for it."""
 
     num_features = 2048
 
@@ -154,8 +159,25 @@ class InceptionFeatures(nn.Module):
         except ImportError as err:
             raise EvalError("FID/KID need torchmetrics and torch-fidelity: "
                             "pip install 'translate[metrics]'") from err
-        self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
-                                      feature_extractor_weights_path=str(weights))
+        from .checkpoint import CheckpointError
+        from .reference import as_state_dict, read_weights
+
+        try:
+            state = as_state_dict(read_weights(weights), weights)
+        except CheckpointError as err:
+            raise EvalError(f"Inception weights: {err}; delete the file or pass "
+                            "--inception-weights with torch-fidelity's released file") from None
+        with tempfile.TemporaryDirectory() as tmp:
+            checked = Path(tmp) / "inception.pt"
+            torch.save(state, checked)
+            try:
+                self.net = NoTrainInceptionV3(name="inception-v3-compat",
+                                              features_list=["2048"],
+                                              feature_extractor_weights_path=str(checked))
+            except RuntimeError as err:  # load_state_dict: missing or misshapen tensors
+                first = str(err).splitlines()[0]
+                raise EvalError(f"{weights}: not torch-fidelity's Inception-v3 weights "
+                                f"({first})") from None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -22,9 +22,11 @@ from .inference import Translator
 
 class PeriodicEval:
     """Scores every ``train.eval_every`` steps; ``state()``/``load()`` carry the best score
-    across resumes."""
+    across resumes. Only the process that evaluates (``main``; process 0 under torchrun)
+    loads the Inception weights and prints warnings; every process agrees on ``due``."""
 
-    def __init__(self, config: Config, device: torch.device, norm_stats: str):
+    def __init__(self, config: Config, device: torch.device, norm_stats: str,
+                 main: bool = True):
         self.config, self.device, self.norm_stats = config, device, norm_stats
         self.every = config.train.eval_every
         self.best: dict | None = None  # {"step", "metric", "value"}
@@ -36,9 +38,12 @@ class PeriodicEval:
         try:
             cases, _ = scoring_cases(d.root, d.direction, d.layout)
         except EvalError as err:
-            print(f"warning: train.eval_every is set but {err}; not evaluating",
-                  file=sys.stderr)
+            if main:
+                print(f"warning: train.eval_every is set but {err}; not evaluating",
+                      file=sys.stderr)
             self.every = 0
+            return
+        if not main:
             return
         weights = find_inception_weights()
         if weights is not None:

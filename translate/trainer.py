@@ -331,7 +331,7 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
     optimizers, schedulers = make_optimizers(method, config, fused=device.type == "cuda")
     log = MetricsLog(out / "metrics.jsonl")
     norm_stats = default_norm_stats(config, replicas.normalised_batch_factor)
-    evaluator = PeriodicEval(config, device, norm_stats)
+    evaluator = PeriodicEval(config, device, norm_stats, main=ctx.is_main)
     start = 0
     if state is not None:
         start = state["step"]
