@@ -68,9 +68,9 @@ def free_port() -> int:
 class DemoServer:
     """``translate demo`` in a subprocess; ``url`` once it serves."""
 
-    def __init__(self, *args: str, temp: Path, timeout: float = 120):
+    def __init__(self, *args: str, temp: Path, timeout: float = 120, **env_vars: str):
         env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", PYTHONUNBUFFERED="1",
-                   GRADIO_TEMP_DIR=str(temp), GRADIO_ANALYTICS_ENABLED="False")
+                   GRADIO_TEMP_DIR=str(temp), GRADIO_ANALYTICS_ENABLED="False", **env_vars)
         self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "translate", "demo", "--port", str(self.port), *args],
@@ -308,3 +308,19 @@ def test_files_outside_uploads_and_outputs_are_refused(server, models):
         reply = httpx.get(f"{server.url}gradio_api/file={path}")
         assert reply.status_code in (403, 404), (path, reply.status_code)
         assert "root:" not in reply.text
+
+
+
+def test_sigterm_stops_the_demo_and_removes_its_temporary_folders(models, tmp_path):
+    """A service manager's SIGTERM ends the demo like Ctrl-C: the server closes, and the
+    folders of examples and results it made are gone, not left in /tmp."""
+    (tmp_path / "tmp").mkdir()
+    demo = DemoServer("--models", str(models), temp=tmp_path / "gradio",
+                      TMPDIR=str(tmp_path / "tmp"))
+    made = [p for p in (tmp_path / "tmp").rglob("translate-demo-*")]
+    made += [p for p in (tmp_path / "gradio").rglob("translate-demo-*")]
+    assert len(made) >= 2, made  # examples and outputs
+    demo.proc.send_signal(signal.SIGTERM)
+    assert demo.proc.wait(30) == 0
+    left = [p for p in made if p.exists()]
+    assert not left, left

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -56,9 +57,20 @@ def run_demo(models: str | None, host: str, port: int, share: bool, device: str,
 
     limits = Limits(max_file_bytes=int(max_upload_mb * 2**20),
                     max_pixels=int(max_megapixels * 1e6))
+    # SIGTERM (a service manager, `kill`) stops the server the way Ctrl-C does, so the
+    # demo's temporary folders are removed at exit instead of being left behind
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         app.serve(models, host=host, port=port, share=share, device=device, limits=limits,
                   queue_size=queue_size)
     except OSError as err:
         raise DemoError(f"cannot serve on {host}:{port} ({err}); choose another --port") \
             from None
+    except KeyboardInterrupt:  # stopped while starting; once serving, Gradio handles it
+        print("stopped", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
