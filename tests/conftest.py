@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -69,3 +70,13 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, check: bo
         raise AssertionError(f"translate {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the learning tests: floating-point sums then run in one order
+    whatever the machine's core count, so the numbers their docstrings state reproduce."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -61,3 +61,23 @@ def test_foreign_safetensors_is_explained(tmp_path):
     save_file({"w": torch.zeros(2)}, tmp_path / "other.safetensors")
     with pytest.raises(CheckpointError, match="not a translate generator"):
         load_generator(tmp_path / "other.safetensors")
+
+
+def test_run_folder_gives_the_newer_of_export_and_checkpoint(shapes32, tmp_path):
+    """A run resumed past its end and stopped holds an export older than its checkpoint:
+    the folder then gives the checkpoint's generator, otherwise the export."""
+    from conftest import tiny_config
+    from translate.inference import load_any
+    from translate.trainer import train
+
+    run = tmp_path / "run"
+    schedule = {"iterations": 2, "decay_from": 2, "sample_every": 0}
+    train(tiny_config(shapes32, run, train=schedule), progress=False)
+    export = run / "generator_a2b.safetensors"
+    old = export.read_bytes()
+    assert load_any(run)[1]["step"] == "2"
+    train(tiny_config(shapes32, run, train=dict(schedule, iterations=4)), resume=True,
+          progress=False)
+    export.write_bytes(old)  # as if stopped before the end: checkpoint at 4, export at 2
+    assert str(load_any(run)[1]["step"]) == "4"
+    assert str(load_any(run, "a2b")[1]["step"]) == "4"

@@ -49,11 +49,33 @@ def test_detects_each_layout(tmp_path):
     assert detect_layout(make_unpaired(tmp_path / "u")) == "unpaired"
 
 
-def test_explicit_layout_is_checked(tmp_path):
-    root = make_aligned(tmp_path / "a")
-    assert resolve_layout(root, "aligned") == "aligned"
-    with pytest.raises(DatasetError, match="data.layout=paired needs .*train/A"):
-        resolve_layout(root, "paired")
+@pytest.mark.parametrize("make,layout,message,found", [
+    (make_aligned, "paired", r"data.layout=paired needs .*train/A", "aligned"),
+    (make_aligned, "unpaired", r"data.layout=unpaired needs .*trainA, .*trainB", "aligned"),
+    (make_paired, "aligned", r"data.layout=aligned needs images directly in .*train", "paired"),
+    (make_paired, "unpaired", r"data.layout=unpaired needs .*trainA, .*trainB", "paired"),
+    (make_unpaired, "paired", r"data.layout=paired needs .*train/A, .*train/B", "unpaired"),
+    (make_unpaired, "aligned", r"data.layout=aligned needs .*train", "unpaired"),
+])
+def test_explicit_layout_is_checked(tmp_path, make, layout, message, found):
+    """Every wrong explicit layout names what it needs, shows the tree and the layouts that
+    work, and names the layout the folder does have."""
+    root = make(tmp_path / "d")
+    assert resolve_layout(root, found) == found
+    with pytest.raises(DatasetError, match=message) as err:
+        resolve_layout(root, layout)
+    text = str(err.value)
+    assert "Found:" in text and "ROOT/trainA" in text  # the tree and LAYOUTS_HELP
+    assert f"has the {found} layout: set data.layout={found} or auto" in text
+
+
+def test_pairs_whose_names_never_match(tmp_path, capsys):
+    save(tmp_path / "train" / "A" / "x.png")
+    save(tmp_path / "train" / "B" / "y.png")
+    with pytest.raises(DatasetError, match="no usable training pairs"):
+        paired_items(tmp_path, "paired")
+    err = capsys.readouterr().err
+    assert "have no counterpart and are left out: A/x, B/y" in err
 
 
 def test_wrong_layout_shows_tree_and_layouts(tmp_path):
@@ -221,6 +243,22 @@ def test_paired_augmentation_is_identical_for_a_and_b(tmp_path):
     assert len(crops) > 4  # different seeds, different crops and flips
     assert torch.equal(ds[(1, 5)]["a"], ds[(1, 5)]["a"])  # same seed, same result
 
+
+
+def test_pairs_of_different_sizes_get_the_same_geometry(tmp_path):
+    """A and B of a pair may differ in size (a 40 px sketch, an 80 px photo): both are
+    resized to load_size first, so crop and flip still agree."""
+    y, x = np.mgrid[0:80, 0:80]
+    big = np.stack([x * 3, y * 3, (x + y) * 3 // 2], -1).astype(np.uint8)  # smooth ramps
+    for i in range(2):
+        save(tmp_path / "train" / "A" / f"{i}.png", big[::2, ::2])
+        save(tmp_path / "train" / "B" / f"{i}.png", big)
+    ds = PairedDataset(paired_items(tmp_path, "paired"), 36, 24, flip=True)
+    for seed in range(8):
+        item = ds[(seed % 2, seed)]
+        assert item["a"].shape == item["b"].shape == (3, 24, 24)
+        assert (item["a"] - item["b"]).abs().mean() < 0.03  # [-1, 1]: under 4 grey levels
+    assert ds[0]["a"].shape == ds[0]["b"].shape == (3, 24, 24)
 
 def test_aligned_items_are_split_into_halves(tmp_path):
     arr = np.zeros((8, 16, 3), np.uint8)

@@ -24,20 +24,73 @@ def batch(n, seed=0):
 
 def test_rolled_targets_belong_to_other_inputs():
     b = batch(4)["b"]
-    wrong = mismatched_targets(b, None)
+    wrong, keep = mismatched_targets(b, torch.arange(4))
+    assert keep.all()
     for i in range(4):
         assert torch.equal(wrong[i], b[i - 1])
         assert not torch.equal(wrong[i], b[i])
 
 
+def test_repeated_samples_never_mismatch_with_themselves():
+    """A batch may hold one sample twice (a dataset smaller than the batch, an epoch
+    boundary): each row gets the target of a different sample, or is left out."""
+    b = batch(4)["b"]
+    index = torch.tensor([7, 7, 3, 7])
+    wrong, keep = mismatched_targets(b, index)
+    assert keep.all()
+    source = {0: 2, 1: 2, 2: 1, 3: 2}  # the row each one takes its target from
+    for i, j in source.items():
+        assert torch.equal(wrong[i], b[j]) and index[j] != index[i]
+    assert mismatched_targets(b, torch.full((4,), 5)) is None  # one sample only
+    previous = (batch(4, seed=1)["b"], torch.tensor([5, 1, 5, 2]))
+    wrong, keep = mismatched_targets(b, torch.full((4,), 5), previous)
+    assert keep.tolist() == [False, True, False, True]
+    assert torch.equal(wrong[1], previous[0][1]) and torch.equal(wrong[3], previous[0][3])
+
+
 def test_batch_of_one_uses_the_previous_target(tmp_path):
     m = method_for(tmp_path)
-    first, second = batch(1, seed=1), batch(1, seed=2)
+    first, second, again = batch(1, seed=1), batch(1, seed=2), batch(1, seed=3)
+    first["index"], second["index"], again["index"] = (torch.tensor([i]) for i in (0, 1, 1))
     out1 = m.forward(first)
     assert out1["wrong_b"] is None  # nothing earlier to mismatch with yet
     out2 = m.forward(second)
-    assert torch.equal(out2["wrong_b"], first["b"])
+    assert torch.equal(out2["wrong_b"], first["b"]) and torch.equal(out2["wrong_a"],
+                                                                     second["a"])
     assert not torch.equal(out2["wrong_b"], second["b"])
+    assert m.forward(again)["wrong_b"] is None  # the same sample twice in a row
+    assert "d_mismatch" not in m.d_objective(m.forward(again))[1]
+
+
+def test_training_stream_mismatches_only_other_samples(shapes32, tmp_path):
+    """Through the real data stream (loader, sampler, three pairs, batch size 1 and 2): every
+    mismatched target comes from another sample. Rows are matched to samples by content."""
+    from torch.utils.data import DataLoader
+
+    from translate.data import StreamSampler
+    from translate.trainer import build_dataset
+
+    config = tiny_config(shapes32, tmp_path / "run")
+    dataset = build_dataset(config)
+    dataset.items = dataset.items[:3]
+    for size in (1, 2):
+        torch.manual_seed(0)
+        m = Pix2Pix(tiny_config(shapes32, tmp_path / f"r{size}"))
+        loader = DataLoader(dataset, batch_size=size, sampler=StreamSampler(3, seed=size))
+        owner = {}
+        checked = 0
+        for step, item in zip(range(30), loader):
+            for row, index in zip(item["b"], item["index"].tolist()):
+                owner[row.numpy().tobytes()] = index
+            out = m.forward(item)
+            if out["wrong_b"] is None:
+                continue
+            for x, y in zip(out["wrong_a"], out["wrong_b"]):
+                a_index = next(i for r, i in zip(item["a"], item["index"].tolist())
+                               if torch.equal(r, x))
+                assert owner[y.numpy().tobytes()] != a_index
+                checked += 1
+        assert checked >= 15, checked
 
 
 @pytest.mark.parametrize("mode", ["vanilla", "lsgan"])
@@ -46,7 +99,7 @@ def test_mismatched_pairs_are_labelled_fake(tmp_path, mode):
     out = m.forward(batch(3))
     total, terms = m.d_objective(out)
     assert set(terms) == {"d_real", "d_fake", "d_mismatch"}
-    logits = m.critic(out["real_a"], out["wrong_b"])
+    logits = m.critic(out["wrong_a"], out["wrong_b"])
     assert terms["d_mismatch"].item() == pytest.approx(
         losses.discriminator_loss(mode, logits, real=False).item(), rel=1e-5)
     if mode == "lsgan":  # fake label 0: mean(D^2), unlike the real label's mean((D - 1)^2)

@@ -30,9 +30,9 @@ def held_out_psnr(translator, root):
     return float(np.mean(model)), float(np.mean(identity))
 
 
-def test_pix2pix_learns_the_mapping(shapes32, tmp_path):
-    """300 iterations on 32 px pairs. Measured: held-out PSNR 20.8 dB against 9.0 dB for
-    returning the input unchanged (the identity baseline)."""
+def test_pix2pix_learns_the_mapping(shapes32, tmp_path, one_thread):
+    """300 iterations on 32 px pairs. Measured (one thread): held-out PSNR 23.97 dB against
+    7.83 dB for returning the input unchanged (the identity baseline)."""
     config = tiny_config(shapes32, tmp_path / "run",
                          generator={"ngf": 16, "depth": 5, "dropout": False},
                          discriminator={"ndf": 16},
@@ -96,6 +96,25 @@ def test_run_folder_in_use_needs_resume(shapes32, tmp_path):
     with pytest.raises(ConfigError, match=r"train.lr \(0.0002 -> 0.1\)"):
         train(changed, resume=True, progress=False)
 
+
+
+def test_training_longer_follows_the_new_schedule_and_says_so(shapes32, tmp_path, capsys):
+    """A finished run (LR decayed to 0) extended with a larger train.iterations: the LR
+    follows the schedule of the new length, a note says so, and train.decay_from may change
+    on resume to choose where the decay starts."""
+    run = tmp_path / "run"
+    base = {"iterations": 4, "decay_from": 2, "log_every": 1, "sample_every": 0}
+    train(tiny_config(shapes32, run, train=base), progress=False)
+    assert rows(run)[4]["lr"] == 0.0
+    capsys.readouterr()
+    train(tiny_config(shapes32, run, train=dict(base, iterations=6)), resume=True,
+          progress=False)
+    assert "at step 4 the LR goes from 0 to 0.0001" in capsys.readouterr().err
+    assert rows(run)[5]["lr"] == pytest.approx(2e-4 * 0.25)
+    train(tiny_config(shapes32, run, train=dict(base, iterations=8, decay_from=8)),
+          resume=True, progress=False)
+    assert "goes from 0 to 0.0002" in capsys.readouterr().err
+    assert [rows(run)[s]["lr"] for s in (7, 8)] == [2e-4, 2e-4]
 
 def test_nothing_to_resume(shapes32, tmp_path):
     with pytest.raises(ConfigError, match="nothing to resume"):

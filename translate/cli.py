@@ -218,8 +218,9 @@ def positive_number(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="translate", description="Image-to-image translation: train pix2pix, convert "
-        "images with a trained generator.")
+        prog="translate", description="Image-to-image translation: train pix2pix or CycleGAN, "
+        "convert images with a trained generator, evaluate, benchmark, and try models in a "
+        "browser demo.")
     parser.add_argument("--version", action="version", version=f"translate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

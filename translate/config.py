@@ -134,7 +134,7 @@ MODEL_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 RESUMABLE_CHANGES = {
     "train.iterations", "train.log_every", "train.sample_every", "train.checkpoint_every",
     "train.device", "data.workers", "data.root", "train.eval_every", "train.eval_images",
-    "train.precision", "train.channels_last", "train.compile",
+    "train.precision", "train.channels_last", "train.compile", "train.decay_from",
 }
 
 

@@ -124,8 +124,18 @@ def resolve_layout(root: str | Path, layout: str, splits: tuple[str, ...] = ("tr
             return layout
         problems.append(", ".join(str(p) for p in missing)
                         or f"images directly in {root / split}")
+    found = detect_layout_or_none(root, splits)
+    hint = (f"\nThis folder has the {found} layout: set data.layout={found} or auto."
+            if found else "")
     raise DatasetError(f"data.layout={layout} needs {' or '.join(problems)}. Found:\n"
-                       f"{describe_tree(root)}\n{LAYOUTS_HELP}")
+                       f"{describe_tree(root)}\n{LAYOUTS_HELP}{hint}")
+
+
+def detect_layout_or_none(root: Path, splits: tuple[str, ...] = ("train",)) -> str | None:
+    try:
+        return detect_layout(root, splits)
+    except DatasetError:
+        return None
 
 
 def split_folder(root: Path, layout: str, split: str) -> Path | None:
@@ -256,13 +266,14 @@ def train_transform(load_size: int, crop_size: int, flip: bool) -> A.Compose:
            A.RandomCrop(crop_size, crop_size)]
     if flip:
         ops.append(A.HorizontalFlip(p=0.5))
-    return A.Compose(ops, additional_targets={"b": "image"}, seed=0)
+    return A.Compose(ops, additional_targets={"b": "image"}, seed=0, is_check_shapes=False)
 
 
 def eval_transform(load_size: int, crop_size: int) -> A.Compose:
     """Deterministic counterpart of :func:`train_transform`: resize, centre crop."""
     return A.Compose([A.Resize(load_size, load_size, interpolation=cv2.INTER_CUBIC),
-                      A.CenterCrop(crop_size, crop_size)], additional_targets={"b": "image"})
+                      A.CenterCrop(crop_size, crop_size)], additional_targets={"b": "image"},
+                     is_check_shapes=False)
 
 
 def apply_seeded(transform: A.Compose, seed: int | None, **arrays: np.ndarray) -> dict:

@@ -67,17 +67,30 @@ def _exported_files(folder: Path) -> dict[str, Path]:
             if p.stem.split("_")[-1] in DIRECTIONS}
 
 
+def _checkpoint_step(path: Path) -> int:
+    """The step of a training checkpoint, read without loading its tensors (memory-mapped);
+    -1 when unreadable (loading it later says why)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return int(state["step"])
+    except Exception:  # noqa: BLE001 - any unreadable file
+        return -1
+
+
 def load_any(path: str | Path, direction: str | None = None) -> tuple[nn.Module, dict]:
     """(generator, info) from an exported file, a run folder, a training checkpoint or a
     generator state dict of another project."""
     path = Path(path)
     if direction is not None and direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}")
-    if path.is_dir():
+    if path.is_dir():  # a run folder: its export, unless training went on after it
         files = _exported_files(path)
-        if files:
-            return load_any(files[choose_direction(direction, sorted(files), path)], direction)
         latest = path / "checkpoints" / "latest.pt"
+        if files:
+            export = files[choose_direction(direction, sorted(files), path)]
+            net, info = load_any(export, direction)
+            if not latest.is_file() or _checkpoint_step(latest) <= int(info.get("step", -1)):
+                return net, info
         if latest.is_file():
             return generator_from_state(load_state(latest), direction, latest)
         raise CheckpointError(f"{path} holds neither an exported generator "

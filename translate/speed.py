@@ -154,10 +154,14 @@ class TrainSpeed:
         prepare_networks(method, self.channels_last, self.compile, self.gan_mode)
 
     def batch(self, raw: dict) -> dict[str, torch.Tensor]:
-        """Loader batch -> {"a", "b"}: float (N, C, H, W) in [-1, 1] on the device."""
+        """Loader batch -> {"a", "b"}: float (N, C, H, W) in [-1, 1] on the device, and
+        "index": the dataset indices of the rows, int64 (N,), left on the CPU."""
         if self.crop is not None:
             out = self.crop(raw, self.device)
         else:
             out = {k: v.to(self.device, non_blocking=True) for k, v in raw.items()
                    if torch.is_tensor(v) and v.is_floating_point()}
-        return to_channels_last(out) if self.channels_last else out
+        out = to_channels_last(out) if self.channels_last else out
+        if "index" in raw:
+            out["index"] = raw["index"]
+        return out

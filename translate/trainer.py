@@ -214,6 +214,14 @@ def prepare_run_folder(config: Config, resume: bool, ctx: Context | None = None
     if state["step"] >= config.train.iterations:
         raise ConfigError(f"the run already reached step {state['step']} of "
                           f"{config.train.iterations}; raise train.iterations to train longer")
+    step, lr = state["step"], config.train.lr
+    before = lr * lr_factor(step, saved.decay_from, saved.train.iterations)
+    after = lr * lr_factor(step, config.decay_from, config.train.iterations)
+    if before != after:
+        print(f"note: the LR schedule now decays from step {config.decay_from} to 0 at step "
+              f"{config.train.iterations}: at step {step} the LR goes from {before:.3g} to "
+              f"{after:.3g} (set train.decay_from to choose where the decay starts)",
+              file=sys.stderr)
     return out, state
 
 
@@ -316,6 +324,10 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
     np.random.seed(t.seed)
 
     dataset = build_dataset(config, "train")
+    if METHODS[config.model].paired and config.loss.mismatch and len(dataset) < 2 \
+            and ctx.is_main:
+        print("warning: the dataset holds one pair, so there are no mismatched pairs "
+              "(loss.mismatch has no effect)", file=sys.stderr)
     if config.data.gpu_augment:
         dataset = DecodeOnly(dataset, config.data.load_size)
     test_set = build_dataset(config, "test")

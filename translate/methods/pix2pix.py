@@ -14,8 +14,9 @@ not belong to x, so D, and through it G, must judge correspondence and not only 
 
 m = ``loss.mismatch`` keeps the reference's 1/2 (real + fake) balance: the fake side is a
 weighted mean of the two kinds of negatives; m = 0 is the reference objective exactly.
-y' is the batch's targets rolled by one (batch size > 1) or the previous batch's targets
-(batch size 1). With ``loss.gan = wgan-gp``, L_D gains ``loss.gp`` * gradient penalty at
+y' is the target of another sample of the batch (the batch rolled by one, or further where
+a batch repeats a sample) or of the previous batch (batch size 1); a row with no target of
+another sample is left out of the mismatched term. With ``loss.gan = wgan-gp``, L_D gains ``loss.gp`` * gradient penalty at
 pairs (x, mix of y and G(x)). With ``loss.diffaugment``, every pair D judges, in L_D and in
 L_G, is augmented first, x and y of a pair identically (:mod:`translate.diffaugment`).
 """
@@ -36,15 +37,39 @@ def orient(batch: dict, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
     return (batch["a"], batch["b"]) if direction == "a2b" else (batch["b"], batch["a"])
 
 
-def mismatched_targets(real_b: torch.Tensor, previous_b: torch.Tensor | None
-                       ) -> torch.Tensor | None:
-    """Targets that belong to other inputs: the batch rolled by one when it holds more than
-    one pair, else the previous batch's targets (None before there is one)."""
-    if real_b.shape[0] > 1:
-        return real_b.roll(1, dims=0)
-    if previous_b is None or previous_b.shape != real_b.shape:
-        return None
-    return previous_b
+def mismatched_targets(real_b: torch.Tensor, index: torch.Tensor | None,
+                       previous: tuple[torch.Tensor, torch.Tensor | None] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """For each row, the target of a *different* sample: the first of the batch rolled by
+    1, 2, ..., N-1 whose sample differs, else the previous batch's target in that row if its
+    sample differs. Samples are told apart by ``index`` (int (N,), dataset indices; None: all
+    rows are different samples); a batch may repeat a sample (a dataset smaller than the
+    batch, an epoch boundary), and at batch size 1 the previous batch may be the same sample.
+
+    real_b: (N, C, H, W) in [-1, 1]. previous: (targets, index) of the previous batch.
+    Returns (wrong_b (N, C, H, W), keep (N,) bool: rows that have one), or None when no row
+    has one.
+    """
+    n = real_b.shape[0]
+    idx = index.to("cpu") if index is not None else None
+    if n > 1 and (idx is None or bool((idx.roll(1) != idx).all())):
+        return real_b.roll(1, dims=0), torch.ones(n, dtype=torch.bool)  # the usual case
+    wrong = torch.zeros_like(real_b)
+    keep = torch.zeros(n, dtype=torch.bool)
+    for shift in range(1, n):
+        free = ~keep & (idx.roll(shift) != idx)
+        if free.any():
+            wrong[free.to(real_b.device)] = real_b.roll(shift, dims=0)[free.to(real_b.device)]
+            keep |= free
+    if previous is not None and not keep.all() and previous[0].shape == real_b.shape:
+        prev_b, prev_idx = previous
+        free = ~keep
+        if idx is not None and prev_idx is not None:
+            free &= prev_idx.to("cpu") != idx
+        if free.any():
+            wrong[free.to(real_b.device)] = prev_b[free.to(real_b.device)]
+            keep |= free
+    return (wrong, keep) if keep.any() else None
 
 
 class Pix2Pix(Method):
@@ -65,17 +90,27 @@ class Pix2Pix(Method):
         self.nets["g"] = build_generator(g.arch, self.g_kwargs)
         self.nets["d"] = build_discriminator(d.arch, discriminator_kwargs(d, c_in + c_out),
                                              d.spectral_norm)
-        self.previous_b: torch.Tensor | None = None
+        self.previous: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self.augment = parse_policy(self.loss.diffaugment)
 
     def forward(self, batch: dict) -> dict:
-        """real_a: input (N, 3, H, W); real_b: its target; fake_b = G(real_a);
-        wrong_b: targets of other inputs, or None. All in [-1, 1]."""
+        """real_a: input (N, 3, H, W); real_b: its target; fake_b = G(real_a); wrong_a,
+        wrong_b: mismatched pairs (M <= N rows: an input and the target of another sample),
+        or None. All in [-1, 1]. ``batch["index"]`` (optional) tells samples apart."""
         real_a, real_b = orient(batch, self.direction)
-        wrong_b = mismatched_targets(real_b, self.previous_b) if self.loss.mismatch else None
-        self.previous_b = real_b.detach()
+        index = batch.get("index")
+        wrong_a = wrong_b = None
+        if self.loss.mismatch:
+            found = mismatched_targets(real_b, index, self.previous)
+            if found is not None:
+                wrong_b, keep = found
+                wrong_a = real_a
+                if not keep.all():
+                    rows = keep.to(real_b.device)
+                    wrong_a, wrong_b = real_a[rows], wrong_b[rows]
+        self.previous = (real_b.detach(), None if index is None else index.to("cpu"))
         return {"real_a": real_a, "real_b": real_b, "fake_b": self.nets["g"](real_a),
-                "wrong_b": wrong_b}
+                "wrong_a": wrong_a, "wrong_b": wrong_b}
 
     def critic(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Conditional discriminator logits for pairs (x, y), augmented alike with
@@ -96,7 +131,7 @@ class Pix2Pix(Method):
         negatives = terms["d_fake"]
         if out["wrong_b"] is not None and m > 0:
             terms["d_mismatch"] = losses.discriminator_loss(
-                mode, self.critic(real_a, out["wrong_b"]), real=False)
+                mode, self.critic(out["wrong_a"], out["wrong_b"]), real=False)
             negatives = (negatives + m * terms["d_mismatch"]) / (1 + m)
         total = 0.5 * (terms["d_real"] + negatives)
         if mode == "wgan-gp" and self.loss.gp > 0:
@@ -122,7 +157,9 @@ class Pix2Pix(Method):
         return [Export(self.direction, "g", self.nets["g"], self.g_arch, self.g_kwargs)]
 
     def state_dict(self) -> dict:
-        return {"previous_b": self.previous_b}
+        prev_b, prev_index = self.previous if self.previous is not None else (None, None)
+        return {"previous_b": prev_b, "previous_index": prev_index}
 
     def load_state_dict(self, state: dict) -> None:
-        self.previous_b = state.get("previous_b")
+        prev_b = state.get("previous_b")
+        self.previous = None if prev_b is None else (prev_b, state.get("previous_index"))
