@@ -142,6 +142,34 @@ def test_each_phase_updates_only_its_networks(tmp_path, phase):
         assert moved == (k in m.groups[phase]), k
 
 
+
+def test_whole_iteration_keeps_the_phases_apart(tmp_path):
+    """Two real iterations, G then D: the D step leaves G's gradients exactly as G's step
+    saw them, and the G step neither computes D gradients nor changes D's weights."""
+    m = method(tmp_path, train={"pool_size": 0})
+    seen = []
+
+    class Spy(torch.optim.Adam):
+        def step(self, closure=None):
+            seen.append({k: [None if q.grad is None else q.grad.clone()
+                             for q in m.parameters_of(k)] for k in m.groups}
+                        | {"weights_d": params(m.nets["d_a"]) + params(m.nets["d_b"])})
+            return super().step(closure)
+
+    opts = {k: Spy(m.parameters_of(k), lr=1e-3) for k in m.groups}
+    for seed in (0, 1):
+        train_step(m, opts, batch(seed=seed))
+    g1, d1, g2, d2 = seen
+    assert all(grad is None for grad in g1["d"])  # nothing before the first D step
+    for x, y in zip(g1["g"], d1["g"]):
+        assert torch.equal(x, y)  # the D step did not touch G's gradients
+    for x, y in zip(d1["d"], g2["d"]):
+        assert torch.equal(x, y)  # the G step computed no D gradients
+    assert any(not torch.equal(x, y)  # D moved in its own step ...
+               for x, y in zip(d1["weights_d"], g2["weights_d"]))
+    assert all(torch.equal(x, y)  # ... and not in G's
+               for x, y in zip(g2["weights_d"], d2["weights_d"]))
+
 def test_unpaired_data_of_different_sizes(tmp_path):
     from PIL import Image
     (tmp_path / "trainA").mkdir()
