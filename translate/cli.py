@@ -270,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--direction", choices=("a2b", "b2a"),
                    help="which generator of the checkpoint (default: a2b, or the only one)")
     p.add_argument("--batch-size", type=positive, default=4,
-                   help="images of equal size translated together (default 4)")
+                   help="images of equal size, or tiles of a large image, translated "
+                   "together (default 4)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     p.add_argument("--engine", default="torch", choices=("torch", "onnxruntime"),
