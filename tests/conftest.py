@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -72,11 +73,22 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, check: bo
     return proc
 
 
-@pytest.fixture
-def one_thread():
-    """One intra-op thread for the learning tests: floating-point sums then run in one order
-    whatever the machine's core count, so the numbers their docstrings state reproduce."""
+@contextlib.contextmanager
+def single_thread():
+    """One intra-op thread: floating-point sums run in one order whatever the machine's core
+    count (the learning tests' stated numbers reproduce), and on shared cores tiny
+    convolutions do not slow down tenfold from more threads than free cores (as torchrun
+    gives each process)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_thread():
+    """:func:`single_thread` for a whole test."""
+    with single_thread():
+        yield

@@ -5,7 +5,6 @@ Each launch starts three Python processes (the launcher and two workers), a few 
 two cores, so the runs are shared by the tests through module-scoped fixtures.
 """
 
-import contextlib
 import json
 import os
 import signal
@@ -27,7 +26,7 @@ from translate.distributed import shard
 from translate.inference import Translator
 from translate.trainer import train
 
-from conftest import ROOT, merge, tiny_config
+from conftest import ROOT, merge, single_thread, tiny_config
 
 ENV = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
 LAUNCH = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
@@ -51,18 +50,6 @@ def torchrun(*args, timeout=240, check=True):
         raise AssertionError(f"torchrun {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-@contextlib.contextmanager
-def one_thread():
-    """One intra-op thread, as torchrun gives each process: on shared cores, more threads
-    than free cores make tiny convolutions ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def write_config(path: Path, tree: dict) -> Path:
@@ -156,7 +143,7 @@ def test_two_processes_match_one_with_the_effective_batch(shapes32, tmp_path):
                       "checkpoint_every": 6, "pool_size": 0, "out": str(tmp_path / "two")}}
     torchrun("-m", "translate", "train", str(write_config(tmp_path / "two.yaml", tree)),
              "--quiet")
-    with one_thread():
+    with single_thread():
         one = train(tiny_config(shapes32, tmp_path / "one",
                                 **merge(tree, {"train": {"batch_size": 2,
                                                          "out": str(tmp_path / "one")}})),

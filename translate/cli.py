@@ -199,13 +199,10 @@ def cmd_eval(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .demo import DemoError, run_demo
+    from .demo import run_demo
 
-    try:
-        run_demo(args.models, args.host, args.port, args.share, args.device,
-                 args.max_upload_mb, args.max_megapixels, args.queue_size)
-    except DemoError as err:
-        raise CliError(str(err)) from None
+    run_demo(args.models, args.host, args.port, args.share, args.device,
+             args.max_upload_mb, args.max_megapixels, args.queue_size)  # DemoError: exit 2
     return 0
 
 

@@ -116,12 +116,8 @@ def cmd_data_download(args) -> int:
 
 def cmd_data_check(args) -> int:
     from .data_check import check_dataset, format_report
-    from .data import DatasetError
 
-    try:
-        report = check_dataset(args.dir, args.layout, args.full, args.workers)
-    except DatasetError as err:
-        raise DataUsageError(str(err)) from None
+    report = check_dataset(args.dir, args.layout, args.full, args.workers)  # DatasetError: 2
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0 if report["ok"] else 1
 

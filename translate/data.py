@@ -91,9 +91,9 @@ def _has_images(folder: Path) -> bool:
                                    if p.is_file())
 
 
-def detect_layout(root: str | Path, splits: tuple[str, ...] = ("train",)) -> str:
+def find_layout(root: str | Path, splits: tuple[str, ...] = ("train",)) -> str | None:
     """The layout of ``root``: ``paired``, ``aligned`` or ``unpaired``, judged by the first of
-    ``splits`` that is there (evaluation looks at ``test``/``val``); else DatasetError."""
+    ``splits`` that is there (evaluation looks at ``test``/``val``); None when none fits."""
     root = Path(root)
     for split in splits:
         if (root / split / "A").is_dir() and (root / split / "B").is_dir():
@@ -102,6 +102,15 @@ def detect_layout(root: str | Path, splits: tuple[str, ...] = ("train",)) -> str
             return "aligned"
         if (root / f"{split}A").is_dir() and (root / f"{split}B").is_dir():
             return "unpaired"
+    return None
+
+
+def detect_layout(root: str | Path, splits: tuple[str, ...] = ("train",)) -> str:
+    """:func:`find_layout`, or DatasetError showing the tree and the layouts that work."""
+    root = Path(root)
+    found = find_layout(root, splits)
+    if found is not None:
+        return found
     raise DatasetError(f"no dataset layout found under {root}. Found:\n{describe_tree(root)}\n"
                        f"{LAYOUTS_HELP}")
 
@@ -124,18 +133,11 @@ def resolve_layout(root: str | Path, layout: str, splits: tuple[str, ...] = ("tr
             return layout
         problems.append(", ".join(str(p) for p in missing)
                         or f"images directly in {root / split}")
-    found = detect_layout_or_none(root, splits)
+    found = find_layout(root, splits)
     hint = (f"\nThis folder has the {found} layout: set data.layout={found} or auto."
             if found else "")
     raise DatasetError(f"data.layout={layout} needs {' or '.join(problems)}. Found:\n"
                        f"{describe_tree(root)}\n{LAYOUTS_HELP}{hint}")
-
-
-def detect_layout_or_none(root: Path, splits: tuple[str, ...] = ("train",)) -> str | None:
-    try:
-        return detect_layout(root, splits)
-    except DatasetError:
-        return None
 
 
 def split_folder(root: Path, layout: str, split: str) -> Path | None:

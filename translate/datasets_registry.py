@@ -109,13 +109,12 @@ def _check_layout(entry: DatasetEntry):
     """A check for :func:`extract_archive`: the unpacked folder must hold a dataset."""
 
     def check(folder: Path) -> None:
-        from .data import DatasetError, describe_tree, detect_layout
+        from .data import describe_tree, find_layout
 
-        try:
-            found = detect_layout(folder)
-        except DatasetError:
+        found = find_layout(folder)
+        if found is None:
             raise ArchiveError(f"the archive of {entry.name} holds no dataset layout. It "
-                               f"contains:\n{describe_tree(folder)}") from None
+                               f"contains:\n{describe_tree(folder)}")
         if found != entry.layout:
             print(f"warning: {entry.name} unpacked in the '{found}' layout, not the expected "
                   f"'{entry.layout}'", file=sys.stderr)
@@ -134,18 +133,15 @@ def download_dataset(name: str, root: str | Path = "datasets", url: str | None =
     downloading and kept; a downloaded archive is deleted after unpacking unless
     ``keep_archive``. Raises DownloadError, ArchiveError or DataUsageError.
     """
-    from .data import DatasetError, describe_tree, detect_layout
+    from .data import describe_tree, find_layout
 
     entry = lookup(name)
     root = Path(root)
     folder, archive = root / entry.name, root / entry.archive
     if folder.exists():
-        try:
-            detect_layout(folder)
-        except DatasetError:
+        if find_layout(folder) is None:
             raise DataUsageError(f"{folder} exists but holds no dataset layout; move it away "
-                                 f"and run again. It contains:\n{describe_tree(folder)}"
-                                 ) from None
+                                 f"and run again. It contains:\n{describe_tree(folder)}")
         return folder, "present"
     if root.exists() and not root.is_dir():
         raise DataUsageError(f"{root} is a file, not a folder")

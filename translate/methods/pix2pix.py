@@ -59,7 +59,8 @@ def mismatched_targets(real_b: torch.Tensor, index: torch.Tensor | None,
     for shift in range(1, n):
         free = ~keep & (idx.roll(shift) != idx)
         if free.any():
-            wrong[free.to(real_b.device)] = real_b.roll(shift, dims=0)[free.to(real_b.device)]
+            rows = free.to(real_b.device)
+            wrong[rows] = real_b.roll(shift, dims=0)[rows]
             keep |= free
     if previous is not None and not keep.all() and previous[0].shape == real_b.shape:
         prev_b, prev_idx = previous
@@ -67,7 +68,8 @@ def mismatched_targets(real_b: torch.Tensor, index: torch.Tensor | None,
         if idx is not None and prev_idx is not None:
             free &= prev_idx.to("cpu") != idx
         if free.any():
-            wrong[free.to(real_b.device)] = prev_b[free.to(real_b.device)]
+            rows = free.to(real_b.device)
+            wrong[rows] = prev_b[rows]
             keep |= free
     return (wrong, keep) if keep.any() else None
 
