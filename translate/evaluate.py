@@ -289,3 +289,54 @@ def evaluate(engine, root: str | Path, direction: str | None = None, layout: str
     result["failed"] = failed
     result["notes"] = notes
     return result
+
+
+def _translation_of(photo: Path, photos: Path, translated: Path) -> Path | None:
+    """The file under ``translated`` with ``photo``'s relative path and stem, any image
+    extension (a convert run may have changed the format)."""
+    rel = photo.relative_to(photos)
+    folder = translated / rel.parent
+    if not folder.is_dir():
+        return None
+    return next((p for p in list_images(folder) if p.stem == rel.stem), None)
+
+
+def score_artefacts(photos: str | Path, translated: str | Path | None = None, engine=None,
+                    limit: int | None = None, tile: int = 0) -> dict:
+    """No-reference artefact figures (:mod:`translate.artefacts`) of every photo under
+    ``photos`` against its translation: the file of the same relative path and name under
+    ``translated``, or ``engine``'s translation made now. Returns ``photos``, ``images``,
+    the medians and worst values, ``per_image`` rows and ``failed`` (unreadable files,
+    missing or wrongly sized translations)."""
+    from .artefacts import artefact_figures, summarise
+    from .images import load_rgb
+
+    photos = Path(photos)
+    if not photos.is_dir():
+        raise EvalError(f"--photos {photos} is not a folder")
+    paths = list_images(photos, recursive=True)[:limit] if limit else \
+        list_images(photos, recursive=True)
+    if not paths:
+        raise EvalError(f"--photos {photos} holds no images")
+    rows, failed = [], []
+    for path in paths:
+        try:
+            x = load_rgb(path)
+            if engine is not None:
+                y = to_channels(engine.translate_array(x, tile=tile), 3)
+            else:
+                found = _translation_of(path, photos, Path(translated))
+                if found is None:
+                    failed.append(f"{path}: no translation of it under {translated}")
+                    continue
+                y = load_rgb(found)
+            rows.append({"name": str(path.relative_to(photos)), **artefact_figures(x, y)})
+        except (ImageError, ValueError) as err:
+            failed.append(f"{path}: {err}")
+    result = {"photos": str(photos), "images": len(rows)}
+    if rows:
+        result.update({k: round(v, 4) for k, v in summarise(rows).items()})
+    result["per_image"] = [{k: (round(v, 4) if isinstance(v, float) else v)
+                            for k, v in row.items()} for row in rows]
+    result["failed"] = failed
+    return result

@@ -1,0 +1,116 @@
+"""No-reference artefact figures: how a translation compares with its own input, for users
+who have no true counterpart to score against.
+
+All three work on the luminance of the input and the output (uint8 RGB, same size):
+
+- :func:`periodicity`: a lattice or checkerboard puts sharp peaks into the spectrum. The
+  peakiness of an image is the largest ratio, over the frequencies above a low cut, of the
+  power of a frequency to the median power of all frequencies at the same radius (a
+  Hann-windowed, high-passed picture, at most a 1024 x 1024 centre crop). The figure is the
+  output's peakiness over the input's: about 1 when the output has no rhythm of its own,
+  10 or more for a visible lattice.
+- :func:`hallucination`: the share of the output's edge energy (squared Sobel gradient)
+  that lies where the input has no edge (input gradient below a tenth of its 99th
+  percentile, edges widened by 3 px). About 0.1 for a colour grade; higher when the output
+  draws structure that is not in the photo.
+- :func:`fidelity`: the correlation of the input's and the output's edge maps (gradient
+  magnitudes, lightly blurred). 1 when every edge is kept where it was; near 0 when the
+  scene is lost.
+
+:func:`artefact_figures` returns the three for one pair; :func:`summarise` the medians and
+worst values over many.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+CROP = 1024
+LOW_CUT = 0.01       # cycles per pixel below which frequencies are ignored
+HIGH_PASS = 8.0      # sigma (pixels) of the blur subtracted before the spectrum
+NO_EDGE = 0.10       # share of the input's 99th-percentile gradient
+EDGE_MARGIN = 3      # pixels an input edge is widened by
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+
+
+def _centre(gray: np.ndarray, side: int = CROP) -> np.ndarray:
+    h, w = gray.shape
+    y, x = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return gray[y:y + side, x:x + side]
+
+
+def peakiness(gray: np.ndarray) -> float:
+    """Largest power / median power at the same radius of the high-passed spectrum of
+    ``gray`` (H, W) float in [0, 1]."""
+    g = _centre(gray)
+    g = g - cv2.GaussianBlur(g, (0, 0), HIGH_PASS)
+    h, w = g.shape
+    window = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+    power = np.abs(np.fft.rfft2(g * window)) ** 2
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.rfftfreq(w)[None, :]
+    radius = np.hypot(fy, fx)
+    keep = radius >= LOW_CUT
+    bins = np.minimum((radius * 2 * min(h, w)).astype(np.int64), min(h, w))
+    order = np.argsort(bins[keep], kind="stable")
+    ring_of, values = bins[keep][order], power[keep][order]
+    ratios = [ring.max() / max(float(np.median(ring)), 1e-20)
+              for ring in np.split(values, np.flatnonzero(np.diff(ring_of)) + 1)
+              if ring.size >= 8]
+    return float(max(ratios)) if ratios else 1.0
+
+
+def _gradient(gray: np.ndarray) -> np.ndarray:
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    return np.hypot(gx, gy)
+
+
+def periodicity(photo: np.ndarray, output: np.ndarray) -> float:
+    """Output peakiness / input peakiness (see the module docstring)."""
+    return peakiness(_luma(output)) / max(peakiness(_luma(photo)), 1e-12)
+
+
+def hallucination(photo: np.ndarray, output: np.ndarray) -> float:
+    """Share in [0, 1] of the output's edge energy where the input has no edge."""
+    g_in, g_out = _gradient(_luma(photo)), _gradient(_luma(output))
+    edge = g_in > NO_EDGE * max(float(np.percentile(g_in, 99)), 1e-6)
+    size = 2 * EDGE_MARGIN + 1
+    edge = cv2.dilate(edge.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+    energy = g_out ** 2
+    total = float(energy.sum())
+    return float(energy[~edge].sum() / total) if total > 0 else 0.0
+
+
+def fidelity(photo: np.ndarray, output: np.ndarray) -> float:
+    """Pearson correlation in [-1, 1] of the input's and the output's edge maps."""
+    a = cv2.GaussianBlur(_gradient(_luma(photo)), (0, 0), 1.0).ravel()
+    b = cv2.GaussianBlur(_gradient(_luma(output)), (0, 0), 1.0).ravel()
+    a, b = a - a.mean(), b - b.mean()
+    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denom) if denom > 0 else 0.0
+
+
+def artefact_figures(photo: np.ndarray, output: np.ndarray) -> dict[str, float]:
+    """The three figures for one photo and its translation, uint8 (H, W, 3) of one size."""
+    if photo.shape[:2] != output.shape[:2]:
+        raise ValueError(f"the translation is {output.shape[1]}x{output.shape[0]} but the "
+                         f"photo is {photo.shape[1]}x{photo.shape[0]}")
+    return {"periodicity": periodicity(photo, output),
+            "hallucination": hallucination(photo, output),
+            "fidelity": fidelity(photo, output)}
+
+
+def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Median and worst of each figure (worst: highest periodicity and hallucination,
+    lowest fidelity)."""
+    out: dict[str, float] = {}
+    for key, worst in (("periodicity", max), ("hallucination", max), ("fidelity", min)):
+        values = [r[key] for r in rows]
+        out[f"{key}_median"] = float(np.median(values))
+        out[f"{key}_worst"] = float(worst(values))
+    return out
