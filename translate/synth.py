@@ -14,6 +14,12 @@ for each domain (trainA, trainB, testA, testB) and also writes the true counterp
 test images (``testA_to_B/NAME`` is the B version of ``testA/NAME``; ``testB_to_A`` the
 reverse).
 
+From real photographs (:func:`render_from_photos`, ``translate data synth TASK --from
+PHOTOS``): ``day2night`` and ``real2anime`` also render targets from any folder of photos
+(:mod:`translate.scenes.photo`). Training photos are scaled to several sizes and cut into
+square tiles, so a model sees the same content at many pixel scales; held-out photos
+(``PHOTOS/test``) are written whole.
+
 Sample sheets (``docs/synth_<task>.png``) are regenerated with::
 
     python -m translate.synth --sheet            # both demo tasks into docs/
@@ -25,15 +31,17 @@ import argparse
 from pathlib import Path
 from typing import Callable
 
+import cv2
 import numpy as np
 
-from .images import save_image
+from .images import ImageError, list_images, load_rgb, save_image
 from .scenes.day2night import day2night_pair
+from .scenes.photo import PHOTO_TASKS
 from .scenes.real2anime import real2anime_pair
 from .scenes.shapes import shapes_mapping, shapes_pair
 
-__all__ = ["LAYOUTS", "TASKS", "TASK_HELP", "render_dataset", "sample_sheet", "shapes_pair",
-           "shapes_mapping"]
+__all__ = ["LAYOUTS", "PHOTO_TASKS", "TASKS", "TASK_HELP", "render_dataset",
+           "render_from_photos", "sample_sheet", "shapes_pair", "shapes_mapping"]
 
 LAYOUTS = ("paired", "aligned", "unpaired")
 MIN_SIZE = 8
@@ -85,6 +93,89 @@ def render_dataset(root: str | Path, task: str = "shapes", size: int = 64, train
                     save_image(b, root / "testA_to_B" / name)
                     save_image(a2, root / "testB_to_A" / name)
     return root
+
+
+PHOTO_SCALES = (384, 768, 1536, 3072)   # long sides the training photos are scaled to
+
+
+def _scaled(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """``rgb`` resized (area averaging) so that its longer side is ``long_side``."""
+    h, w = rgb.shape[:2]
+    factor = long_side / max(h, w)
+    if factor >= 1.0:
+        return rgb
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def photo_splits(photos: str | Path) -> dict[str, list[Path]]:
+    """The photos of a folder by split: ``PHOTOS/train`` and ``PHOTOS/test`` when it has
+    them (anything else under it is ignored), else every image under it as ``train``."""
+    photos = Path(photos)
+    if not photos.is_dir():
+        raise ValueError(f"{photos} is not a folder of photos")
+    splits = {s: list_images(photos / s, recursive=True) for s in ("train", "test")
+              if (photos / s).is_dir()}
+    if not splits:
+        splits = {"train": list_images(photos, recursive=True)}
+    if not splits.get("train"):
+        raise ValueError(f"{photos} holds no training photos (put them in {photos}/train, or "
+                         "anywhere under the folder when it has no train/ and test/)")
+    return splits
+
+
+def _tiles(a: np.ndarray, b: np.ndarray, tile: int, count: int, rng: np.random.Generator):
+    h, w = a.shape[:2]
+    for _ in range(count if min(h, w) >= tile else 0):
+        y, x = int(rng.integers(0, h - tile + 1)), int(rng.integers(0, w - tile + 1))
+        yield a[y:y + tile, x:x + tile], b[y:y + tile, x:x + tile]
+
+
+def render_from_photos(root: str | Path, task: str, photos: str | Path, tile: int = 288,
+                       tiles: int = 6, scales: tuple[int, ...] = PHOTO_SCALES,
+                       test_size: int = 768, seed: int = 0, log=print) -> dict[str, int]:
+    """Paired data (``root/{train,test}/{A,B}``) from real photos: A the photo, B its
+    counterpart rendered by ``PHOTO_TASKS[task]``.
+
+    Each training photo is scaled to every long side in ``scales`` (one at most at or
+    above its own size: the photo as it is), its target rendered at that size, and
+    ``tiles`` random ``tile`` x ``tile`` crops of both are written. Test photos are scaled to
+    a long side of ``test_size`` (never up) and written whole. Unreadable photos are
+    reported through ``log`` and skipped. Returns the pairs written per split.
+    """
+    if task not in PHOTO_TASKS:
+        raise ValueError(f"task '{task}' has no renderer for photos; choose one of "
+                         f"{', '.join(PHOTO_TASKS)}")
+    if tile < MIN_SIZE or tiles < 1 or test_size < MIN_SIZE or not scales:
+        raise ValueError(f"need --size >= {MIN_SIZE}, at least one tile and one scale")
+    root, render = Path(root), PHOTO_TASKS[task]
+    rng = np.random.default_rng(seed)
+    written = {}
+    for split, paths in photo_splits(photos).items():
+        written[split] = 0
+        for index, path in enumerate(paths):
+            try:
+                rgb = load_rgb(path)
+            except ImageError as err:
+                log(f"skipped: {err}")
+                continue
+            stem = f"{index:04d}-{path.stem}"
+            if split == "test":
+                a = _scaled(rgb, test_size)
+                save_image(a, root / split / "A" / f"{stem}.png")
+                save_image(render(a), root / split / "B" / f"{stem}.png")
+                written[split] += 1
+                continue
+            sizes = sorted({min(s, max(rgb.shape[:2])) for s in scales})
+            for side in sizes:
+                a = _scaled(rgb, side)
+                pairs = _tiles(a, render(a), tile, tiles, rng)
+                for k, (ta, tb) in enumerate(pairs):
+                    name = f"{stem}-{side}-{k:02d}.png"
+                    save_image(ta, root / split / "A" / name)
+                    save_image(tb, root / split / "B" / name)
+                    written[split] += 1
+    return written
 
 
 def sample_sheet(task: str, path: str | Path, pairs: int = 6, size: int = 128,

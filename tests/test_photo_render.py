@@ -1,0 +1,140 @@
+"""Targets rendered from real photographs (translate/scenes/photo.py) and the paired data
+``translate data synth TASK --from PHOTOS`` makes of them, on the committed example photos."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from conftest import ROOT, run_cli
+
+from translate.artefacts import artefact_figures
+from translate.data import detect_layout
+from translate.images import image_size, load_rgb, save_image
+from translate.scenes.photo import anime_from_photo, night_from_photo, sky_mask
+from translate.synth import render_from_photos
+
+PHOTOS = ROOT / "apps" / "photos"
+
+
+def _photo(name: str) -> np.ndarray:
+    return load_rgb(PHOTOS / name)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64)
+
+
+@pytest.mark.parametrize("name", ["picosdeeuropa.jpg", "astronaut.jpg", "coffee.jpg"])
+def test_night_is_darker_bluer_and_keeps_the_scene(name):
+    day = _photo(name)
+    night = night_from_photo(day)
+    assert night.shape == day.shape and night.dtype == np.uint8
+    assert np.array_equal(night, night_from_photo(day))  # deterministic
+    assert _luma(night).mean() < 0.45 * _luma(day).mean()
+    r, b = night[..., 0].astype(float).mean(), night[..., 2].astype(float).mean()
+    assert b > r  # the blue shift of night vision
+    hsv_day = cv2.cvtColor(day, cv2.COLOR_RGB2HSV)[..., 1].mean()
+    hsv_night = cv2.cvtColor(night, cv2.COLOR_RGB2HSV)[..., 1].mean()
+    assert hsv_night < hsv_day + 40  # colour mostly lost, only tinted
+    figures = artefact_figures(day, night)
+    assert figures["fidelity"] > 0.6 and figures["periodicity"] < 1.5, figures
+
+
+def test_sky_is_found_and_turned_dark_blue():
+    day = _photo("picosdeeuropa.jpg")
+    sky = sky_mask(day)
+    assert sky[:20].mean() > 0.5  # the blue sky at the top
+    assert sky[-60:].mean() < 0.05  # not the meadow
+    night = night_from_photo(day).astype(float)
+    top = night[:20][sky[:20] > 0.9]
+    assert top[:, 2].mean() > top[:, 0].mean() + 5 and top.mean() < 70
+
+
+def test_small_bright_lights_glow_and_nothing_is_invented():
+    day = np.full((120, 160, 3), 90, np.uint8)
+    day[:, :, 1] = 110
+    cv2.circle(day, (80, 60), 3, (255, 255, 250), -1)  # a lamp
+    night = night_from_photo(day).astype(float)
+    lamp, around, far = night[60, 80], night[60, 88], night[10, 10]
+    assert lamp.mean() > 200  # stays bright
+    glow = around - far
+    assert glow.mean() > 10 and glow[0] > glow[2]  # a warm glow around it
+    wall = np.zeros((64, 64, 3), np.uint8) + np.array([120, 100, 70], np.uint8)
+    plain = night_from_photo(wall).astype(float)
+    assert plain.std(axis=(0, 1)).max() < 3  # a flat wall gets no structure, little noise
+
+
+@pytest.mark.parametrize("name", ["astronaut.jpg", "chelsea.jpg", "friends.jpg"])
+def test_anime_is_flat_vivid_with_outlines_and_recognisable(name):
+    photo = _photo(name)
+    anime = anime_from_photo(photo)
+    assert anime.shape == photo.shape and np.array_equal(anime, anime_from_photo(photo))
+    sat = lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2HSV)[..., 1].astype(float).mean()  # noqa
+    assert sat(anime) > sat(photo)
+    # texture simplified: less fine detail away from edges (Laplacian energy)
+    detail = lambda x: np.abs(cv2.Laplacian(_luma(x), cv2.CV_64F)).mean()  # noqa
+    flat = lambda x: detail(cv2.GaussianBlur(x, (0, 0), 0.8))  # noqa
+    assert flat(anime) < 1.6 * flat(photo)
+    figures = artefact_figures(photo, anime)
+    # flattening the planks' grain leaves their rhythm standing out a little (friends: 2.1)
+    assert figures["fidelity"] > 0.6 and figures["periodicity"] < 3, figures
+    # fewer distinct tones than the photo
+    tones = lambda x: len(np.unique(_luma(x).astype(np.uint8) // 8))  # noqa
+    assert tones(anime) <= tones(photo)
+
+
+def test_ink_outline_along_an_edge():
+    photo = np.full((96, 96, 3), 200, np.uint8)
+    photo[:, 48:] = (40, 60, 160)
+    anime = anime_from_photo(photo)
+    dark_side = _luma(anime)[40:56, 49:53].mean()
+    inside = _luma(anime)[40:56, 70:80].mean()
+    assert dark_side < inside - 8  # a dark line where the edge is
+
+
+def test_render_from_photos_tiles_scales_and_splits(tmp_path):
+    photos = tmp_path / "photos"
+    for split, names in (("train", ["wine.jpg", "sunset.jpg"]), ("test", ["coffee.jpg"])):
+        for name in names:
+            (photos / split).mkdir(parents=True, exist_ok=True)
+            (photos / split / name).write_bytes((PHOTOS / name).read_bytes())
+    (photos / "train" / "broken.jpg").write_bytes(b"not a jpeg")
+    notes = []
+    counts = render_from_photos(tmp_path / "data", "day2night", photos, tile=96, tiles=2,
+                                scales=(160, 320, 5000), test_size=200, log=notes.append)
+    # 2 photos x 3 scales (5000 -> their own 640 px) x 2 tiles; 1 test photo whole
+    assert counts == {"train": 12, "test": 1}
+    assert any("broken.jpg" in n for n in notes)
+    data = tmp_path / "data"
+    assert detect_layout(data) == "paired"
+    a_tiles = sorted((data / "train" / "A").iterdir())
+    assert [p.name for p in a_tiles] == [p.name for p in sorted((data / "train" / "B").iterdir())]
+    assert {image_size(p) for p in a_tiles} == {(96, 96)}
+    assert {p.name.split("-")[2] for p in a_tiles} == {"160", "320", "640"}
+    test_a = next((data / "test" / "A").iterdir())
+    assert image_size(test_a) == (200, 133)
+    b = load_rgb(data / "test" / "B" / test_a.name)
+    assert np.array_equal(b, night_from_photo(load_rgb(test_a)))
+
+
+def test_synth_from_cli(tmp_path):
+    photos = tmp_path / "mine"  # no train/test folders: all of it trains
+    photos.mkdir()
+    for name in ("astronaut.jpg", "grace-hopper.jpg"):
+        save_image(_photo(name)[:200, :200], photos / name.replace(".jpg", ".png"))
+    out = tmp_path / "pairs"
+    proc = run_cli("data", "synth", "real2anime", "--from", str(photos), "--out", str(out),
+                   "--size", "64", "--tiles", "3", "--scales", "100,200")
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((out / "train" / "A").iterdir())) == 12
+    assert not (out / "test").exists()
+    bad = run_cli("data", "synth", "shapes", "--from", str(photos), "--out",
+                  str(tmp_path / "x"))
+    assert bad.returncode == 2 and "no renderer for photos" in bad.stderr
+    assert not (tmp_path / "x").exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = run_cli("data", "synth", "day2night", "--from", str(empty), "--out",
+                   str(tmp_path / "y"))
+    assert none.returncode == 2 and "no training photos" in none.stderr

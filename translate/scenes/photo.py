@@ -1,0 +1,173 @@
+"""Paired targets rendered from real photographs: the same scene in another style.
+
+Each renderer takes a photo, uint8 (H, W, 3) RGB, and returns its counterpart of the same
+shape and type, deterministically (the same photo gives the same bytes). Every operation
+works at a fixed pixel scale (kernel sizes in pixels, not in fractions of the image), so the
+mapping is local and a fully convolutional generator can learn it once and apply it at any
+size; ``translate data synth TASK --from PHOTOS`` renders a photo at several scales for that.
+
+- :func:`night_from_photo` (``day2night``): day for night, as film crews grade it. Exposure
+  down by about 3.5 stops in linear light; the loss of colour and the blue shift of night
+  vision (Purkinje shift); the sky, found as the smooth bright region that touches the top
+  edge, replaced by a dark blue gradient that keeps the clouds faintly; the photo's own
+  small bright sources (lamps, sparkles, highlights) kept bright and given a warm glow;
+  crushed shadows and a little sensor noise. Nothing is drawn that the photo does not hold.
+- :func:`anime_from_photo` (``real2anime``): cel shading. Edge-preserving smoothing
+  flattens texture; luminance falls into a few soft-edged tones while some of the smooth
+  shading is kept, so faces stay recognisable; chroma is boosted into a vivid palette; flat
+  areas such as skies are smoothed further; dark ink outlines follow the edges of the
+  flattened picture (difference of Gaussians, anti-aliased).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import cv2
+import numpy as np
+
+
+def _linear(srgb: np.ndarray) -> np.ndarray:
+    """sRGB [0, 1] -> linear light [0, 1] (IEC 61966-2-1)."""
+    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
+
+
+def _srgb(linear: np.ndarray) -> np.ndarray:
+    """Linear light -> sRGB, both [0, 1] (values clipped first)."""
+    linear = np.clip(linear, 0.0, 1.0)
+    return np.where(linear <= 0.0031308, linear * 12.92,
+                    1.055 * np.power(linear, 1 / 2.4) - 0.055)
+
+
+def _smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def _uint8(img: np.ndarray) -> np.ndarray:
+    return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _seed(rgb: np.ndarray) -> int:
+    """A seed drawn from the pixels, so that the noise of a photo is always the same."""
+    return int.from_bytes(hashlib.sha256(rgb.tobytes()).digest()[:8], "little")
+
+
+# ------------------------------------------------------------------------------ day2night
+
+NIGHT_EXPOSURE = 0.09             # about -3.5 stops in linear light
+NIGHT_TINT = np.array([0.62, 0.82, 1.30], np.float32)   # blue shift of night vision
+NIGHT_SATURATION = 0.35           # what is left of the day's colour
+SKY_TOP = np.array([0.0016, 0.0030, 0.0105], np.float32)       # linear night sky, zenith
+SKY_HORIZON = np.array([0.0075, 0.0105, 0.0240], np.float32)   # ... and near the horizon
+LIGHT_COLOUR = np.array([1.0, 0.72, 0.42], np.float32)         # tungsten-like glow
+
+
+def sky_mask(rgb: np.ndarray) -> np.ndarray:
+    """Soft mask (H, W) float32 in [0, 1] of the sky: bright, blue or grey, smooth pixels in
+    regions that touch the top edge of the image."""
+    x = rgb.astype(np.float32) / 255.0
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    value = x.max(axis=2)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
+    texture = _blur(np.hypot(gx, gy), 2.0)
+    chroma = value - x.min(axis=2)
+    skyish = ((value > 0.42) & (b >= r - 0.03) & (b >= g - 0.08) & (texture < 0.10)) | \
+             ((value > 0.72) & (chroma < 0.12) & (texture < 0.06))
+    count, labels = cv2.connectedComponents(skyish.astype(np.uint8), connectivity=8)
+    top = max(1, rgb.shape[0] // 50)
+    touching = np.unique(labels[:top][skyish[:top]])
+    mask = np.isin(labels, touching[touching > 0]).astype(np.float32)
+    return np.clip(_blur(mask, 1.5), 0.0, 1.0)
+
+
+def bright_sources(rgb: np.ndarray, sky: np.ndarray) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: small very bright spots (lamps, sparkles, highlights) that
+    stand out from their surroundings, outside the sky."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))
+    tophat = gray - cv2.morphologyEx(gray, cv2.MORPH_OPEN, kernel)
+    return (_smoothstep(0.25, 0.45, tophat) * _smoothstep(0.88, 0.98, gray)
+            * (1.0 - sky)).astype(np.float32)
+
+
+def night_from_photo(rgb: np.ndarray) -> np.ndarray:
+    """The day photo ``rgb`` (H, W, 3) uint8 as the same scene by night, uint8."""
+    lin = _linear(rgb.astype(np.float32) / 255.0)
+    luma = lin @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    grey = luma[..., None]
+    night = (grey + NIGHT_SATURATION * (lin - grey)) * NIGHT_TINT * NIGHT_EXPOSURE
+    night = night * _smoothstep(0.0, 0.02, night.mean(axis=2, keepdims=True) + 0.004)
+    sky = sky_mask(rgb)[..., None]
+    rows = np.linspace(0.0, 1.0, rgb.shape[0], dtype=np.float32)[:, None, None]
+    depth = np.clip(rows / 0.6, 0.0, 1.0)
+    night_sky = SKY_TOP + (SKY_HORIZON - SKY_TOP) * depth + 0.05 * grey * NIGHT_TINT
+    night = night * (1.0 - sky) + night_sky * sky
+    source = bright_sources(rgb, sky[..., 0])[..., None]
+    warm = source * (0.5 * lin + 0.5 * LIGHT_COLOUR)
+    glow = 0.45 * _blur(warm, 2.0) + 0.25 * _blur(warm, 6.0) + 0.15 * _blur(warm, 16.0)
+    night = night * (1.0 - source) + 0.85 * warm + 0.6 * glow
+    out = _srgb(night)
+    noise = np.random.default_rng(_seed(rgb)).normal(0.0, 0.008, rgb.shape[:2])
+    return _uint8(out + noise[..., None].astype(np.float32))
+
+
+# ----------------------------------------------------------------------------- real2anime
+
+TONES = 5                 # luminance steps of the cel shading
+TONE_SOFTNESS = 0.18      # width of a step's transition, as a share of one step
+KEEP_SHADING = 0.30       # share of the smooth luminance kept (faces stay recognisable)
+CHROMA_BOOST = 1.45       # a vivid palette
+INK = 0.85                # darkness of the outlines
+
+
+def flatten(rgb: np.ndarray) -> np.ndarray:
+    """Edge-preserving smoothing: bilateral filters then a recursive edge-preserving filter;
+    uint8 (H, W, 3) in and out."""
+    out = rgb
+    for _ in range(2):
+        out = cv2.bilateralFilter(out, 7, 40, 5)
+    return cv2.edgePreservingFilter(out, flags=cv2.RECURS_FILTER, sigma_s=20, sigma_r=0.25)
+
+
+def _cel(lightness: np.ndarray) -> np.ndarray:
+    """Lightness [0, 1] -> TONES soft-edged steps, mixed with some of the smooth value."""
+    scaled = lightness * TONES
+    step = np.floor(scaled)
+    frac = scaled - step
+    half = TONE_SOFTNESS / 2
+    stepped = (step + _smoothstep(0.5 - half, 0.5 + half, frac)) / TONES
+    return KEEP_SHADING * lightness + (1.0 - KEEP_SHADING) * stepped
+
+
+def ink_lines(lightness: np.ndarray) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: dark-side outlines of the edges of ``lightness`` (a
+    thresholded difference of Gaussians, soft-edged)."""
+    dog = _blur(lightness, 1.2) - _blur(lightness, 2.4)
+    return _smoothstep(0.006, 0.022, -dog).astype(np.float32)
+
+
+def anime_from_photo(rgb: np.ndarray) -> np.ndarray:
+    """The photo ``rgb`` (H, W, 3) uint8 as a cel-shaded anime picture, uint8."""
+    flat = flatten(rgb)
+    lab = cv2.cvtColor(flat.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    lightness = lab[..., 0] / 100.0
+    gx = cv2.Sobel(lightness, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(lightness, cv2.CV_32F, 0, 1, ksize=3)
+    calm = 1.0 - _smoothstep(0.01, 0.05, _blur(np.hypot(gx, gy), 3.0))
+    smooth_lab = _blur(lab, 4.0)
+    lab = lab + calm[..., None] * (smooth_lab - lab)   # skies and walls smoothed further
+    cel = _cel(np.clip(lab[..., 0] / 100.0, 0.0, 1.0))
+    lab[..., 0] = 100.0 * cel * (1.0 - INK * ink_lines(lightness))
+    lab[..., 1:] *= CHROMA_BOOST
+    out = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+    return _uint8(out)
+
+
+PHOTO_TASKS = {"day2night": night_from_photo, "real2anime": anime_from_photo}
