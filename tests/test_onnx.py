@@ -22,8 +22,10 @@ UNET = {"in_channels": 3, "out_channels": 3, "ngf": 4, "depth": 5, "norm": "batc
         "dropout": True}
 RESNET = {"in_channels": 3, "out_channels": 3, "ngf": 4, "depth": 2, "norm": "instance",
           "dropout": False}
+LOCAL = {"in_channels": 3, "out_channels": 3, "ngf": 4, "depth": 2, "norm": "none",
+         "dropout": False}
 CASES = {"unet-image": ("unet", UNET, "image"), "unet-running": ("unet", UNET, "running"),
-         "resnet": ("resnet", RESNET, "running")}
+         "resnet": ("resnet", RESNET, "running"), "local": ("local", LOCAL, "running")}
 
 
 def exported(tmp_path, case: str, direction: str = "b2a"):
@@ -35,6 +37,10 @@ def exported(tmp_path, case: str, direction: str = "b2a"):
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
             m.running_var.uniform_(0.5, 2.0)
+    if arch == "local":  # an untrained local generator is the identity: move it away
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
     path = export_generator(net, tmp_path / f"{case}.safetensors", arch=arch, kwargs=kwargs,
                             direction=direction, norm_stats=norm_stats, method="pix2pix",
                             step=5, config={"model": "pix2pix"}, card={"task": "test"})
@@ -69,7 +75,7 @@ def test_metadata_round_trip(tmp_path):
     assert "resnet" in engine.describe() and "ONNX" in engine.describe()
 
 
-@pytest.mark.parametrize("case", ["unet-image", "resnet"])
+@pytest.mark.parametrize("case", ["unet-image", "resnet", "local"])
 def test_engine_matches_translator_at_odd_sizes(tmp_path, case):
     path, net, info = exported(tmp_path, case)
     engine = OnnxTranslator.from_file(export_onnx(net, info, tmp_path / "g.onnx"))

@@ -50,10 +50,12 @@ class DataConfig:
 
 @dataclass
 class GeneratorConfig:
-    arch: str = opt("unet", "generator architecture", ("unet", "resnet"))
+    arch: str = opt("unet", "generator architecture (local: small, the same at any image "
+                    "size; norm none)", ("unet", "resnet", "local"))
     ngf: int = opt(64, "width of the first layer", minimum=1)
     depth: int | None = opt(None, "U-Net: number of downsamplings (default 8); ResNet: number "
-                            "of residual blocks (default 9 at crop_size >= 256, else 6)",
+                            "of residual blocks (default 9 at crop_size >= 256, else 6); "
+                            "local: residual blocks (default 4)",
                             minimum=1)
     norm: str = opt("batch", "normalisation layers", ("batch", "instance", "none"))
     dropout: bool = opt(True, "dropout (U-Net: the innermost full-width blocks; ResNet: in blocks)")
@@ -296,9 +298,12 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
 
 def default_depth(arch: str, crop_size: int) -> int:
-    """U-Net-256 has 8 downsamplings; the ResNet has 9 blocks at 256 px, 6 below."""
+    """U-Net-256 has 8 downsamplings; the ResNet has 9 blocks at 256 px, 6 below; the
+    local generator 4 blocks."""
     if arch == "unet":
         return 8
+    if arch == "local":
+        return 4
     return 9 if crop_size >= 256 else 6
 
 
@@ -316,8 +321,8 @@ def _check(config: Config) -> None:
                 f"data.crop_size must be a multiple of {stride}; got {d.crop_size}. Lower "
                 f"generator.depth or change data.crop_size")
     elif d.crop_size % 4:
-        raise ConfigError(f"the ResNet generator downsamples twice, so data.crop_size must be "
-                          f"a multiple of 4; got {d.crop_size}")
+        raise ConfigError(f"the {g.arch} generator downsamples twice, so data.crop_size must "
+                          f"be a multiple of 4; got {d.crop_size}")
     try:
         parse_policy(config.loss.diffaugment)
     except ValueError as err:

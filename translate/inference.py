@@ -138,6 +138,14 @@ class Engine:
     def in_channels(self) -> int:
         return int(self.info.get("kwargs", {}).get("in_channels", 3))
 
+    @property
+    def tile_margin(self) -> int:
+        """How far (pixels) an output pixel sees into its input, for networks that are
+        local (0: unbounded, or not known); see :mod:`translate.tiling`."""
+        from .networks import receptive_margin
+
+        return receptive_margin(self.info.get("arch", ""), self.info.get("kwargs", {}))
+
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

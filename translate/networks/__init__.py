@@ -10,6 +10,7 @@ from torch import nn
 
 from .animegan import AnimeGANv2Generator
 from .layers import add_spectral_norm, init_weights
+from .local import LocalGenerator
 from .patchgan import PatchDiscriminator, PixelDiscriminator
 from .resnet import ResNetGenerator
 from .unet import UNetGenerator
@@ -18,6 +19,7 @@ GENERATORS: dict[str, type[nn.Module]] = {
     "unet": UNetGenerator,
     "resnet": ResNetGenerator,
     "animeganv2": AnimeGANv2Generator,
+    "local": LocalGenerator,
 }
 
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
@@ -44,7 +46,7 @@ def build_generator(arch: str, kwargs: dict, init: bool = True) -> nn.Module:
     if arch not in GENERATORS:
         raise ValueError(f"unknown generator '{arch}'; known: {', '.join(GENERATORS)}")
     net = GENERATORS[arch](**kwargs)
-    return init_weights(net) if init else net
+    return init_weights(net) if init and not getattr(net, "own_init", False) else net
 
 
 def build_discriminator(arch: str, kwargs: dict, spectral_norm: bool = False) -> nn.Module:
@@ -52,6 +54,14 @@ def build_discriminator(arch: str, kwargs: dict, spectral_norm: bool = False) ->
         raise ValueError(f"unknown discriminator '{arch}'; known: {', '.join(DISCRIMINATORS)}")
     net = init_weights(DISCRIMINATORS[arch](**kwargs))
     return add_spectral_norm(net) if spectral_norm else net
+
+
+def receptive_margin(arch: str, kwargs: dict) -> int:
+    """Pixels an output pixel of a local generator sees on each side (0 where the output
+    depends on the whole image, or the architecture does not say)."""
+    cls = GENERATORS.get(arch)
+    margin = getattr(cls, "receptive_margin", None)
+    return int(margin(**kwargs)) if margin else 0
 
 
 def stride_of(net: nn.Module) -> int:

@@ -1,0 +1,74 @@
+"""The local generator (translate/networks/local.py): the identity when untrained, every
+output pixel a function of a bounded window, and therefore tiles equal to the whole image
+and the same behaviour at any size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from translate.checkpoint import export_generator
+from translate.config import ConfigError, load_config
+from translate.inference import Translator
+from translate.networks import build_generator
+
+KWARGS = {"in_channels": 3, "out_channels": 3, "ngf": 8, "depth": 2, "norm": "none",
+          "dropout": False}
+
+
+def _trained_looking(seed: int = 0) -> torch.nn.Module:
+    """A local generator with random (non-identity) weights."""
+    torch.manual_seed(seed)
+    net = build_generator("local", KWARGS)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return net.eval()
+
+
+def test_untrained_generator_returns_its_input():
+    net = build_generator("local", KWARGS)
+    x = torch.rand(2, 3, 40, 52) * 2 - 1
+    assert torch.equal(net(x), x)
+    assert sum(p.numel() for p in build_generator(
+        "local", dict(KWARGS, ngf=16, depth=4)).parameters()) < 400_000
+
+
+def test_output_depends_only_on_a_bounded_window():
+    net = _trained_looking()
+    x = torch.rand(1, 3, 256, 256) * 2 - 1
+    changed = x.clone()
+    changed[..., 200:, 200:] = -changed[..., 200:, 200:]
+    with torch.no_grad():
+        diff = (net(x) - net(changed)).abs().amax(dim=1)[0]
+    assert diff[200:, 200:].max() > 0.01  # the network does look at its input
+    rows, cols = torch.nonzero(diff > 0, as_tuple=True)
+    assert rows.min() >= 200 - 64 and cols.min() >= 200 - 64  # nothing further away moved
+
+
+def test_tiles_equal_the_whole_image(tmp_path):
+    path = export_generator(_trained_looking(1), tmp_path / "g.safetensors", arch="local",
+                            kwargs=KWARGS, direction="a2b", norm_stats="running",
+                            method="pix2pix", step=1)
+    engine = Translator.from_checkpoint(path, device="cpu")
+    rgb = np.random.default_rng(0).integers(0, 256, (300, 420, 3), dtype=np.uint8)
+    assert engine.tile_margin >= 30  # measured reach of depth 2: 30 px
+    for shape in ((300, 420, 3), (301, 419, 3)):  # odd sizes: padded to the stride grid
+        rgb = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+        whole = engine.translate_array(rgb, tile=1024).astype(int)
+        for tile in (128, 256):
+            tiled = engine.translate_array(rgb, tile=tile, overlap=16).astype(int)
+            assert tiled.shape == shape
+            diff = np.abs(whole - tiled)  # float summation order only
+            assert diff.max() <= 1 and diff.mean() < 0.01, (tile, diff.max(), diff.mean())
+
+
+def test_norm_and_dropout_are_refused():
+    with pytest.raises(ValueError, match="no normalisation"):
+        build_generator("local", dict(KWARGS, norm="instance"))
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        load_config(None, ["generator.arch=local", "generator.norm=none", "train.out=x",
+                           "data.crop_size=30", "data.load_size=30"])
+    config = load_config(None, ["generator.arch=local", "generator.norm=none", "train.out=x"])
+    assert config.generator.depth == 4

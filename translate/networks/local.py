@@ -1,0 +1,96 @@
+"""A small generator that behaves the same at every image size.
+
+Every output pixel depends only on a fixed window of the input (about 100 x 100 pixels):
+there is no normalisation over the image (instance norm's statistics of a 24-megapixel
+photo are not those of a 256-pixel training crop), no transposed convolution (whose uneven
+overlap paints a checkerboard) and no deep bottleneck (whose 2^depth grid shows as a
+lattice on images far larger than the crops). Upsampling is bilinear followed by a 3x3
+convolution. The network predicts a change to its input, so an untrained one returns the
+input, and the result is clamped to [-1, 1].
+
+Layout, with ``ngf`` = C and ``depth`` residual blocks::
+
+    x -> conv3 C -> conv3/2 2C -> conv3/2 4C -> depth x [conv3 4C, conv3 4C, + skip]
+      -> up2, conv3 2C (+ the 2C features) -> up2, conv3 C (+ the C features) -> conv3 out
+    y = clamp(x + that, -1, 1)
+
+At ngf 16 and depth 4 it has 0.34 M parameters and costs about 31 kMAC per pixel. Because
+it is local (:meth:`LocalGenerator.receptive_margin` pixels each way), tiles equal the
+whole-image result (:mod:`translate.tiling` widens the overlap to suit).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, padding_mode="reflect")
+
+
+class _Block(nn.Module):
+    """x + conv3(act(conv3(x))), (N, C, H, W) kept."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = _conv(channels, channels)
+        self.conv2 = _conv(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.leaky_relu(self.conv1(x), 0.2))
+
+
+class LocalGenerator(nn.Module):
+    """(N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W) in [-1, 1]; H and W
+    multiples of 4 (``stride``). ``norm`` must be 'none' and ``dropout`` False (the
+    arguments exist so that every generator takes the same configuration)."""
+
+    own_init = True   # build_generator keeps this initialisation
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 16,
+                 depth: int | None = 4, norm: str = "none", dropout: bool = False):
+        super().__init__()
+        if norm != "none" or dropout:
+            raise ValueError("the local generator has no normalisation or dropout layers "
+                             "(generator.norm: none, generator.dropout: false)")
+        depth = 4 if depth is None else depth
+        self.stride = 4
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.head = _conv(in_channels, ngf)
+        self.down1 = _conv(ngf, 2 * ngf, stride=2)
+        self.down2 = _conv(2 * ngf, 4 * ngf, stride=2)
+        self.blocks = nn.ModuleList(_Block(4 * ngf) for _ in range(depth))
+        self.up2 = _conv(4 * ngf, 2 * ngf)
+        self.up1 = _conv(2 * ngf, ngf)
+        self.tail = _conv(ngf, out_channels)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, a=0.2, nonlinearity="leaky_relu")
+                nn.init.zeros_(m.bias)
+        for block in self.blocks:   # residual branches start small
+            block.conv2.weight.data.mul_(0.1)
+        nn.init.zeros_(self.tail.weight)   # starts as the identity mapping
+
+    @staticmethod
+    def receptive_margin(depth: int | None = 4, **_) -> int:
+        """Pixels an output pixel sees on each side of it, rounded up: 12 for the encoder
+        and decoder, 8 for each residual block (two 3x3 convolutions at quarter size)."""
+        return 12 + 8 * (4 if depth is None else depth) + 4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        act = lambda t: F.leaky_relu(t, 0.2)  # noqa: E731
+        f0 = act(self.head(x))
+        f1 = act(self.down1(f0))
+        h = act(self.down2(f1))
+        for block in self.blocks:
+            h = block(h)
+        h = act(self.up2(F.interpolate(h, scale_factor=2.0, mode="bilinear",
+                                       align_corners=False)) + f1)
+        h = act(self.up1(F.interpolate(h, scale_factor=2.0, mode="bilinear",
+                                       align_corners=False)) + f0)
+        delta = self.tail(h)
+        if self.in_channels == self.out_channels:
+            return torch.clamp(x + delta, -1.0, 1.0)
+        return torch.tanh(delta)
