@@ -22,7 +22,6 @@ from __future__ import annotations
 import atexit
 import html
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -36,7 +35,7 @@ from translate.images import load_image, save_image  # noqa: E402
 
 from .catalog import (TASKS, Catalog, TranslatorCache, UnknownModel,  # noqa: E402
                       card_markdown, scan)
-from .examples import render_examples  # noqa: E402
+from .examples import example_photos  # noqa: E402
 from .service import (InputError, Limits, OutputFolder, check_strength,  # noqa: E402
                       decode_data_url, run_batch, translate_one)
 
@@ -160,7 +159,8 @@ def _task_tab(demo: Demo, task: str, examples: list[Path]) -> None:
                                  elem_id=f"{task}-input")
                 if examples:
                     gr.Examples([[str(p)] for p in examples], inputs=[image],
-                                cache_examples=False, label="Examples (procedural test images)",
+                                cache_examples=False, label="Examples (real photos the model never "
+                                "saw; credits in apps/photos/CREDITS.md)",
                                 elem_id=f"{task}-examples")
                 model = gr.Dropdown([e.key for e in entries], value=default, label="Model",
                                     interactive=bool(entries), elem_id=f"{task}-model")
@@ -226,8 +226,6 @@ def build_app(models_dir: str | Path | None = None, *, device: str = "auto",
     outputs = OutputFolder(tempfile.mkdtemp(prefix="translate-demo-", dir=get_upload_folder()))
     atexit.register(outputs.remove)
     demo = Demo(catalog, TranslatorCache(device), limits, outputs)
-    example_dir = Path(tempfile.mkdtemp(prefix="translate-demo-examples-"))
-    atexit.register(shutil.rmtree, example_dir, ignore_errors=True)
     with gr.Blocks(title="translate: image-to-image demo", analytics_enabled=False,
                    delete_cache=(1800, 3600)) as app:
         gr.Markdown("# translate\nImage-to-image translation at your image's own size. "
@@ -238,7 +236,7 @@ def build_app(models_dir: str | Path | None = None, *, device: str = "auto",
             gr.Markdown(f"*{note}*")
         with gr.Tabs():
             for task in TASKS:
-                paths = render_examples(example_dir, task) if examples else []
+                paths = example_photos(task) if examples else []
                 _task_tab(demo, task, paths)
             _batch_tab(demo)
     app.queue(max_size=queue_size, default_concurrency_limit=1)

@@ -1,27 +1,22 @@
-"""Example inputs for each tab: a few procedural test images, rendered when the demo starts
-(a fraction of a second; nothing is translated until someone clicks)."""
+"""Example inputs for each tab: real photographs that the shipped models never trained on
+(``apps/photos``, credited in ``apps/photos/CREDITS.md``). Nothing is translated until
+someone clicks."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-from translate.synth import render_dataset
+PHOTOS = Path(__file__).resolve().parent / "photos"
 
-log = logging.getLogger(__name__)
+# task -> example files, the most telling first
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "real2anime": ("astronaut.jpg", "grace-hopper.jpg", "chelsea.jpg", "coffee.jpg"),
+    "day2night": ("picosdeeuropa.jpg", "sunset.jpg", "friends.jpg", "wine.jpg"),
+}
 
 
-def render_examples(folder: str | Path, task: str, count: int = 3, size: int = 256,
-                    seed: int = 7) -> list[Path]:
-    """Render ``count`` test inputs (domain A, the task's source) of the procedural ``task``
-    under ``folder/task`` and return their paths. Where this version of
-    :mod:`translate.synth` has no such task, the generic ``shapes`` scenes stand in."""
-    root = Path(folder) / task
-    try:
-        render_dataset(root, task=task, size=size, train=0, test=count, seed=seed,
-                       layout="paired")
-    except ValueError as err:  # an unknown task
-        log.warning("no procedural %s examples (%s); using shapes instead", task, err)
-        render_dataset(root, task="shapes", size=size, train=0, test=count, seed=seed,
-                       layout="paired")
-    return sorted((root / "test" / "A").glob("*.png"))
+def example_photos(task: str) -> list[Path]:
+    """The example photos of ``task`` that exist (all of them for the two demo tasks; the
+    whole folder for any other task)."""
+    names = EXAMPLES.get(task) or tuple(sorted(p.name for p in PHOTOS.glob("*.jpg")))
+    return [PHOTOS / name for name in names if (PHOTOS / name).is_file()]

@@ -1,12 +1,13 @@
 """The demo page in headless Chromium: pick an example, translate it, see the before/after
 slider and the full-resolution PNG, get a message for a bad upload, and fetch nothing from
-outside the server. Saves a screenshot of each task tab.
+outside the server. Takes a screenshot of each task tab.
 
 Needs Chromium and its driver (Debian packages ``chromium`` and ``chromium-driver``, installed
-here when missing and possible) and selenium (the dev extra). Screenshots go to ``docs/``
-when the shipped models (models/real2anime.safetensors, models/day2night.safetensors) are
-present and the page shows them; with the stand-in test models they go to a temporary
-folder, or to ``$TRANSLATE_DEMO_SCREENSHOTS`` when set."""
+here when missing and possible) and selenium (the dev extra). The page runs the shipped
+models (models/real2anime.safetensors, models/day2night.safetensors) when both are present,
+else stand-in test models. Screenshots go to a temporary folder; ``docs/make_screenshots.py``
+sets ``$TRANSLATE_DEMO_SCREENSHOTS=docs`` to refresh the README's pictures (tests never
+write tracked files)."""
 
 from __future__ import annotations
 
@@ -71,11 +72,11 @@ def page(tmp_path_factory):
     """(server, screenshot folder): the shipped models when both exist, else stand-ins."""
     temp = tmp_path_factory.mktemp("gradio")
     if all(p.is_file() for p in SHIPPED):
-        server, shots = DemoServer(temp=temp), ROOT / "docs"
+        server = DemoServer(temp=temp)
     else:
         models = stand_in_models(tmp_path_factory.mktemp("models"))
-        server, shots = DemoServer("--models", str(models), temp=temp), temp / "shots"
-    shots = Path(os.environ.get("TRANSLATE_DEMO_SCREENSHOTS") or shots)
+        server = DemoServer("--models", str(models), temp=temp)
+    shots = Path(os.environ.get("TRANSLATE_DEMO_SCREENSHOTS") or temp / "shots")
     shots.mkdir(parents=True, exist_ok=True)
     yield server, shots
     server.stop()
