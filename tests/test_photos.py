@@ -17,8 +17,9 @@ from conftest import run_cli
 from local_http import FileServer
 
 from translate.download import ArchiveError
-from translate.photos import PACKAGES, PHOTOS, PHOTOS_URL_ENV, Package, Photo, PhotosError, \
-    assemble, read_photos
+from translate.files import OccupiedError
+from translate.photos import PACKAGES, PHOTOS, PHOTOS_URL_ENV, Package, Photo, assemble, \
+    read_photos
 
 
 def _jpeg(seed: int) -> bytes:
@@ -117,7 +118,7 @@ def test_existing_output_and_missing_members_are_refused(registry, tmp_path):
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "mine.txt").write_text("keep")
-    with pytest.raises(PhotosError, match="already exists"):
+    with pytest.raises(OccupiedError, match="already exists"):
         assemble(occupied, tmp_path / "cache", packages, photos, progress=False)
     assert [p.name for p in occupied.iterdir()] == ["mine.txt"]
 

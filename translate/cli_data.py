@@ -9,12 +9,8 @@ subcommands that need them, so ``translate --help`` stays fast.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,25 +61,15 @@ def _render(args, work: Path) -> None:
 
 
 def cmd_data_synth(args) -> int:
+    from .files import new_folder
+
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DataUsageError(f"{out} already exists and is not an empty folder; choose a "
-                             "new --out (nothing was written)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Render beside the target and rename at the end: an interrupted run leaves no
-    # half-written dataset under the requested name.
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.synth-", dir=out.parent))
-    try:
+    # an interrupted run leaves no half-written dataset under the requested name
+    with new_folder(out, "synth") as work:
         try:
             _render(args, work)
         except ValueError as err:
             raise DataUsageError(str(err)) from None
-        if out.is_dir():
-            out.rmdir()  # empty, checked above
-        os.rename(work, out)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
     what = f"from the photos in {args.photos}" if args.photos else f"{args.size or 64} px"
     print(f"wrote the '{args.task}' dataset ({args.layout} layout, {what}, "
           f"seed {args.seed}) to {out}:")
@@ -97,14 +83,12 @@ def cmd_data_synth(args) -> int:
 
 
 def cmd_data_photos(args) -> int:
-    from .photos import PhotosError, assemble
+    from .photos import assemble
     from .zoo import cache_dir
 
     cache = Path(args.cache) if args.cache else cache_dir() / "packages"
     try:
         counts = assemble(args.out, cache, progress=not args.quiet)
-    except PhotosError as err:
-        raise DataUsageError(str(err)) from None
     except (DownloadError, ArchiveError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

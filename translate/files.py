@@ -3,9 +3,17 @@ previous version intact."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+from .errors import UserError
+
+
+class OccupiedError(UserError):
+    """The folder to create already holds something; nothing was written."""
 
 
 def _read_umask() -> int:
@@ -37,3 +45,25 @@ def atomic_write(path: str | Path, write) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextlib.contextmanager
+def new_folder(out: str | Path, label: str):
+    """Build a folder that appears whole or not at all: yields an empty temporary folder
+    beside ``out`` that is renamed to ``out`` when the block ends without an error, and
+    removed otherwise. ``out`` must not exist, or be an empty folder (else
+    :class:`OccupiedError`, before anything is written)."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OccupiedError(f"{out} already exists and is not an empty folder; choose a new "
+                            "--out (nothing was written)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.{label}-", dir=out.parent))
+    try:
+        yield work
+        if out.is_dir():
+            out.rmdir()  # empty, checked above
+        os.rename(work, out)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)

