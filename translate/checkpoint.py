@@ -76,7 +76,7 @@ def export_generator(net: nn.Module, path: str | Path, *, arch: str, kwargs: dic
         "value_range": "[-1, 1]", "channels": "RGB", "layout": "NCHW",
         "method": method, "step": str(step), "translate_version": __version__,
         "config": json.dumps(config or {}, sort_keys=True),
-        "card": json.dumps(card or {}, sort_keys=True),
+        "card": json.dumps(card or {}),  # in the order its author wrote it
     }
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 

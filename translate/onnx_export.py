@@ -129,7 +129,7 @@ def export_onnx(net: nn.Module, info: dict[str, Any], path: str | Path, opset: i
         "layout": "NCHW", "method": str(info.get("method", "?")),
         "step": str(info.get("step", 0)), "translate_version": __version__,
         "config": json.dumps(info.get("config") or {}, sort_keys=True),
-        "card": json.dumps(info.get("card") or {}, sort_keys=True), "exporter": name,
+        "card": json.dumps(info.get("card") or {}), "exporter": name,
         "per_image_norm": str(needs_shared_statistics(net)).lower(),
     }
     onnx.helper.set_model_props(model, meta)
