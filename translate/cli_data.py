@@ -141,11 +141,13 @@ def cmd_data_check(args) -> int:
 def register_data(sub) -> None:
     """Add ``translate data {synth,photos,list,download,check}``."""
     group = sub.add_parser("data", help="render, download and check datasets",
-                           description="Datasets: render procedural ones, download the "
-                           "public pix2pix/CycleGAN ones, check a folder before training.")
+                           description="Datasets: render procedural ones or pairs from your "
+                           "own photos, assemble a corpus of real photos, download the public "
+                           "pix2pix/CycleGAN ones, check a folder before training.")
     dsub = group.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
-    p = dsub.add_parser("synth", help="render a procedural dataset with true counterparts",
+    p = dsub.add_parser("synth", help="render a procedural dataset with true counterparts, "
+                        "or pairs from your photos (--from)",
                         description="Render a procedural dataset (every image together with "
                         "its true counterpart) into a new folder. Deterministic for --seed.")
     p.add_argument("task", choices=_SynthTasks(), metavar="TASK",
