@@ -72,12 +72,24 @@ def _gradient(gray: np.ndarray) -> np.ndarray:
 
 def periodicity(photo: np.ndarray, output: np.ndarray) -> float:
     """Output peakiness / input peakiness (see the module docstring)."""
-    return peakiness(_luma(output)) / max(peakiness(_luma(photo)), 1e-12)
+    return _periodicity(_luma(photo), _luma(output))
 
 
 def hallucination(photo: np.ndarray, output: np.ndarray) -> float:
     """Share in [0, 1] of the output's edge energy where the input has no edge."""
-    g_in, g_out = _gradient(_luma(photo)), _gradient(_luma(output))
+    return _hallucination(_gradient(_luma(photo)), _gradient(_luma(output)))
+
+
+def fidelity(photo: np.ndarray, output: np.ndarray) -> float:
+    """Pearson correlation in [-1, 1] of the input's and the output's edge maps."""
+    return _fidelity(_gradient(_luma(photo)), _gradient(_luma(output)))
+
+
+def _periodicity(luma_in: np.ndarray, luma_out: np.ndarray) -> float:
+    return peakiness(luma_out) / max(peakiness(luma_in), 1e-12)
+
+
+def _hallucination(g_in: np.ndarray, g_out: np.ndarray) -> float:
     edge = g_in > NO_EDGE * max(float(np.percentile(g_in, 99)), 1e-6)
     size = 2 * EDGE_MARGIN + 1
     edge = cv2.dilate(edge.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
@@ -86,23 +98,25 @@ def hallucination(photo: np.ndarray, output: np.ndarray) -> float:
     return float(energy[~edge].sum() / total) if total > 0 else 0.0
 
 
-def fidelity(photo: np.ndarray, output: np.ndarray) -> float:
-    """Pearson correlation in [-1, 1] of the input's and the output's edge maps."""
-    a = cv2.GaussianBlur(_gradient(_luma(photo)), (0, 0), 1.0).ravel()
-    b = cv2.GaussianBlur(_gradient(_luma(output)), (0, 0), 1.0).ravel()
+def _fidelity(g_in: np.ndarray, g_out: np.ndarray) -> float:
+    a = cv2.GaussianBlur(g_in, (0, 0), 1.0).ravel()
+    b = cv2.GaussianBlur(g_out, (0, 0), 1.0).ravel()
     a, b = a - a.mean(), b - b.mean()
     denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
     return float((a * b).sum() / denom) if denom > 0 else 0.0
 
 
 def artefact_figures(photo: np.ndarray, output: np.ndarray) -> dict[str, float]:
-    """The three figures for one photo and its translation, uint8 (H, W, 3) of one size."""
+    """The three figures for one photo and its translation, uint8 (H, W, 3) of one size;
+    each image's luminance and gradient are computed once for all three."""
     if photo.shape[:2] != output.shape[:2]:
         raise ValueError(f"the translation is {output.shape[1]}x{output.shape[0]} but the "
                          f"photo is {photo.shape[1]}x{photo.shape[0]}")
-    return {"periodicity": periodicity(photo, output),
-            "hallucination": hallucination(photo, output),
-            "fidelity": fidelity(photo, output)}
+    luma_in, luma_out = _luma(photo), _luma(output)
+    g_in, g_out = _gradient(luma_in), _gradient(luma_out)
+    return {"periodicity": _periodicity(luma_in, luma_out),
+            "hallucination": _hallucination(g_in, g_out),
+            "fidelity": _fidelity(g_in, g_out)}
 
 
 def summarise(rows: list[dict[str, float]]) -> dict[str, float]:

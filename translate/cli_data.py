@@ -52,12 +52,13 @@ def _render(args, work: Path) -> None:
         return
     if args.layout != "paired":
         raise ValueError("--from writes the paired layout only")
-    counts = render_from_photos(work, args.task, args.photos, args.size or 288, args.tiles,
+    tile = args.size or 288
+    counts = render_from_photos(work, args.task, args.photos, tile, args.tiles,
                                 tuple(args.scales), args.test_size, args.seed,
                                 log=lambda line: print(line, file=sys.stderr))
     if not counts.get("train"):
         raise ValueError(f"no training pairs came out of {args.photos}: every photo was "
-                         f"unreadable or smaller than --size {args.size or 288}")
+                         f"unreadable or smaller than --size {tile}")
 
 
 def cmd_data_synth(args) -> int:

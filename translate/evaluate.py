@@ -314,8 +314,7 @@ def score_artefacts(photos: str | Path, translated: str | Path | None = None, en
     photos = Path(photos)
     if not photos.is_dir():
         raise EvalError(f"--photos {photos} is not a folder")
-    paths = list_images(photos, recursive=True)[:limit] if limit else \
-        list_images(photos, recursive=True)
+    paths = list_images(photos, recursive=True)[:limit or None]
     if not paths:
         raise EvalError(f"--photos {photos} holds no images")
     rows, failed = [], []
