@@ -137,6 +137,7 @@ RESUMABLE_CHANGES = {
     "train.iterations", "train.log_every", "train.sample_every", "train.checkpoint_every",
     "train.device", "data.workers", "data.root", "train.eval_every", "train.eval_images",
     "train.precision", "train.channels_last", "train.compile", "train.decay_from",
+    "train.out",  # the run folder may be moved or named by another path
 }
 
 

@@ -1,0 +1,59 @@
+"""Files written by an earlier version (tests/data/legacy_v0, see its README) still load,
+convert identically and resume exactly."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors.torch import load_file
+
+from conftest import run_cli
+
+LEGACY = Path(__file__).resolve().parent / "data" / "legacy_v0"
+
+
+@pytest.fixture
+def legacy(tmp_path) -> Path:
+    copy = tmp_path / "legacy"
+    shutil.copytree(LEGACY, copy)
+    return copy
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+
+@pytest.mark.parametrize("source, checkpoint, direction, expected", [
+    ("A", "pix2pix_run/generator_a2b.safetensors", None, "pix2pix_export"),
+    ("A", "pix2pix_run/checkpoints/latest.pt", None, "pix2pix_export"),
+    ("A", "cyclegan_run/generator_a2b.safetensors", None, "cyclegan_export"),
+    ("A", "cyclegan_run/checkpoints/latest.pt", "a2b", "cyclegan_export"),
+    ("B", "cyclegan_run", "b2a", "cyclegan_b2a"),
+])
+def test_old_files_convert_identically(legacy, tmp_path, source, checkpoint, direction,
+                                       expected):
+    out = tmp_path / "out"
+    args = ["convert", "--checkpoint", str(legacy / checkpoint), "--input",
+            str(legacy / "data" / "test" / source), "--output", str(out), "--device", "cpu",
+            "--quiet", "--workers", "0"]
+    run_cli(*args, *(["--direction", direction] if direction else []), check=True)
+    for want in sorted((LEGACY / "expected" / expected).glob("*.png")):
+        assert np.array_equal(pixels(out / want.name), pixels(want)), want.name
+
+
+@pytest.mark.parametrize("model, directions", [("pix2pix", ["a2b"]),
+                                               ("cyclegan", ["a2b", "b2a"])])
+def test_old_run_resumes_exactly(legacy, model, directions):
+    run = legacy / f"{model}_run"
+    run_cli("train", str(run), "--resume", "--quiet", "train.iterations=4",
+            f"data.root={legacy / 'data'}", check=True)
+    for direction in directions:
+        got = load_file(run / f"generator_{direction}.safetensors")
+        want = load_file(legacy / f"{model}_step4_generator_{direction}.safetensors")
+        assert got.keys() == want.keys()
+        for key in want:
+            assert (got[key] - want[key]).abs().max().item() <= 1e-6, key
