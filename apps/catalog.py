@@ -5,7 +5,7 @@ Sources, in dropdown order:
 1. the shipped defaults, ``models/<task>.safetensors`` in the source tree (or
    ``<task>.safetensors`` in the ``--models`` folder, which then takes precedence);
 2. every exported generator (``*.safetensors``, searched recursively) in the models folder;
-3. downloaded zoo models (:func:`translate.zoo.installed`) whose task is one of the demo's.
+3. downloaded zoo models (:func:`translate.hub.zoo.installed`) whose task is one of the demo's.
 
 An exported file's metadata card (``{"task": ..., "title": ..., "summary": ..., ...}``)
 decides its tab: a card with a task goes to that task's tab, a file without a task goes to
@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from translate.checkpoint import CheckpointError, read_generator_metadata
-from translate.inference import Translator, pick_device
+from translate.formats.checkpoint import CheckpointError, read_generator_metadata
+from translate.devices import pick_device
+from translate.infer.engine import Translator
 
 TASKS = {"real2anime": "Real → Anime", "day2night": "Day → Night"}
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -95,7 +96,7 @@ def _exported_entry(path: Path, source: str) -> ModelEntry:
 
 def _zoo_entries(notes: list[str]) -> list[ModelEntry]:
     try:
-        from translate.zoo import installed
+        from translate.hub.zoo import installed
     except ImportError:
         return []
     try:

@@ -30,7 +30,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 from gradio.utils import get_upload_folder  # noqa: E402
 
-from translate.checkpoint import CheckpointError  # noqa: E402
+from translate.formats.checkpoint import CheckpointError  # noqa: E402
 from translate.images import load_image, save_image  # noqa: E402
 
 from .catalog import (TASKS, Catalog, TranslatorCache, UnknownModel,  # noqa: E402

@@ -117,7 +117,7 @@ def check_strength(strength) -> float:
 
 def translate_rgb(translator, rgb: np.ndarray, strength: float) -> np.ndarray:
     """uint8 RGB (H, W, 3) -> uint8 RGB (H, W, 3) at the same size; large images are tiled
-    by the engine (:meth:`translate.inference.Engine.translate_array`)."""
+    by the engine (:meth:`translate.infer.engine.Engine.translate_array`)."""
     out = to_channels(translator.translate_array(rgb), 3)
     return blend(out, rgb, strength)
 

@@ -20,7 +20,7 @@ import cv2
 import torch
 
 from translate.images import load_rgb
-from translate.inference import Translator
+from translate.infer.engine import Translator
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from translate.checkpoint import export_generator
+from translate.formats.checkpoint import export_generator
 from translate.networks import build_generator
 
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from translate.images import list_images, load_rgb, save_image
-from translate.inference import Translator
+from translate.infer.engine import Translator
 
 ROOT = Path(__file__).resolve().parent.parent
 ROW = 300       # pixels per row of the sheet

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from translate.cli import main as translate
+from translate.cli.main import main as translate
 from translate.images import list_images, load_rgb
-from translate.evaluate import psnr
-from translate.synth import render_dataset
+from translate.infer.evaluate import psnr
+from translate.data.synth import render_dataset
 
 HERE = Path("quickstart")
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "quickstart_shapes.yaml"

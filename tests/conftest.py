@@ -13,8 +13,8 @@ import torch
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from translate.config import load_config  # noqa: E402
-from translate.synth import render_dataset  # noqa: E402
+from translate.train.config import load_config  # noqa: E402
+from translate.data.synth import render_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

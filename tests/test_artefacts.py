@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_cli
 
-from translate.artefacts import artefact_figures, fidelity, hallucination, periodicity, \
+from translate.infer.artefacts import artefact_figures, fidelity, hallucination, periodicity, \
     summarise
 from translate.images import load_rgb, save_image
 

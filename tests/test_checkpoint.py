@@ -5,9 +5,9 @@ import pickle
 import pytest
 import torch
 
-from translate.checkpoint import (CheckpointError, export_generator, load_generator,
+from translate.formats.checkpoint import (CheckpointError, export_generator, load_generator,
                                   load_state)
-from translate.inference import Translator
+from translate.infer.engine import Translator
 from translate.networks import build_generator
 
 KW = {"in_channels": 3, "out_channels": 3, "ngf": 4, "depth": 5, "norm": "batch",
@@ -67,8 +67,8 @@ def test_run_folder_gives_the_newer_of_export_and_checkpoint(shapes32, tmp_path)
     """A run resumed past its end and stopped holds an export older than its checkpoint:
     the folder then gives the checkpoint's generator, otherwise the export."""
     from conftest import tiny_config
-    from translate.inference import load_any
-    from translate.trainer import train
+    from translate.infer.engine import load_any
+    from translate.train.loop import train
 
     run = tmp_path / "run"
     schedule = {"iterations": 2, "decay_from": 2, "sample_every": 0}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from translate.checkpoint import read_generator_metadata
+from translate.formats.checkpoint import read_generator_metadata
 
 from conftest import run_cli
 
@@ -173,7 +173,7 @@ def test_light_subcommands_do_not_import_torch():
     every call); a usage error from a heavy module still exits 2 with its message."""
     import subprocess
     import sys
-    code = ("import sys; from translate.cli import main\n"
+    code = ("import sys; from translate.cli.main import main\n"
             "for argv in (['data', 'list'], ['zoo', 'list']):\n"
             "    assert main(argv) == 0, argv\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\n")

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from translate.config import ConfigError, load_config
+from translate.train.config import ConfigError, load_config
 
 
 def write(tmp_path, text, name="exp.yaml"):

@@ -5,11 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-from translate.checkpoint import export_generator
-from translate.convert import Options, UsageError, convert, plan
-from translate.inference import Translator
+from translate.formats.checkpoint import export_generator
+from translate.infer.convert import Options, UsageError, convert, plan
+from translate.infer.engine import Translator
 from translate.networks import build_generator
-from translate.tiling import ramp, tile_starts
+from translate.infer.tiling import ramp, tile_starts
 
 from conftest import run_cli
 

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from translate import losses
-from translate.config import load_config
-from translate.data import UnpairedDataset, domain_items
+from translate.train import losses
+from translate.train.config import load_config
+from translate.data.datasets import UnpairedDataset, domain_items
 from translate.images import list_images, load_rgb
-from translate.inference import Translator
-from translate.methods.cyclegan import CycleGAN
-from translate.methods.pool import ImagePool
-from translate.synth import render_dataset
-from translate.trainer import train, train_step
+from translate.infer.engine import Translator
+from translate.train.methods.cyclegan import CycleGAN
+from translate.train.methods.pool import ImagePool
+from translate.data.synth import render_dataset
+from translate.train.loop import train, train_step
 
 from conftest import overrides, tiny_config
 

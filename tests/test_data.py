@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from translate.data import (DatasetError, PairedDataset, StreamSampler, detect_layout,
+from translate.data.datasets import (DatasetError, PairedDataset, StreamSampler, detect_layout,
                             paired_items, resolve_layout, worker_init)
 from translate.images import ImageError, image_size, load_rgb
 

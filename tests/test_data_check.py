@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from translate.data import DatasetError, domain_items, paired_items
-from translate.data_check import check_dataset, format_report
-from translate.synth import render_dataset
+from translate.data.datasets import DatasetError, domain_items, paired_items
+from translate.data.check import check_dataset, format_report
+from translate.data.synth import render_dataset
 
 from conftest import run_cli
 

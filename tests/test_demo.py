@@ -22,17 +22,17 @@ import pytest
 import torch
 from PIL import Image
 
-from translate.checkpoint import export_generator
-from translate.inference import Translator
+from translate.formats.checkpoint import export_generator
+from translate.infer.engine import Translator
 from translate.networks import build_generator
 
 pytest.importorskip("gradio", reason="the demo needs the demo extra: pip install -e '.[demo]'")
 gradio_client = pytest.importorskip("gradio_client")
 httpx = pytest.importorskip("httpx")
 
-from translate.demo import load_app  # noqa: E402
+from translate.cli.demo import load_app  # noqa: E402
 
-load_app()  # the apps package of the source tree, whatever the working directory
+load_app()  # translate.apps, with gradio
 
 ROOT = Path(__file__).resolve().parent.parent
 UNET = {"in_channels": 3, "out_channels": 3, "ngf": 4, "depth": 5, "norm": "batch",
@@ -128,7 +128,7 @@ def write_png(path: Path, h: int, w: int, mode: str = "RGB", seed: int = 0) -> P
 # --------------------------------------------------------------------- no server needed
 
 def test_catalog_sorts_models_into_tabs(models, tmp_path):
-    from apps.catalog import UnknownModel, card_markdown, scan
+    from translate.apps.catalog import UnknownModel, card_markdown, scan
 
     catalog = scan(models, shipped_dir=None, zoo=False)
     assert [e.key for e in catalog.for_task("real2anime")] == ["real2anime", "sub/plain"]
@@ -153,19 +153,20 @@ def test_catalog_sorts_models_into_tabs(models, tmp_path):
 
 
 def test_app_uses_no_training_code(models):
-    code = ("import sys; import apps.catalog, apps.service, apps.examples; "
-            f"c = apps.catalog.scan({str(models)!r}, zoo=False); "
-            "t = apps.catalog.TranslatorCache('cpu').get(c.entries['day2night']); "
+    code = ("import sys; from translate.apps import catalog, service, examples; "
+            f"c = catalog.scan({str(models)!r}, zoo=False); "
+            "t = catalog.TranslatorCache('cpu').get(c.entries['day2night']); "
             "print(sorted(m for m in sys.modules if m.startswith('translate')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=120, check=True).stdout
-    for training in ("translate.trainer", "translate.methods", "translate.losses",
-                     "translate.data", "translate.config"):
+    for training in ("translate.train", "translate.train.loop", "translate.train.methods",
+                     "translate.train.losses", "translate.data.datasets",
+                     "translate.train.config"):
         assert f"'{training}'" not in out, out
 
 
 def test_every_translation_runs_in_one_device_group_behind_a_bounded_queue(models):
-    from apps.demo import DEVICE_GROUP, build_app
+    from translate.apps.demo import DEVICE_GROUP, build_app
 
     app = build_app(models, device="cpu", queue_size=5, examples=False, zoo=False)
     runs = {fn.api_name: fn for fn in app.fns.values()
@@ -179,8 +180,8 @@ def test_every_translation_runs_in_one_device_group_behind_a_bounded_queue(model
 def test_only_uploaded_files_are_read(tmp_path):
     import base64
 
-    from apps.demo import upload_source
-    from apps.service import InputError, Limits
+    from translate.apps.demo import upload_source
+    from translate.apps.service import InputError, Limits
 
     for payload in ({"path": "/etc/passwd"}, {"path": str(ROOT / "README.md")}, "/etc/passwd",
                     {"url": "https://example.com/a.png"}, None):

@@ -20,11 +20,11 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
-from translate.checkpoint import load_state
-from translate.config import ConfigError
-from translate.distributed import shard
-from translate.inference import Translator
-from translate.trainer import train
+from translate.formats.checkpoint import load_state
+from translate.train.config import ConfigError
+from translate.devices import shard
+from translate.infer.engine import Translator
+from translate.train.loop import train
 
 from conftest import ROOT, merge, single_thread, tiny_config
 
@@ -199,7 +199,8 @@ def test_two_processes_convert_each_file_once(whole, tmp_path):
 PRIMITIVES = r'''
 import signal, sys, torch
 from torch import nn
-from translate.distributed import ReplicaMismatch, Replicas, start
+from translate.devices import start
+from translate.train.replicas import ReplicaMismatch, Replicas
 
 ctx = start(torch.device("cpu"))
 torch.manual_seed(ctx.rank)  # different initial weights: Replicas must copy process 0's

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from translate.data import detect_layout
-from translate.datasets_registry import (DATASETS, DATASETS_URL_ENV, DataUsageError,
+from translate.data.datasets import detect_layout
+from translate.hub.datasets import (DATASETS, DATASETS_URL_ENV, DataUsageError,
                                          download_dataset, lookup)
-from translate.download import ArchiveError, DownloadError, extract_archive, fetch
-from translate.synth import render_dataset
+from translate.hub.download import ArchiveError, DownloadError, extract_archive, fetch
+from translate.data.synth import render_dataset
 
 from conftest import run_cli
 from local_http import FileServer, closed_port_url
@@ -221,7 +221,7 @@ def test_damaged_archive_and_archive_without_dataset(tmp_path):
 
 
 def _layout_check(folder):
-    from translate.datasets_registry import _check_layout
+    from translate.hub.datasets import _check_layout
 
     _check_layout(lookup("facades"))(folder)
 

@@ -11,11 +11,11 @@ import torch
 from conftest import run_cli, tiny_config
 from torch import nn
 
-from translate.evaluate import (EvalError, distribution_scores, evaluate, psnr, ssim,
+from translate.infer.evaluate import (EvalError, distribution_scores, evaluate, psnr, ssim,
                                 scoring_cases)
-from translate.inference import Engine
-from translate.synth import render_dataset
-from translate.trainer import train
+from translate.infer.engine import Engine
+from translate.data.synth import render_dataset
+from translate.train.loop import train
 
 
 def direct_ssim(x: np.ndarray, y: np.ndarray, size: int = 11, sigma: float = 1.5) -> float:
@@ -172,8 +172,8 @@ def test_evaluate_a_dataset_that_has_only_a_test_split(tmp_path):
 def test_only_the_evaluating_process_opens_the_inception_weights(tmp_path, shapes32):
     """Under torchrun only process 0 evaluates, so only it loads Inception: with a damaged
     file in the hub cache, process 0 fails to load it and the others never open it."""
-    from translate.evaluate import INCEPTION_FILE
-    from translate.train_eval import PeriodicEval
+    from translate.infer.evaluate import INCEPTION_FILE
+    from translate.train.periodic_eval import PeriodicEval
 
     hub = torch.hub.get_dir()
     torch.hub.set_dir(str(tmp_path / "hub"))
@@ -204,7 +204,7 @@ def test_inception_weights_are_never_unpickled(tmp_path):
     """torch-fidelity reads weight files with weights_only=False; a user's file is checked
     with weights_only=True first, so a file carrying code is refused and the code never runs;
     tensors that are not Inception's are refused with the reason."""
-    from translate.evaluate import InceptionFeatures
+    from translate.infer.evaluate import InceptionFeatures
 
     marker = tmp_path / "marker"
     torch.save({"fc.weight": torch.zeros(1), "x": RunsCode(marker)}, tmp_path / "code.pth")
@@ -221,7 +221,7 @@ def test_inception_weights_of_the_right_layout_load(tmp_path, monkeypatch):
     released file cannot be downloaded in the tests) loads and gives (N, 2048) features."""
     import torch_fidelity.feature_extractor_inceptionv3 as fidelity
 
-    from translate.evaluate import InceptionFeatures
+    from translate.infer.evaluate import InceptionFeatures
 
     with monkeypatch.context() as patch:  # build the network once without any weights
         patch.setattr(fidelity, "load_state_dict_from_url", lambda *a, **k: {})

@@ -15,19 +15,19 @@ import torch
 from PIL import Image
 from torch import nn
 
-from translate.bench import run as bench_run
-from translate.checkpoint import load_state
-from translate.convert import Options, convert
-from translate.device_codec import EncodedJpeg, decode_jpegs, encode_jpegs, read_jpeg
-from translate.diffaugment import diff_augment, parse_policy
-from translate.gpu_augment import DeviceCrop
+from translate.train.bench import run as bench_run
+from translate.formats.checkpoint import load_state
+from translate.infer.convert import Options, convert
+from translate.infer.jpeg import EncodedJpeg, decode_jpegs, encode_jpegs, read_jpeg
+from translate.train.diffaugment import diff_augment, parse_policy
+from translate.train.augment import DeviceCrop
 from translate.images import load_image
-from translate.inference import Translator
-from translate.methods import build_method
+from translate.infer.engine import Translator
+from translate.train.methods import build_method
 from translate.networks import build_generator
 from translate.networks.layers import InstanceNorm2d
-from translate.speed import resolve_precision
-from translate.trainer import make_optimizers, train
+from translate.devices import resolve_precision
+from translate.train.loop import make_optimizers, train
 
 from conftest import run_cli, tiny_config
 from test_speed_options import (CYCLEGAN, PIX2PIX, assert_losses_close, config_of,

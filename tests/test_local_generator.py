@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from translate.checkpoint import export_generator
-from translate.config import ConfigError, load_config
-from translate.inference import Translator
+from translate.formats.checkpoint import export_generator
+from translate.train.config import ConfigError, load_config
+from translate.infer.engine import Translator
 from translate.networks import build_generator
 
 KWARGS = {"in_channels": 3, "out_channels": 3, "ngf": 8, "depth": 2, "norm": "none",

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from translate import losses
+from translate.train import losses
 
 LOGITS = torch.tensor([-2.0, 0.0, 1.0, 3.0])
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from translate.artefacts import artefact_figures, summarise
+from translate.infer.artefacts import artefact_figures, summarise
 from translate.images import list_images, load_rgb
-from translate.inference import Translator
+from translate.infer.engine import Translator
 
 TASKS = ("day2night", "real2anime")
 CARD_KEYS = {"task", "title", "summary", "trained_on", "limits", "method", "data",

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from translate.checkpoint import export_generator
-from translate.inference import Translator, load_any
+from translate.formats.checkpoint import export_generator
+from translate.infer.engine import Translator, load_any
 from translate.networks import build_generator
-from translate.onnx_engine import OnnxError, OnnxTranslator
-from translate.onnx_export import ExportError, check_parity, export_onnx
+from translate.infer.onnx_engine import OnnxError, OnnxTranslator
+from translate.infer.onnx_export import ExportError, check_parity, export_onnx
 
 from conftest import run_cli
 
@@ -135,7 +135,7 @@ def test_missing_onnxruntime_says_how_to_install(tmp_path, monkeypatch):
 def test_falls_back_to_the_dynamo_exporter(tmp_path, monkeypatch):
     """Where the TorchScript exporter is missing or fails, torch.export's is used."""
     pytest.importorskip("onnxscript")
-    from translate import onnx_export
+    from translate.infer import onnx_export
 
     def broken(*args):
         raise RuntimeError("no TorchScript exporter here")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_cli
 
-from translate.artefacts import artefact_figures
-from translate.data import detect_layout
+from translate.infer.artefacts import artefact_figures
+from translate.data.datasets import detect_layout
 from translate.images import image_size, load_rgb, save_image
-from translate.scenes.photo import anime_from_photo, night_from_photo, sky_mask
-from translate.synth import render_from_photos
+from translate.data.scenes.photo import anime_from_photo, night_from_photo, sky_mask
+from translate.data.synth import render_from_photos
 
 PHOTOS = ROOT / "apps" / "photos"
 

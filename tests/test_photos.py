@@ -16,9 +16,9 @@ import pytest
 from conftest import run_cli
 from local_http import FileServer
 
-from translate.download import ArchiveError
+from translate.hub.download import ArchiveError
 from translate.files import OccupiedError
-from translate.photos import PACKAGES, PHOTOS, PHOTOS_URL_ENV, Package, Photo, assemble, \
+from translate.hub.photos import PACKAGES, PHOTOS, PHOTOS_URL_ENV, Package, Photo, assemble, \
     read_photos
 
 

@@ -4,9 +4,9 @@ networks each phase updates."""
 import pytest
 import torch
 
-from translate import losses
-from translate.methods.pix2pix import Pix2Pix, mismatched_targets
-from translate.trainer import train_step
+from translate.train import losses
+from translate.train.methods.pix2pix import Pix2Pix, mismatched_targets
+from translate.train.loop import train_step
 
 from conftest import tiny_config
 
@@ -67,8 +67,8 @@ def test_training_stream_mismatches_only_other_samples(shapes32, tmp_path):
     mismatched target comes from another sample. Rows are matched to samples by content."""
     from torch.utils.data import DataLoader
 
-    from translate.data import StreamSampler
-    from translate.trainer import build_dataset
+    from translate.data.datasets import StreamSampler
+    from translate.train.loop import build_dataset
 
     config = tiny_config(shapes32, tmp_path / "run")
     dataset = build_dataset(config)

@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from translate.checkpoint import STATE_FORMAT, CheckpointError, load_generator
-from translate.export import export
-from translate.inference import Translator, load_any
+from translate.formats.checkpoint import STATE_FORMAT, CheckpointError, load_generator
+from translate.infer.export import export
+from translate.infer.engine import Translator, load_any
 from translate.networks import build_generator
 from translate.networks.norm_stats import inference_mode
-from translate.reference import read_weights
+from translate.formats.reference import read_weights
 
 from conftest import run_cli
 

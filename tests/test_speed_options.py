@@ -15,19 +15,20 @@ import torch
 from PIL import Image
 from torch import nn
 
-from translate import losses
-from translate.checkpoint import load_state
-from translate.config import ConfigError
-from translate.convert import Options, convert
-from translate.data import PairedDataset, apply_seeded, paired_items, train_transform
-from translate.diffaugment import OPERATIONS, diff_augment, parse_policy
-from translate.gpu_augment import DecodeOnly, DeviceCrop, crop_params, to_uint8_chw
+from translate.train import losses
+from translate.formats.checkpoint import load_state
+from translate.train.config import ConfigError
+from translate.infer.convert import Options, convert
+from translate.data.datasets import PairedDataset, apply_seeded, paired_items, train_transform
+from translate.train.diffaugment import OPERATIONS, diff_augment, parse_policy
+from translate.train.augment import DecodeOnly, DeviceCrop, crop_params, to_uint8_chw
 from translate.images import to_tensor
-from translate.inference import Translator
-from translate.methods import build_method
+from translate.infer.engine import Translator
+from translate.train.methods import build_method
 from translate.networks.layers import InstanceNorm2d, instance_norm
-from translate.speed import Precision, prepare_networks, resolve_precision, to_channels_last
-from translate.trainer import make_optimizers, train, train_step
+from translate.devices import resolve_precision
+from translate.train.precision import Precision, prepare_networks, to_channels_last
+from translate.train.loop import make_optimizers, train, train_step
 
 from conftest import TINY, merge, overrides, run_cli, tiny_config
 
@@ -109,7 +110,7 @@ def config_of(extra: dict, **sections):
 
 
 def tiny_config_tree(tree):
-    from translate.config import load_config
+    from translate.train.config import load_config
     return load_config(None, overrides(tree))
 
 

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from translate.images import list_images, load_rgb
-from translate.synth import TASKS, render_dataset, sample_sheet
-from translate.synth import main as synth_main
+from translate.data.synth import TASKS, render_dataset, sample_sheet
+from translate.data.synth import main as synth_main
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ("day2night", "real2anime")
 # sha256 of shapes_pair's output for seed 0 (4 pairs at 32, 33 and 64 px), as rendered before
-# the scenes moved into translate.scenes: recorded numbers rely on these exact images
+# the scenes moved into translate.data.scenes: recorded numbers rely on these exact images
 SHAPES_DIGEST = "4b365fb3650fc109b7fe84768ace93063e9c422befcd03a339956d964426d485"
 
 
@@ -233,7 +233,7 @@ def test_sample_sheet(tmp_path):
 
 
 def test_sheet_script_writes_both_demo_sheets(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "translate.synth", "--sheet", "--out",
+    proc = subprocess.run([sys.executable, "-m", "translate.data.synth", "--sheet", "--out",
                            str(tmp_path), "--pairs", "2", "--size", "32"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

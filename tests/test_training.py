@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from translate.checkpoint import atomic_write, load_state
-from translate.config import ConfigError
+from translate.formats.checkpoint import atomic_write, load_state
+from translate.train.config import ConfigError
 from translate.images import list_images, load_rgb
-from translate.inference import Translator
-from translate.evaluate import psnr
-from translate.trainer import train
+from translate.infer.engine import Translator
+from translate.infer.evaluate import psnr
+from translate.train.loop import train
 
 from conftest import ROOT, run_cli, tiny_config
 

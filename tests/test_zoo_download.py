@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from translate import zoo
-from translate.download import DownloadError
+from translate.hub import zoo
+from translate.hub.download import DownloadError
 
 from conftest import run_cli
 from local_http import FileServer, closed_port_url

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import UserError
+from translate.errors import UserError
 
 
 class OccupiedError(UserError):

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from torch import nn
 
-from .animegan import AnimeGANv2Generator
-from .layers import add_spectral_norm, init_weights
-from .local import LocalGenerator
-from .patchgan import PatchDiscriminator, PixelDiscriminator
-from .resnet import ResNetGenerator
-from .unet import UNetGenerator
+from translate.networks.animegan import AnimeGANv2Generator
+from translate.networks.layers import add_spectral_norm, init_weights
+from translate.networks.local import LocalGenerator
+from translate.networks.patchgan import PatchDiscriminator, PixelDiscriminator
+from translate.networks.resnet import ResNetGenerator
+from translate.networks.unet import UNetGenerator
 
 GENERATORS: dict[str, type[nn.Module]] = {
     "unet": UNetGenerator,

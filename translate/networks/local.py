@@ -16,7 +16,7 @@ Layout, with ``ngf`` = C and ``depth`` residual blocks::
 
 At ngf 16 and depth 4 it has 0.34 M parameters and costs about 31 kMAC per pixel. Because
 it is local (:meth:`LocalGenerator.receptive_margin` pixels each way), tiles equal the
-whole-image result (:mod:`translate.tiling` widens the overlap to suit).
+whole-image result (:mod:`translate.infer.tiling` widens the overlap to suit).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import instance_norm, is_channels_last
+from translate.networks.layers import instance_norm, is_channels_last
 
 NORM_STATS = ("running", "image")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import conv_bias, norm_layer
+from translate.networks.layers import conv_bias, norm_layer
 
 
 class UNetBlock(nn.Module):

@@ -1,0 +1,1 @@
+"""The models that ship with translate (weights and their README; no code)."""

@@ -1,0 +1,169 @@
+"""``translate export`` and ``translate convert``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from translate.cli.args import CliError, non_negative, positive
+
+
+def cmd_export(args) -> int:
+    from translate.infer.export import ONNX_TOLERANCE, export
+
+    path = args.checkpoint or args.run
+    if not path:
+        raise CliError("name a run folder or --checkpoint FILE to export")
+    card = None
+    if args.card:
+        import json
+
+        try:
+            card = json.loads(Path(args.card).read_text())
+        except (OSError, ValueError) as err:
+            raise CliError(f"--card {args.card}: not a readable JSON file ({err})") from None
+        if not isinstance(card, dict):
+            raise CliError(f"--card {args.card}: expected a JSON object")
+    for target, direction, parity in export(path, args.direction, args.format, args.out,
+                                            args.dtype, args.opset, card):
+        if parity is not None:
+            print(f"onnx parity ({direction}): max |onnx - torch| = "
+                  f"{parity:.1e} (tolerance {ONNX_TOLERANCE:.0e})", file=sys.stderr)
+        print(target)
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from translate.infer.convert import Options, convert
+    from translate.devices import launched, pick_device, start
+    from translate.infer.engine import Translator
+    from translate.infer.shared import convert_shared
+
+    path = Path(args.checkpoint)
+    # under torchrun: one process per GPU (cuda:LOCAL_RANK), each converting a share
+    ctx = start(pick_device(args.device), backend="gloo") if launched() else None
+    device = str(ctx.device) if ctx else args.device
+    if args.engine == "onnxruntime" or path.suffix == ".onnx":
+        translator = open_onnx(path, args)
+    else:
+        translator = Translator.from_checkpoint(args.checkpoint, args.direction, device,
+                                                args.norm_stats, args.precision,
+                                                args.channels_last)
+    if ctx is None or ctx.is_main:
+        print(f"using {translator.describe()}", file=sys.stderr)
+    options = Options(batch_size=args.batch_size, tile=args.tile, overlap=args.overlap,
+                      format=args.format, quality=args.quality,
+                      skip_existing=args.skip_existing, workers=args.workers)
+    if ctx is not None and ctx.distributed:
+        report = convert_shared(ctx, translator, args.input, args.output, options,
+                                progress=not args.quiet)
+        if not ctx.is_main:  # process 0 prints the merged report; all exit alike
+            return 1 if report.failed else 0
+    else:
+        report = convert(translator, args.input, args.output, options, progress=not args.quiet)
+    rate = len(report.written) / report.seconds if report.seconds else 0.0
+    print(f"converted {len(report.written)} image(s) into {args.output} in "
+          f"{report.seconds:.1f} s ({rate:.1f} images/s)", file=sys.stderr)
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} image(s) whose output already exists",
+              file=sys.stderr)
+    if report.alpha_dropped:
+        print(f"note: {len(report.alpha_dropped)} output(s) in a format without alpha "
+              "(JPEG/BMP) lost their transparency; use --format png to keep it",
+              file=sys.stderr)
+    if report.failed:
+        print(f"{len(report.failed)} file(s) could not be converted:", file=sys.stderr)
+        for path, reason in report.failed:
+            print(f"  {path}: {reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def open_onnx(path: Path, args):
+    """The ONNX engine for an .onnx file, or a run folder's generator_<direction>.onnx."""
+    from translate.infer.onnx_engine import OnnxTranslator
+
+    if args.device == "cuda" or args.precision != "fp32" or args.norm_stats \
+            or args.channels_last:
+        raise CliError("--engine onnxruntime runs the exported fp32 graph on the CPU; "
+                       "--device cuda, --precision, --channels-last and --norm-stats do not "
+                       "apply")
+    if path.is_dir():
+        found = sorted(path.glob(f"generator_{args.direction or '*'}.onnx"))
+        if not found:
+            raise CliError(f"{path} has no generator_*.onnx; create one with: translate "
+                           f"export {path} --format onnx")
+        path = found[0]
+    translator = OnnxTranslator.from_file(path)
+    if args.direction and translator.direction != args.direction:
+        raise CliError(f"{path} maps {translator.direction}, not {args.direction}")
+    return translator
+
+
+def register_export(sub) -> None:
+    """The ``export`` command."""
+    p = sub.add_parser("export", help="write self-describing generator file(s) of a run",
+                       description="Export the generator(s) of a run folder or checkpoint "
+                       "as safetensors (or ONNX) files that carry their own description. "
+                       "An ONNX export is checked against PyTorch before it is reported.")
+    p.add_argument("run", nargs="?", help="run folder")
+    p.add_argument("--checkpoint", help="run folder, training checkpoint, exported file or "
+                   "generator state dict (.pth/.pt: reference pix2pix/CycleGAN, AnimeGANv2)")
+    p.add_argument("--direction", choices=("a2b", "b2a"), help="only this generator")
+    p.add_argument("--out", help="output file (or folder when exporting both directions; "
+                   "with --format onnx, a folder unless it ends in .onnx)")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32",
+                   help="weight precision in the file (default fp32; safetensors only)")
+    p.add_argument("--format", choices=("safetensors", "onnx"), default="safetensors",
+                   help="file format (default safetensors); onnx writes "
+                   "generator_DIRECTION.onnx (needs pip install 'translate[onnx]')")
+    p.add_argument("--opset", type=positive, default=17,
+                   help="ONNX opset version (default 17)")
+    p.add_argument("--card", metavar="JSON",
+                   help="JSON object merged into the model card stored with the weights "
+                   "(task, data, scores, ...; shown by the demo)")
+    p.set_defaults(func=cmd_export)
+
+
+def register_convert(sub) -> None:
+    """The ``convert`` command."""
+    p = sub.add_parser("convert", help="translate an image file or folder",
+                       description="Translate one image or a folder of images (recursively) "
+                       "into an output folder that mirrors the input tree.")
+    p.add_argument("--checkpoint", required=True,
+                   help="exported generator (.safetensors), run folder, training checkpoint "
+                   "or generator state dict (.pth/.pt: reference pix2pix/CycleGAN, AnimeGANv2)")
+    p.add_argument("--input", required=True,
+                   help="image file, folder (searched recursively) or quoted glob "
+                   "('photos/**/*.jpg')")
+    p.add_argument("--output", required=True, help="output folder (outside the input)")
+    p.add_argument("--direction", choices=("a2b", "b2a"),
+                   help="which generator of the checkpoint (default: a2b, or the only one)")
+    p.add_argument("--batch-size", type=positive, default=4,
+                   help="images of equal size, or tiles of a large image, translated "
+                   "together (default 4)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--engine", default="torch", choices=("torch", "onnxruntime"),
+                   help="torch (default), or onnxruntime on an exported .onnx file (CPU; "
+                   "needs the onnx extra); .onnx checkpoints use onnxruntime anyway")
+    p.add_argument("--tile", type=non_negative, default=0,
+                   help="translate images larger than N pixels in N x N tiles (default 0: "
+                   "only images above 4 megapixels, in 1024 px tiles)")
+    p.add_argument("--overlap", type=non_negative, default=64,
+                   help="pixels shared by neighbouring tiles, blended smoothly (default 64)")
+    p.add_argument("--format", default="same", choices=("same", "png", "jpg", "webp"),
+                   help="output format (default: the input's, PNG for others)")
+    p.add_argument("--quality", type=positive, default=95, help="JPEG/WebP quality (95)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="skip images whose output exists (resume a stopped run)")
+    p.add_argument("--workers", type=non_negative, default=2,
+                   help="decoder and encoder processes each (default 2; 0: none)")
+    p.add_argument("--norm-stats", choices=("running", "image"),
+                   help="batch-norm statistics: running averages, or each image's own "
+                   "(default: what the checkpoint says)")
+    p.add_argument("--channels-last", action="store_true",
+                   help="run the network in the channels-last (NHWC) layout; with --precision "
+                   "bf16/fp16 on a recent GPU usually faster")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_convert)

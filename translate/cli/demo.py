@@ -1,0 +1,91 @@
+"""``translate demo``: start the browser demo, :mod:`translate.apps` (the ``apps/`` folder of
+the repository, installed inside the package). It needs the ``demo`` extra (gradio)."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import signal
+import sys
+from pathlib import Path
+
+from translate.cli.args import positive, positive_number
+from translate.errors import UserError
+
+
+class DemoError(UserError):
+    """The demo cannot start; the message says what to do."""
+
+
+def load_app():
+    """The ``translate.apps.demo`` module."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    if importlib.util.find_spec("gradio") is None:
+        raise DemoError("the demo needs gradio: pip install -e '.[demo]'")
+    return importlib.import_module("translate.apps.demo")
+
+
+def run_demo(models: str | None, host: str, port: int, share: bool, device: str,
+             max_upload_mb: float, max_megapixels: float, queue_size: int) -> None:
+    """Start the demo server and serve until interrupted."""
+    from translate.devices import pick_device
+
+    if models and not Path(models).is_dir():
+        raise DemoError(f"--models {models} is not a folder")
+    try:
+        pick_device(device)
+    except ValueError as err:  # --device cuda without CUDA
+        raise DemoError(str(err)) from None
+    app = load_app()
+    from translate.apps.service import Limits
+
+    limits = Limits(max_file_bytes=int(max_upload_mb * 2**20),
+                    max_pixels=int(max_megapixels * 1e6))
+    # SIGTERM (a service manager, `kill`) stops the server the way Ctrl-C does, so the
+    # demo's temporary folders are removed at exit instead of being left behind
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        app.serve(models, host=host, port=port, share=share, device=device, limits=limits,
+                  queue_size=queue_size)
+    except OSError as err:
+        raise DemoError(f"cannot serve on {host}:{port} ({err}); choose another --port") \
+            from None
+    except KeyboardInterrupt:  # stopped while starting; once serving, Gradio handles it
+        print("stopped", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def cmd_demo(args) -> int:
+    run_demo(args.models, args.host, args.port, args.share, args.device,
+             args.max_upload_mb, args.max_megapixels, args.queue_size)  # DemoError: exit 2
+    return 0
+
+
+def register(sub) -> None:
+    """The ``demo`` command."""
+    p = sub.add_parser("demo", help="start the browser demo (needs the demo extra)",
+                       description="Start the Gradio demo: Real -> Anime and Day -> Night tabs "
+                       "with a before/after slider, a batch tab, and the API endpoints "
+                       "/real2anime, /day2night and /batch for gradio_client. Serves on "
+                       "127.0.0.1 only, unless --host says otherwise.")
+    p.add_argument("--models", metavar="DIR",
+                   help="folder of exported generators (default: the repository's models/)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; 0.0.0.0 serves the network)")
+    p.add_argument("--port", type=positive, default=7860, help="port (default 7860)")
+    p.add_argument("--share", action="store_true",
+                   help="also open a public share link (off by default)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--max-upload-mb", type=positive_number, default=20,
+                   help="largest accepted upload, per file (default 20)")
+    p.add_argument("--max-megapixels", type=positive_number, default=40,
+                   help="largest accepted image, width x height (default 40)")
+    p.add_argument("--queue-size", type=positive, default=16,
+                   help="requests that may wait for the model (default 16)")
+    p.set_defaults(func=cmd_demo)

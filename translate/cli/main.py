@@ -1,0 +1,50 @@
+"""Command line: ``translate SUBCOMMAND ...``. Each subcommand parses its arguments and makes
+one call into the package. Exit status: 0 success, 1 the job ran but something failed
+(for example some images could not be converted), 2 usage or configuration errors,
+130/143 training stopped by SIGINT/SIGTERM after saving a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from translate import __version__
+from translate.cli import bench, convert, data, demo, evaluate, train
+from translate.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="translate", description="Image-to-image translation: train pix2pix or CycleGAN, "
+        "convert images with a trained generator, evaluate, benchmark, and try models in a "
+        "browser demo.")
+    parser.add_argument("--version", action="version", version=f"translate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    train.register(sub)
+    convert.register_export(sub)
+    convert.register_convert(sub)
+    evaluate.register(sub)
+    bench.register(sub)
+    demo.register(sub)
+    data.register_data(sub)
+    data.register_zoo(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # overrides written after an option: translate train RUN --resume a.b=c
+        if args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides += extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return args.func(args)
+    except UserError as err:  # CliError and the package's own errors
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

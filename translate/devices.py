@@ -1,0 +1,195 @@
+"""Where computation happens: the device, the precision, and the processes of a launch.
+
+- :func:`pick_device` turns ``auto``/``cpu``/``cuda`` into a device, :data:`PRECISIONS` names
+  the compute dtypes and :func:`resolve_precision` turns ``auto`` into one of them.
+- ``torchrun --nproc_per_node=N -m translate ...`` starts N copies of a command; each finds
+  its place in the environment torchrun sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+  ``MASTER_ADDR``, ``MASTER_PORT``). :func:`start` joins them into one process group: NCCL on
+  CUDA, one GPU per process (``cuda:LOCAL_RANK``); gloo on the CPU. Without those variables
+  nothing here communicates and every helper does what a single process would do.
+
+Training replicas build on this (:mod:`translate.train.replicas`), as does conversion shared
+between processes (:mod:`translate.infer.shared`). This module imports nothing else of the
+project but :mod:`translate.errors`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pickle
+from dataclasses import dataclass, field
+from typing import Callable, Sequence, TypeVar
+
+import torch
+import torch.distributed as dist
+
+from translate.errors import UserError
+
+T = TypeVar("T")
+
+ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+# compute dtype of each precision (None: fp32, no autocast)
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+
+
+class DeviceError(UserError, ValueError):
+    """A device that is not there (``setting``: the option that asked for it)."""
+
+    def __init__(self, message: str, setting: str = "--device"):
+        super().__init__(message)
+        self.setting = setting
+
+
+def pick_device(name: str = "auto", setting: str = "--device") -> torch.device:
+    """``auto``: CUDA when available, else the CPU. ``setting`` names the option in the
+    error when CUDA is asked for and missing."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        if setting == "--device":
+            message = "--device cuda was asked for, but no CUDA device is available"
+        else:
+            message = (f"{setting}=cuda but no CUDA device is available; use {setting}=cpu "
+                       "or auto")
+        raise DeviceError(message, setting)
+    return torch.device(name)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bf16 natively (CUDA compute capability >= 8.0)."""
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return False
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto`` -> ``bf16`` on a CUDA GPU with native bf16, else ``fp32``; others unchanged."""
+    if name not in PRECISION_CHOICES:
+        raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}")
+    if name != "auto":
+        return name
+    return "bf16" if native_bf16(device) else "fp32"
+
+
+def launched() -> bool:
+    """Whether this process was started by torchrun (or anything setting its variables)."""
+    return all(name in os.environ for name in ENV)
+
+
+def is_main_process() -> bool:
+    """Process 0 of a launch, or a process launched alone: the one that prints results."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where this process stands: ``rank`` of ``world`` processes, ``local_rank`` on its
+    node, the ``device`` it computes on and the ``backend`` that connects the processes
+    (None for a single process)."""
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    backend: str | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def start(device: torch.device, backend: str | None = None) -> Context:
+    """Join the process group of a torchrun launch (once per process) and return this
+    process's :class:`Context`. ``device``: the device asked for; on CUDA each process takes
+    ``cuda:LOCAL_RANK``. ``backend``: default NCCL on CUDA, gloo on the CPU. Not launched:
+    a single-process context on ``device``."""
+    if not launched():
+        return Context(device=device)
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if local_rank >= count:
+            raise DeviceError(f"this node runs process {local_rank} (LOCAL_RANK) but has "
+                              f"{count} GPU(s); start at most {count} processes per node "
+                              "(torchrun --nproc_per_node)", "LOCAL_RANK")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    backend = backend or ("nccl" if device.type == "cuda" else "gloo")
+    if not dist.is_initialized():
+        kwargs = {"device_id": device} if backend == "nccl" else {}
+        dist.init_process_group(backend, **kwargs)
+        atexit.register(_finish)
+    return Context(rank, world, local_rank, device, dist.get_backend())
+
+
+def _finish() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(ctx: Context) -> None:
+    """Wait until every process got here."""
+    if ctx.distributed:
+        dist.barrier()
+
+
+def broadcast_object(ctx: Context, obj: T) -> T:
+    """Process 0's ``obj`` on every process (pickled between the processes of one launch)."""
+    if not ctx.distributed:
+        return obj
+    box = [obj if ctx.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def all_gather_objects(ctx: Context, obj) -> list:
+    """Every process's ``obj``, in rank order, on every process."""
+    if not ctx.distributed:
+        return [obj]
+    out: list = [None] * ctx.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def main_first(ctx: Context, fn: Callable[..., T], *args) -> T:
+    """Run ``fn(*args)`` on process 0 first (it may check and create files); if it raises,
+    every process stops: process 0 with the error, the others quietly (exit status 2 for
+    usage errors, else 1) so that it is reported once. Otherwise the other processes run
+    ``fn(*args)`` too, and each returns its own result."""
+    if not ctx.distributed:
+        return fn(*args)
+    error = None
+    if ctx.is_main:
+        try:
+            result = fn(*args)
+        except Exception as err:  # handed to the other processes, then raised here
+            error = err
+    error = broadcast_object(ctx, _picklable(error))
+    if error is not None:
+        if ctx.is_main:
+            raise error
+        raise SystemExit(2 if isinstance(error, ValueError) else 1)
+    return result if ctx.is_main else fn(*args)
+
+
+def _picklable(error: Exception | None) -> Exception | None:
+    if error is None:
+        return None
+    try:
+        pickle.dumps(error)
+        return error
+    except Exception:
+        return RuntimeError(str(error))
+
+
+def shard(items: Sequence[T], rank: int, world: int) -> list[T]:
+    """Process ``rank``'s share of ``items``: every ``world``-th, starting at ``rank``. The
+    shares of all processes partition ``items`` and differ in size by at most one."""
+    return list(items[rank::world])

@@ -1,0 +1,362 @@
+"""Fetching files over HTTP(S) and unpacking archives safely; shared by the dataset and
+model-zoo downloaders.
+
+:func:`fetch` downloads ``url`` to ``DEST.part`` and renames it onto ``DEST`` only once it
+is complete (and its sha256 matches, when one is known). A ``.part`` left by an interrupted
+run is resumed with an HTTP ``Range`` request; a server that ignores ``Range`` (answers 200)
+or answers with another range makes the download start over cleanly. A connection that drops
+mid-body is resumed a few times before giving up. When the server cannot be reached the
+error names the URL and says where to put the file by hand: the next run uses a file found
+at ``DEST`` without downloading it.
+
+:func:`extract_archive` unpacks a ``.tar``, ``.tar.gz``/``.tgz`` or ``.zip`` into a fresh
+hidden folder beside its destination and renames the result into place, so a half-extracted
+dataset never appears under its final name. Archives are refused as a whole, before
+anything lands outside that hidden folder, when a member has an absolute path, a ``..``
+component, is a link whose target leaves the folder, or is a device file or FIFO.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import shutil
+import socket
+import stat
+import sys
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from http.client import HTTPException
+from pathlib import Path, PurePosixPath
+from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
+
+from translate import __version__
+
+CHUNK = 1 << 20
+_FILTER_ERRORS = (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
+# Room kept free on the disk while extracting, beyond the member being written.
+DISK_MARGIN = 64 << 20
+
+
+class DownloadError(Exception):
+    """A file could not be fetched; the message names the URL and what to do."""
+
+
+class ArchiveError(Exception):
+    """An archive that is damaged, unsafe to unpack, or holds no dataset."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A completed download: where it is, its sha256 (hex) and its size in bytes."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def by_hand(url: str, dest: Path) -> str:
+    """How to install ``dest`` without this machine reaching ``url``."""
+    return (f"To install it by hand, download\n  {url}\non a machine that can reach it, copy "
+            f"the file to\n  {dest}\nand run the same command again; it then uses that file.")
+
+
+class _Interrupted(Exception):
+    """The body stopped before its end (connection lost, timeout); resumable."""
+
+
+class _Restart(Exception):
+    """The partial file cannot be continued (server ignored or mangled the range)."""
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total size) of a ``Content-Range: bytes A-B/N`` (or ``bytes */N``)."""
+    found = re.match(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", value or "")
+    if not found:
+        return None, None
+    start, total = found.groups()
+    return (int(start) if start else None), (int(total) if total != "*" else None)
+
+
+def _unreachable(url: str, dest: Path, err: Exception) -> DownloadError:
+    reason = getattr(err, "reason", err)
+    if isinstance(reason, ConnectionRefusedError):
+        what = "connection refused"
+    elif isinstance(reason, socket.gaierror):
+        what = f"host name not found ({reason})"
+    elif isinstance(reason, (TimeoutError, socket.timeout)):
+        what = "timed out"
+    else:
+        what = str(reason) or type(reason).__name__
+    return DownloadError(f"download of {url} failed: cannot reach the server: {what}. Is this "
+                         f"machine offline?\n{by_hand(url, dest)}")
+
+
+def _fetch_once(url: str, part: Path, dest: Path, timeout: float, progress: bool) -> int:
+    """One request: append to (or restart) ``part``. Returns the complete size in bytes."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": f"translate/{__version__}", "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        response = urlopen(Request(url, headers=headers), timeout=timeout)
+    except HTTPError as err:
+        if err.code == 416 and offset:  # the part is complete already, or longer than the file
+            _, total = _content_range(err.headers.get("Content-Range"))
+            err.close()
+            if total == offset:
+                return total
+            raise _Restart(f"the server's file ({total} bytes) is shorter than the partial "
+                           f"download ({offset} bytes)") from None
+        err.close()
+        raise DownloadError(f"download of {url} failed: the server answered {err.code} "
+                            f"{err.reason}\n{by_hand(url, dest)}") from None
+    except (URLError, OSError, HTTPException) as err:
+        raise _unreachable(url, dest, err) from None
+
+    with response:
+        length = response.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        if offset and response.status == 206:
+            start, total = _content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                raise _Restart(f"the server answered a range starting at {start}, "
+                               f"not at {offset}")
+            mode = "ab"
+        else:
+            if offset:
+                print(f"note: {url} does not support resuming; starting over",
+                      file=sys.stderr)
+            offset, total, mode = 0, length, "wb"
+        if total is None and length is not None:
+            total = offset + length
+        received = offset
+        bar = _progress_bar(total, offset, dest.name, progress)
+        try:
+            with open(part, mode) as f:
+                while True:
+                    try:
+                        chunk = response.read(CHUNK)
+                    except (OSError, HTTPException) as err:  # reset, timeout, bad chunking
+                        raise _Interrupted(f"{type(err).__name__}: {err}") from None
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+        finally:
+            bar.close()
+        if total is not None and received < total:
+            raise _Interrupted(f"connection closed at {received} of {total} bytes")
+        if total is not None and received > total:
+            raise _Restart(f"received {received} bytes, more than the announced {total}")
+        return received
+
+
+def _progress_bar(total: int | None, initial: int, label: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=label, unit="B", unit_scale=True,
+                unit_divisor=1024, disable=not enabled, file=sys.stderr, leave=False,
+                mininterval=0.5)
+
+
+def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float = 30.0,
+          attempts: int = 4, progress: bool = True) -> Fetched:
+    """Download ``url`` to ``dest`` atomically, resuming ``dest.part`` when one exists.
+
+    ``timeout`` (seconds) bounds the connection and every read. A body cut short is resumed
+    up to ``attempts`` times in total. With ``sha256`` (hex) the completed file must match
+    it; otherwise the partial file is deleted and :class:`DownloadError` raised. Raises
+    :class:`DownloadError` (with instructions for installing the file by hand) when the
+    server is unreachable or answers with an error.
+    """
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    restarted = False
+    for attempt in range(1, attempts + 1):
+        try:
+            size = _fetch_once(url, part, dest, timeout, progress)
+            break
+        except _Restart as why:
+            if restarted:
+                raise DownloadError(f"download of {url} failed: {why}") from None
+            print(f"note: {why}; starting over", file=sys.stderr)
+            part.unlink(missing_ok=True)
+            restarted = True
+        except _Interrupted as why:
+            if attempt == attempts:
+                kept = part.stat().st_size if part.exists() else 0
+                raise DownloadError(
+                    f"download of {url} failed after {attempts} attempts ({why}). The "
+                    f"{kept} bytes received are kept in {part}; run the same command again "
+                    f"to resume.\n{by_hand(url, dest)}") from None
+            print(f"note: {why}; resuming", file=sys.stderr)
+    else:  # the last attempt had to start over
+        raise DownloadError(f"download of {url} failed: the server keeps changing the file")
+    digest = sha256_of(part)
+    if sha256 and digest != sha256.lower():
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"download of {url} failed: its sha256 is {digest}, expected "
+                            f"{sha256.lower()}; the file was deleted. The server may be "
+                            "serving a different file; check the URL.")
+    os.replace(part, dest)
+    return Fetched(dest, digest, size)
+
+
+# --------------------------------------------------------------------------- archives
+
+
+def archive_kind(path: str | Path) -> str:
+    """'zip' or 'tar', from the file's contents (not its name)."""
+    path = Path(path)
+    if zipfile.is_zipfile(path):
+        return "zip"
+    try:
+        if tarfile.is_tarfile(path):
+            return "tar"
+    except OSError:
+        pass
+    raise ArchiveError(f"{path} is neither a zip nor a tar archive (damaged or incomplete "
+                       "download?); delete it and download again")
+
+
+def _checked_name(name: str, archive: Path) -> PurePosixPath:
+    """A member name as a safe relative path, or ArchiveError."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if pure.is_absolute() or re.match(r"^[A-Za-z]:", name) or name.startswith("/"):
+        raise ArchiveError(f"{archive}: refused: member '{name}' has an absolute path")
+    if ".." in pure.parts:
+        raise ArchiveError(f"{archive}: refused: member '{name}' points outside the archive "
+                           "folder ('..')")
+    return pure
+
+
+def _inside(root: Path, path: Path) -> bool:
+    real_root, real = os.path.realpath(root), os.path.realpath(path)
+    return real == real_root or real.startswith(real_root + os.sep)
+
+
+def _check_space(folder: Path, size: int, archive: Path) -> None:
+    free = shutil.disk_usage(folder).free
+    if size + DISK_MARGIN > free:
+        raise ArchiveError(f"{archive}: not enough disk space in {folder} to unpack "
+                           f"({size} more bytes needed, {free} free)")
+
+
+def _unpack_failure(archive: Path, into: Path, err: Exception) -> ArchiveError:
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ArchiveError(f"{archive}: the disk holding {into.parent} is full")
+    return ArchiveError(f"{archive}: damaged, encrypted or incomplete archive ({err}); delete "
+                        "it and download again")
+
+
+def _extract_tar(archive: Path, into: Path) -> None:
+    data_filter = getattr(tarfile, "data_filter", None)  # Python >= 3.11.4 / 3.10.12
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:  # one pass: members are checked as they stream by
+                rel = _checked_name(member.name, archive)
+                target = into / rel
+                if member.isdev() or member.isfifo():
+                    raise ArchiveError(f"{archive}: refused: member '{member.name}' is a "
+                                       "device file or FIFO")
+                if member.issym() or member.islnk():
+                    link = PurePosixPath(member.linkname)
+                    base = target.parent if member.issym() else into
+                    if link.is_absolute() or not _inside(into, base / link):
+                        raise ArchiveError(f"{archive}: refused: link '{member.name}' -> "
+                                           f"'{member.linkname}' points outside the archive "
+                                           "folder")
+                if not _inside(into, target.parent):  # written through an earlier link
+                    raise ArchiveError(f"{archive}: refused: member '{member.name}' would "
+                                       "be written outside the archive folder")
+                if member.isfile():
+                    _check_space(into, member.size, archive)
+                if data_filter is not None:
+                    tar.extract(member, into, filter="data")
+                else:
+                    tar.extract(member, into)
+    except _FILTER_ERRORS as err:
+        raise ArchiveError(f"{archive}: refused: {err}") from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise _unpack_failure(archive, into, err) from None
+
+
+def _extract_zip(archive: Path, into: Path) -> None:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = zf.infolist()
+            for info in members:  # zip has a central directory: check everything first
+                _checked_name(info.filename, archive)
+                mode = info.external_attr >> 16
+                if stat.S_ISLNK(mode):
+                    raise ArchiveError(f"{archive}: refused: member '{info.filename}' is a "
+                                       "symbolic link")
+                if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) \
+                        or stat.S_ISSOCK(mode):
+                    raise ArchiveError(f"{archive}: refused: member '{info.filename}' is a "
+                                       "device file, FIFO or socket")
+            _check_space(into, sum(i.file_size for i in members), archive)
+            for info in members:
+                target = into / _checked_name(info.filename, archive)
+                if not _inside(into, target.parent):
+                    raise ArchiveError(f"{archive}: refused: member '{info.filename}' would "
+                                       "be written outside the archive folder")
+                zf.extract(info, into)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError,
+            NotImplementedError, RuntimeError, zlib.error) as err:
+        raise _unpack_failure(archive, into, err) from None
+
+
+def _single_top(folder: Path) -> Path:
+    """``folder``'s only subfolder when the archive wrapped everything in one (ignoring
+    macOS resource forks and hidden files), else ``folder`` itself."""
+    entries = [p for p in folder.iterdir()
+               if not p.name.startswith(".") and p.name != "__MACOSX"]
+    if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
+        return entries[0]
+    return folder
+
+
+def extract_archive(archive: str | Path, dest: str | Path, check=None) -> Path:
+    """Unpack ``archive`` and move its content to the folder ``dest`` (which must not
+    exist). A single top-level folder in the archive is unwrapped: ``NAME/train/...``
+    becomes ``dest/train/...``.
+
+    ``check(folder)`` may inspect the unpacked folder before it is moved into place and
+    raise to refuse it. The work happens in a hidden temporary folder beside ``dest``, which
+    is removed on any failure. Raises :class:`ArchiveError`.
+    """
+    archive, dest = Path(archive), Path(dest)
+    if dest.exists():
+        raise ArchiveError(f"{dest} already exists; not unpacking over it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    kind = archive_kind(archive)
+    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.unpack-", dir=dest.parent))
+    try:
+        (_extract_zip if kind == "zip" else _extract_tar)(archive, work)
+        top = _single_top(work)
+        if check is not None:
+            check(top)
+        os.rename(top, dest)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return dest

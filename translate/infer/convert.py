@@ -1,0 +1,361 @@
+"""Convert image files, folders and globs with a translator, at every image's own size.
+
+Pipeline: loader worker processes decode files (EXIF orientation applied, any mode to RGB,
+alpha kept aside) while the main process runs the model on batches of consecutive images of
+equal size; encoder worker processes write the results (atomically: a file either is
+complete or is absent). Images larger than the tile threshold go through
+:mod:`translate.infer.tiling`. Files that cannot be read are collected and reported at the end;
+everything else is still written.
+
+Safety: the output folder may not be the input folder or lie inside it, and no output path
+may equal an input path, so inputs are never overwritten. ``skip_existing`` skips images
+whose output exists, which makes a stopped run resumable.
+
+On a CUDA device: batches travel through pinned memory with asynchronous copies, and the
+model runs on one batch while the previous batch's results are copied back and handed to
+the encoders; JPEG inputs are decoded and JPEG outputs encoded on the GPU
+(:mod:`translate.infer.jpeg`). On the CPU the pipeline is the one described above.
+"""
+
+from __future__ import annotations
+
+import glob
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from translate.infer.jpeg import (JPEG_SUFFIXES, EncodedJpeg, decode_jpegs, encode_jpegs,
+                           input_from_uint8, read_jpeg, to_uint8_batch)
+from translate.errors import UserError
+from translate.files import atomic_write
+from translate.images import (ALPHA_FORMATS, ImageError, is_image_file, load_image, save_image,
+                     to_channels, to_tensor, to_uint8)
+
+FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
+WRITABLE = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+class UsageError(UserError, ValueError):
+    """Arguments that cannot work (missing input, output inside the input, ...)."""
+
+
+@dataclass
+class Options:
+    batch_size: int = 4
+    tile: int = 0          # 0: automatic (large images only); N: tiles of N pixels
+    overlap: int = 64
+    format: str = "same"   # same, png, jpg, webp
+    quality: int = 95
+    skip_existing: bool = False
+    workers: int = 2       # decoder and encoder processes each; 0 does all in-process
+    device_codec: bool | None = None  # JPEG codec on the engine's device; None: on CUDA
+
+
+@dataclass
+class Report:
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    alpha_dropped: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _glob_root(pattern: str) -> Path:
+    parts = Path(pattern).parts
+    fixed = [p for p in parts[:next((i for i, p in enumerate(parts) if glob.has_magic(p)),
+                                    len(parts))]]
+    return Path(*fixed) if fixed else Path(".")
+
+
+def find_inputs(spec: str | Path) -> tuple[Path, list[Path]]:
+    """(root, files) for a file, a folder (recursive) or a glob (``**`` recurses)."""
+    text = str(spec)
+    path = Path(text)
+    if path.is_dir():
+        return path, sorted(p for p in path.rglob("*")
+                            if p.is_file() and not any(part.startswith(".")
+                                                       for part in p.relative_to(path).parts))
+    if path.is_file():
+        return path.parent, [path]
+    if glob.has_magic(text):
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        if not files:
+            raise UsageError(f"no files match {text}")
+        return _glob_root(text), files
+    raise UsageError(f"input {text} does not exist")
+
+
+def output_suffix(src: Path, fmt: str) -> str:
+    if fmt != "same":
+        return FORMATS[fmt]
+    ext = src.suffix.lower()
+    return ext if ext in WRITABLE else ".png"
+
+
+def plan(input_spec: str | Path, output_dir: str | Path, fmt: str = "same"
+         ) -> list[tuple[Path, Path]]:
+    """(source, destination) pairs; refuses any plan that could touch the inputs."""
+    if fmt not in ("same", *FORMATS):
+        raise UsageError(f"--format must be one of same, {', '.join(FORMATS)}")
+    root, files = find_inputs(input_spec)
+    out = Path(output_dir)
+    out_r, root_r = out.resolve(), root.resolve()
+    if Path(input_spec).is_file() is False and (out_r == root_r or root_r in out_r.parents):
+        raise UsageError(f"output folder {out} is inside the input folder {root}; choose a "
+                         "folder outside it so inputs are never overwritten")
+    inputs = {f.resolve() for f in files}
+    pairs = []
+    for f in files:
+        dst = out / f.relative_to(root).with_suffix(output_suffix(f, fmt))
+        if dst.resolve() in inputs:
+            raise UsageError(f"{dst} would overwrite an input")
+        pairs.append((f, dst))
+    return pairs
+
+
+class _Decode(Dataset):
+    """Decodes in loader workers: (index, rgb, alpha, error). With ``device_jpeg``, plain
+    JPEGs come as their bytes (:class:`EncodedJpeg`) in place of ``rgb``, to be decoded on
+    the device."""
+
+    def __init__(self, jobs: list[tuple[Path, Path]], device_jpeg: bool = False):
+        self.jobs = jobs
+        self.device_jpeg = device_jpeg
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, i: int):
+        src = self.jobs[i][0]
+        if not is_image_file(src):
+            return i, None, None, "not an image file (unknown extension)"
+        if self.device_jpeg:
+            encoded = read_jpeg(src)
+            if encoded is not None:
+                return i, encoded, None, None
+        try:
+            rgb, alpha = load_image(src)
+        except ImageError as err:
+            return i, None, None, str(err).split(": ", 1)[-1]
+        return i, rgb, alpha, None
+
+
+def _encode(array: np.ndarray, path: Path, quality: int, alpha: np.ndarray | None) -> Path:
+    return save_image(array, path, quality=quality, alpha=alpha)
+
+
+class _Writer:
+    """Encodes in worker processes with a bounded number of images in flight."""
+
+    def __init__(self, workers: int):
+        self.pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+                     if workers > 0 else None)
+        self.pending: list[Future] = []
+        self.limit = max(2, 4 * workers)
+
+    def submit(self, *args) -> None:
+        if self.pool is None:
+            _encode(*args)
+            return
+        while len(self.pending) >= self.limit:
+            self.pending.pop(0).result()
+        self.pending.append(self.pool.submit(_encode, *args))
+
+    def close(self) -> None:
+        for f in self.pending:
+            f.result()
+        self.pending = []
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def plan_jobs(input_spec: str | Path, output_dir: str | Path, options: Options
+              ) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """(source, destination) pairs to convert, and the destinations skipped because they
+    exist already (with ``options.skip_existing``)."""
+    jobs = plan(input_spec, output_dir, options.format)
+    if not options.skip_existing:
+        return jobs, []
+    exists = [dst.exists() for _, dst in jobs]
+    return ([job for job, e in zip(jobs, exists) if not e],
+            [dst for (_, dst), e in zip(jobs, exists) if e])
+
+
+def convert(engine, input_spec: str | Path, output_dir: str | Path,
+            options: Options | None = None, progress: bool = True,
+            planned: tuple[list[tuple[Path, Path]], list[Path]] | None = None) -> Report:
+    """Translate every image under ``input_spec`` into ``output_dir``.
+
+    ``engine`` is a :class:`~translate.infer.engine.Translator` (or anything with its
+    ``__call__``, ``translate_array`` and ``tile_size``). ``planned``: (jobs, skipped) to use
+    instead of :func:`plan_jobs`, for callers that split one plan between processes
+    (:func:`translate.train.replicas.convert_shared`).
+    """
+    options = options or Options()
+    report = Report()
+    jobs, report.skipped = (planned if planned is not None
+                            else plan_jobs(input_spec, output_dir, options))
+    start = time.perf_counter()
+    device = getattr(engine, "device", torch.device("cpu"))
+    device_codec = (device.type == "cuda" if options.device_codec is None
+                    else options.device_codec)
+    loader = DataLoader(_Decode(jobs, device_codec), batch_size=None,
+                        num_workers=options.workers, collate_fn=lambda x: x,
+                        prefetch_factor=8 if options.workers else None)
+    writer = _Writer(options.workers)
+    bar = tqdm(total=len(jobs), disable=not progress, unit="img", desc="convert",
+               file=sys.stderr, dynamic_ncols=True)
+    batch: list[tuple[int, np.ndarray | EncodedJpeg, np.ndarray | None]] = []
+    in_flight: list[_Launched] = []
+
+    def fail(i: int, reason: str) -> None:
+        report.failed.append((jobs[i][0], reason))
+        bar.update(1)
+
+    def emit(i: int, out: np.ndarray | bytes, alpha: np.ndarray | None) -> None:
+        """Write image ``i``: a uint8 (H, W, C) array, or the JPEG file's bytes."""
+        src, dst = jobs[i]
+        if alpha is not None and dst.suffix.lower() not in ALPHA_FORMATS:
+            report.alpha_dropped.append(dst)
+            alpha = None
+        if isinstance(out, bytes):
+            atomic_write(dst, lambda tmp: Path(tmp).write_bytes(out))
+        else:
+            writer.submit(out, dst, options.quality, alpha)
+        report.written.append(dst)
+        bar.update(1)
+
+    def decode_on_device(items: list) -> tuple[list, torch.Tensor | None]:
+        """uint8 (N, 3, H, W) on the device for JPEG items; a batch the device decoder
+        rejects is retried image by image, then on the CPU, and what fails there too is
+        reported."""
+        try:
+            return items, decode_jpegs([p for _, p, _ in items], device)
+        except RuntimeError:
+            pass
+        kept, images = [], []
+        for item in items:
+            try:
+                image = decode_jpegs([item[1]], device)[0]
+            except RuntimeError:
+                try:
+                    rgb, _ = load_image(jobs[item[0]][0])
+                except ImageError as err:
+                    fail(item[0], str(err).split(": ", 1)[-1])
+                    continue
+                image = torch.from_numpy(rgb).permute(2, 0, 1).to(device)
+            kept.append(item)
+            images.append(image)
+        return kept, torch.stack(images) if images else None
+
+    def launch(items: list) -> _Launched | None:
+        """Start translating ``items``; on CUDA this returns before the results are back."""
+        if isinstance(items[0][1], EncodedJpeg):
+            items, images = decode_on_device(items)
+            if images is None:
+                return None
+            x = input_from_uint8(images, engine.in_channels)
+        else:
+            x = torch.stack([_as_input(engine, rgb) for _, rgb, _ in items])
+            if device.type == "cuda":
+                x = x.pin_memory()
+        y = engine(x)
+        if y.device.type != "cuda":
+            return _Launched(items, y)
+        images = to_uint8_batch(y)
+        on_device = [k for k, (i, _, _) in enumerate(items)
+                     if device_codec and images.shape[1] == 3
+                     and jobs[i][1].suffix.lower() in JPEG_SUFFIXES]
+        host = None
+        if len(on_device) < len(items):
+            host = torch.empty(images.permute(0, 2, 3, 1).shape, dtype=torch.uint8,
+                               pin_memory=True)
+            host.copy_(images.permute(0, 2, 3, 1).contiguous(), non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return _Launched(items, images, host, done, on_device)
+
+    def finish(launched: _Launched) -> None:
+        if launched.done is None:  # CPU: float results
+            for (i, _, alpha), y in zip(launched.items, launched.output):
+                emit(i, to_uint8(y), alpha)
+            return
+        encoded = {}
+        if launched.on_device:
+            encoded = dict(zip(launched.on_device,
+                               encode_jpegs(launched.output[launched.on_device],
+                                            options.quality)))
+        launched.done.synchronize()
+        for k, (i, _, alpha) in enumerate(launched.items):
+            emit(i, encoded[k] if k in encoded else launched.host[k].numpy(), alpha)
+
+    def flush(drain: bool = False) -> None:
+        """Launch the collected batch, then finish the one launched before it, so that on
+        CUDA the model works on one batch while the previous one is written."""
+        launched = launch(list(batch)) if batch else None
+        batch.clear()
+        while in_flight:
+            finish(in_flight.pop(0))
+        if launched is not None:
+            if launched.done is None or drain:  # CPU results are complete already
+                finish(launched)
+            else:
+                in_flight.append(launched)
+
+    try:
+        for i, rgb, alpha, error in loader:
+            if error is not None:
+                fail(i, error)
+                continue
+            h, w = rgb.shape[:2]
+            if engine.tile_size(h, w, options.tile):
+                flush(drain=True)
+                if isinstance(rgb, EncodedJpeg):
+                    try:
+                        rgb, alpha = load_image(jobs[i][0])
+                    except ImageError as err:
+                        fail(i, str(err).split(": ", 1)[-1])
+                        continue
+                emit(i, engine.translate_array(rgb, options.tile, options.overlap,
+                                               options.batch_size), alpha)
+                continue
+            if batch and (type(batch[0][1]) is not type(rgb) or batch[0][1].shape != rgb.shape):
+                flush()
+            batch.append((i, rgb, alpha))
+            if len(batch) >= options.batch_size:
+                flush()
+        flush(drain=True)
+    finally:
+        bar.close()
+        writer.close()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+@dataclass
+class _Launched:
+    """A batch whose translation was started: its items, the output (float on the CPU;
+    uint8 on CUDA), and on CUDA the pinned host copy, the event that marks its arrival and
+    the positions to encode on the device."""
+    items: list
+    output: torch.Tensor
+    host: torch.Tensor | None = None
+    done: torch.cuda.Event | None = None
+    on_device: list[int] = field(default_factory=list)
+
+
+def _as_input(engine, rgb: np.ndarray) -> torch.Tensor:
+    return to_tensor(to_channels(rgb, engine.in_channels))
+
+
+def default_workers() -> int:
+    return max(1, min(4, (os.cpu_count() or 2) // 2))

@@ -1,0 +1,137 @@
+"""Translate large images in overlapping tiles, in memory bounded by the tile size.
+
+The image is cut into ``tile`` x ``tile`` tiles (a multiple of the network's stride) that
+overlap by ``overlap`` pixels. Each translated tile is weighted by a window that ramps
+linearly from 0 to 1 across the parts it shares with its neighbours and is 1 elsewhere
+(also at the image border); the weighted tiles are summed and divided by the summed weights,
+so neighbouring tiles fade into each other without seams. Where the engine names a
+``tile_margin`` (the reach of a network whose output pixels see only a bounded window of
+the input), the overlap is widened to more than twice that margin and the first ``margin``
+pixels of a tile's shared edges get no weight: those pixels are the only ones that the
+tile's border could have changed. The image is then also padded to a multiple of the
+network's stride and every tile starts on that grid (as the untiled run sees it), so such a
+network's tiles add up exactly to the whole image.
+
+Memory: tiles are cut from the uint8 image and converted one batch at a time, and the
+weighted sums are kept only for one row of tiles (``tile`` rows x image width); finished
+rows go straight into the uint8 output. Beyond the input and output images themselves,
+memory grows with the tile size and the image width, not the image area.
+
+Normalisation: layers that normalise by per-image statistics (instance norm, batch norm in
+'image' mode) must not compute them per tile, or tiles would differ in tone. The engine's
+``shared_statistics(image)`` records them once over the whole image (downscaled so its
+longer side is at most ``stats_size``) and every tile is normalised with those numbers. For
+an image no larger than ``stats_size`` the statistics are exactly those of an untiled run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+
+from translate.images import to_tensor, to_uint8
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``[0, length)`` with at least
+    ``overlap`` shared pixels between neighbours; the last tile ends at ``length``."""
+    if length <= tile:
+        return [0]
+    step = max(1, tile - overlap)
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
+
+
+def _rising(shared: int, margin: int) -> np.ndarray:
+    """Weights over ``shared`` pixels counted from a tile's edge: 0 for the first
+    ``margin``, then a linear ramp to 1 (margin 0: (k + 0.5) / shared)."""
+    span = max(1, shared - 2 * margin)
+    k = np.arange(shared, dtype=np.float32)
+    return np.clip((k + 0.5 - margin) / span, 0.0, 1.0)
+
+
+def ramp(size: int, before: int, after: int, margin: int = 0) -> np.ndarray:
+    """1-D blending weights of a tile of ``size`` sharing ``before`` pixels with the previous
+    tile and ``after`` with the next: ramps 0 -> 1 -> 0 there (flat 0 for ``margin``
+    pixels at the tile's edge), 1 elsewhere."""
+    w = np.ones(size, np.float32)
+    if before > 0:
+        w[:before] = _rising(before, margin)
+    if after > 0:
+        w[size - after:] = np.minimum(w[size - after:], _rising(after, margin)[::-1])
+    return w
+
+
+def _weights(starts: list[int], i: int, size: int, margin: int = 0) -> np.ndarray:
+    before = starts[i - 1] + size - starts[i] if i > 0 else 0
+    after = starts[i] + size - starts[i + 1] if i + 1 < len(starts) else 0
+    return ramp(size, before, after, margin)
+
+
+def translate_tiled(engine, rgb: np.ndarray, tile: int, overlap: int, batch_size: int = 4,
+                    stats_size: int = 1024) -> np.ndarray:
+    """Translate uint8 (H, W, C) with ``engine`` tile by tile; returns uint8 (H, W, C_out).
+
+    ``engine(x)`` maps (N, C, h, w) in [-1, 1] to (N, C_out, h, w); tiles smaller than the
+    tile size (images smaller than a tile) are padded by the engine itself.
+    """
+    margin = int(getattr(engine, "tile_margin", 0))
+    if margin:
+        return _aligned(engine, rgb, tile, max(overlap, 2 * margin + 2), batch_size,
+                        stats_size, margin)
+    return _tiled(engine, rgb, tile, overlap, batch_size, stats_size)
+
+
+def _aligned(engine, rgb: np.ndarray, tile: int, overlap: int, batch_size: int,
+             stats_size: int, margin: int) -> np.ndarray:
+    """Tiles of a local network on the stride grid: pad the image to a multiple of the
+    stride (mirroring, as an untiled run does), keep the step between tiles a multiple of
+    it, translate, crop back."""
+    stride = max(1, int(getattr(engine, "stride", 1)))
+    h, w = rgb.shape[:2]
+    ph, pw = -h % stride, -w % stride
+    padded = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else rgb
+    step = max(stride, (tile - overlap) // stride * stride)
+    out = _tiled(engine, padded, tile, tile - step, batch_size, stats_size, margin)
+    return out[:h, :w]
+
+
+def _tiled(engine, rgb: np.ndarray, tile: int, overlap: int, batch_size: int,
+           stats_size: int, margin: int = 0) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    th, tw = min(tile, h), min(tile, w)
+    ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
+    wx = [_weights(xs, j, tw, margin) for j in range(len(xs))]
+    out: np.ndarray | None = None
+    acc = wsum = None
+    stats = getattr(engine, "shared_statistics", None)
+    with stats(rgb, stats_size) if stats else contextlib.nullcontext():
+        for r, y in enumerate(ys):
+            wy = _weights(ys, r, th, margin)
+            crops = [rgb[y:y + th, x:x + tw] for x in xs]
+            results = []
+            for k in range(0, len(crops), batch_size):
+                x_in = torch.stack([to_tensor(c) for c in crops[k:k + batch_size]])
+                results += list(engine(x_in))
+            if out is None:
+                c_out = results[0].shape[0]
+                out = np.empty((h, w, c_out), np.uint8)
+                acc = np.zeros((th, w, c_out), np.float32)
+                wsum = np.zeros((th, w, 1), np.float32)
+            for j, (x, t) in enumerate(zip(xs, results)):
+                weight = (wy[:, None] * wx[j][None, :])[..., None]
+                acc[:, x:x + tw] += t.float().permute(1, 2, 0).cpu().numpy() * weight
+                wsum[:, x:x + tw] += weight
+            done = ys[r + 1] - y if r + 1 < len(ys) else th  # rows no later tile touches
+            out[y:y + done] = _finish(acc[:done] / wsum[:done])
+            keep = th - done
+            acc[:keep], wsum[:keep] = acc[done:].copy(), wsum[done:].copy()
+            acc[keep:], wsum[keep:] = 0, 0
+    return out
+
+
+def _finish(values: np.ndarray) -> np.ndarray:
+    """float (h, w, C) in [-1, 1] -> uint8, exactly as :func:`images.to_uint8` rounds."""
+    return to_uint8(torch.from_numpy(values).permute(2, 0, 1))

@@ -1,0 +1,371 @@
+"""Typed training configuration: defaults in one place, YAML in, dotted overrides, validation.
+
+A config is a tree of dataclasses. ``load_config(path, ["train.lr=1e-4"])`` reads a YAML
+file, applies ``key.sub=value`` overrides, fills defaults (the paper's, per method), checks
+every key and value, and returns a :class:`Config`. Unknown keys are an error that lists the
+valid keys of their section; values outside a field's choices are an error that lists the
+choices. ``Config.to_dict()`` gives the resolved config that is saved with every run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from translate.train.diffaugment import parse_policy
+from translate.errors import UserError
+
+
+class ConfigError(UserError, ValueError):
+    """A config file or override that cannot be used; the message says how to fix it."""
+
+
+def opt(default: Any, help: str, choices: tuple | None = None, minimum: float | None = None):
+    """A config field with its help text, allowed values and lower bound."""
+    return field(default=default, metadata={"help": help, "choices": choices, "min": minimum})
+
+
+@dataclass
+class DataConfig:
+    root: str = opt("", "dataset folder (see the README for the layouts)")
+    layout: str = opt("auto", "dataset layout", ("auto", "aligned", "paired", "unpaired"))
+    direction: str = opt("a2b", "which domain is the input: a2b maps A to B", ("a2b", "b2a"))
+    load_size: int = opt(286, "images are resized to load_size x load_size ...", minimum=1)
+    crop_size: int = opt(256, "... then randomly cropped to crop_size x crop_size", minimum=1)
+    flip: bool = opt(True, "random horizontal flips (the same for A and B of a pair)")
+    workers: int = opt(4, "data loader worker processes (0 loads in the main process)", minimum=0)
+    channels_a: int = opt(3, "channels of domain A images: 3 (RGB) or 1 (grayscale)", (1, 3))
+    channels_b: int = opt(3, "channels of domain B images: 3 (RGB) or 1 (grayscale)", (1, 3))
+    gpu_augment: bool = opt(False, "loader workers only decode and resize; random crops and "
+                            "flips happen on the training device (same distribution, other "
+                            "draws than the CPU pipeline)")
+
+
+@dataclass
+class GeneratorConfig:
+    arch: str = opt("unet", "generator architecture (local: small, the same at any image "
+                    "size; norm none)", ("unet", "resnet", "local"))
+    ngf: int = opt(64, "width of the first layer", minimum=1)
+    depth: int | None = opt(None, "U-Net: number of downsamplings (default 8); ResNet: number "
+                            "of residual blocks (default 9 at crop_size >= 256, else 6); "
+                            "local: residual blocks (default 4)",
+                            minimum=1)
+    norm: str = opt("batch", "normalisation layers", ("batch", "instance", "none"))
+    dropout: bool = opt(True, "dropout (U-Net: the innermost full-width blocks; ResNet: in blocks)")
+
+
+@dataclass
+class DiscriminatorConfig:
+    arch: str = opt("patch", "discriminator architecture", ("patch", "pixel"))
+    ndf: int = opt(64, "width of the first layer", minimum=1)
+    layers: int = opt(3, "PatchGAN strided layers (3 gives the 70x70 PatchGAN)", minimum=1)
+    norm: str = opt("batch", "normalisation layers", ("batch", "instance", "none"))
+    spectral_norm: bool = opt(False, "spectral normalisation on every convolution")
+
+
+@dataclass
+class LossConfig:
+    gan: str = opt("vanilla", "adversarial loss", ("vanilla", "lsgan", "hinge", "wgan-gp"))
+    l1: float = opt(100.0, "pix2pix: weight of L1(G(x), y)", minimum=0)
+    mismatch: float = opt(1.0, "pix2pix: weight of the mismatched-pair negatives (0 disables)",
+                          minimum=0)
+    gp: float = opt(10.0, "wgan-gp: gradient-penalty weight", minimum=0)
+    cycle: float = opt(10.0, "cyclegan: weight of the cycle-consistency L1 terms", minimum=0)
+    identity: float = opt(0.5, "cyclegan: identity-term weight, relative to loss.cycle",
+                          minimum=0)
+    diffaugment: str = opt("", "differentiable augmentation of every discriminator input, "
+                           "real and generated alike (small datasets): comma-separated from "
+                           "color, translation, cutout ('' = off)")
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = opt(200_000, "number of training iterations (one G and one D step each)",
+                          minimum=1)
+    batch_size: int = opt(1, "images per iteration", minimum=1)
+    lr: float = opt(2e-4, "Adam learning rate (G and D)", minimum=0)
+    beta1: float = opt(0.5, "Adam beta1", minimum=0)
+    beta2: float = opt(0.999, "Adam beta2", minimum=0)
+    decay_from: int | None = opt(None, "iteration where linear LR decay to 0 starts "
+                                 "(default: half of iterations)", minimum=0)
+    device: str = opt("auto", "where to train", ("auto", "cpu", "cuda"))
+    seed: int = opt(0, "seed for weights, data order, augmentation and dropout")
+    out: str = opt("", "run folder (default: runs/<config file name>)")
+    log_every: int = opt(100, "iterations between metrics.jsonl lines", minimum=1)
+    sample_every: int = opt(1000, "iterations between sample grids (0: never)", minimum=0)
+    checkpoint_every: int = opt(5000, "iterations between checkpoints (and one at the end)",
+                                minimum=1)
+    samples: int = opt(4, "rows in a sample grid", minimum=1)
+    pool_size: int = opt(50, "cyclegan: generated images kept to train D on (0: none)",
+                         minimum=0)
+    eval_every: int = opt(0, "iterations between evaluations on the test split, logged to "
+                          "metrics.jsonl; the best is kept as checkpoints/best.pt (0: never)",
+                          minimum=0)
+    eval_images: int = opt(50, "test images scored per evaluation", minimum=1)
+    precision: str = opt("auto", "fp32, bf16 (autocast) or fp16 (autocast + loss scaling); "
+                         "auto: bf16 on CUDA GPUs with native bf16, else fp32",
+                         ("auto", "fp32", "bf16", "fp16"))
+    channels_last: bool = opt(False, "networks and batches in the channels-last (NHWC) layout")
+    compile: bool = opt(False, "torch.compile the networks (the first iterations pay the "
+                        "compilation)")
+
+
+MODELS = ("pix2pix", "cyclegan")
+
+# Defaults that differ per method, as the papers give them. Anything a YAML file or an
+# override sets wins over these.
+MODEL_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "pix2pix": {},
+    # Zhu et al. 2017, section 4 and appendix 7: ResNet generator, instance norm, no dropout,
+    # LSGAN, lambda_cycle 10, identity 0.5 * lambda_cycle.
+    "cyclegan": {
+        "generator": {"arch": "resnet", "norm": "instance", "dropout": False},
+        "discriminator": {"norm": "instance"},
+        "loss": {"gan": "lsgan"},
+    },
+}
+
+# Keys that may change when a run is resumed; anything else must match the saved config.
+RESUMABLE_CHANGES = {
+    "train.iterations", "train.log_every", "train.sample_every", "train.checkpoint_every",
+    "train.device", "data.workers", "data.root", "train.eval_every", "train.eval_images",
+    "train.precision", "train.channels_last", "train.compile", "train.decay_from",
+    "train.out",  # the run folder may be moved or named by another path
+}
+
+
+@dataclass
+class Config:
+    model: str = opt("pix2pix", "training method", MODELS)
+    data: DataConfig = field(default_factory=DataConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def decay_from(self) -> int:
+        t = self.train
+        return t.iterations // 2 if t.decay_from is None else t.decay_from
+
+
+def _section_classes() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config) if f.name != "model"}
+
+
+def valid_keys(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _unknown_key(where: str, key: str, cls: type) -> ConfigError:
+    keys = valid_keys(cls)
+    close = difflib.get_close_matches(key, keys, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    place = f"in '{where}'" if where else "at the top level"
+    return ConfigError(f"unknown key '{key}' {place}{hint}; valid keys {place}: "
+                       + ", ".join(keys))
+
+
+def _coerce(name: str, value: Any, f: dataclasses.Field, hint: Any) -> Any:
+    """Check one value against its field's type, choices and bound; return it typed."""
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    base = next((a for a in typing.get_args(hint) if a is not type(None)), hint) if optional \
+        else hint
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{name} must be set")
+    try:
+        if base is bool:
+            if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1"):
+                value = True
+            elif isinstance(value, str) and value.lower() in ("false", "no", "off", "0"):
+                value = False
+            if not isinstance(value, bool):
+                raise TypeError
+        elif base is int:
+            if isinstance(value, bool):
+                raise TypeError
+            number = float(value) if isinstance(value, str) else value
+            if not isinstance(number, (int, float)) or int(number) != number:
+                raise TypeError
+            value = int(number)
+        elif base is float:
+            if isinstance(value, bool):
+                raise TypeError
+            value = float(value)
+        elif base is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise TypeError
+            value = str(value)
+    except (TypeError, ValueError):
+        kind = {bool: "true or false", int: "an integer", float: "a number"}.get(base,
+                                                                              "a string")
+        raise ConfigError(f"{name} must be {kind}, got {value!r}") from None
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    low = f.metadata.get("min")
+    if low is not None and value < low:
+        raise ConfigError(f"{name} must be at least {low}; got {value!r}")
+    return value
+
+
+def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"'{where}' must be a mapping of keys to values, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise _unknown_key(where, str(key), cls)
+        kwargs[key] = _coerce(f"{where}.{key}", value, fields[key], hints[key])
+    return cls(**kwargs)
+
+
+def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``raw['a']['b'] = value`` for ``dotted='a.b'``, checking that the key exists."""
+    parts = dotted.split(".")
+    if parts[0] == "model" and len(parts) == 1:
+        raw["model"] = value
+        return
+    classes = _section_classes()
+    if parts[0] not in classes:
+        raise _unknown_key("", parts[0], Config)
+    if len(parts) != 2:
+        raise ConfigError(f"override '{dotted}' must name section.key, for example "
+                          f"train.lr=1e-4; valid keys in '{parts[0]}': "
+                          + ", ".join(valid_keys(classes[parts[0]])))
+    if parts[1] not in valid_keys(classes[parts[0]]):
+        raise _unknown_key(parts[0], parts[1], classes[parts[0]])
+    section = raw.setdefault(parts[0], {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"'{parts[0]}' must be a mapping of keys to values")
+    section[parts[1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``'train.lr=1e-4'`` -> ``('train.lr', 1e-4)``; the value is read as YAML."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override '{text}' must look like section.key=value, "
+                          "for example train.iterations=1000")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip(), parsed
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Build a checked :class:`Config` from a plain dict (the YAML file's contents)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("a config file must be a YAML mapping with sections such as "
+                          "model, data, generator, discriminator, loss, train")
+    model = raw.get("model", "pix2pix")
+    model = _coerce("model", model, next(f for f in dataclasses.fields(Config)
+                                          if f.name == "model"), str)
+    classes = _section_classes()
+    for key in raw:
+        if key != "model" and key not in classes:
+            raise _unknown_key("", str(key), Config)
+    sections = {}
+    for name, cls in classes.items():
+        merged = dict(MODEL_DEFAULTS.get(model, {}).get(name, {}))
+        merged.update(raw.get(name) or {})
+        sections[name] = _build(cls, merged, name)
+    config = Config(model=model, **sections)
+    if config.generator.depth is None:
+        config.generator.depth = default_depth(config.generator.arch, config.data.crop_size)
+    _check(config)
+    return config
+
+
+def default_depth(arch: str, crop_size: int) -> int:
+    """U-Net-256 has 8 downsamplings; the ResNet has 9 blocks at 256 px, 6 below; the
+    local generator 4 blocks."""
+    if arch == "unet":
+        return 8
+    if arch == "local":
+        return 4
+    return 9 if crop_size >= 256 else 6
+
+
+def _check(config: Config) -> None:
+    """Cross-field checks that would otherwise fail deep inside training."""
+    d, g = config.data, config.generator
+    if d.crop_size > d.load_size:
+        raise ConfigError(f"data.crop_size ({d.crop_size}) must not exceed data.load_size "
+                          f"({d.load_size})")
+    if g.arch == "unet":
+        stride = 2 ** g.depth
+        if d.crop_size % stride:
+            raise ConfigError(
+                f"a U-Net with generator.depth={g.depth} halves the image {g.depth} times, so "
+                f"data.crop_size must be a multiple of {stride}; got {d.crop_size}. Lower "
+                f"generator.depth or change data.crop_size")
+    elif d.crop_size % 4:
+        raise ConfigError(f"the {g.arch} generator downsamples twice, so data.crop_size must "
+                          f"be a multiple of 4; got {d.crop_size}")
+    try:
+        parse_policy(config.loss.diffaugment)
+    except ValueError as err:
+        raise ConfigError(f"loss.diffaugment: {err}") from None
+    if config.train.decay_from is not None and config.train.decay_from > config.train.iterations:
+        raise ConfigError(f"train.decay_from ({config.train.decay_from}) is after the last "
+                          f"iteration ({config.train.iterations})")
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
+    """Read a YAML config, apply ``section.key=value`` overrides, check and return it."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path} must hold a YAML mapping")
+    for text in overrides:
+        key, value = parse_override(text)
+        set_dotted(raw, key, value)
+    config = config_from_dict(raw)
+    if not config.train.out and path is not None:
+        config.train.out = str(Path("runs") / path.stem)
+    if not config.train.out:
+        raise ConfigError("train.out (the run folder) must be set")
+    if config.train.decay_from is None:
+        config.train.decay_from = config.decay_from
+    return config
+
+
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """Dotted keys whose values differ between two configs."""
+    a, b = old.to_dict(), new.to_dict()
+    out = []
+    for section, values in a.items():
+        if isinstance(values, dict):
+            out += [f"{section}.{k}" for k in values if values[k] != b[section][k]]
+        elif values != b[section]:
+            out.append(section)
+    return out

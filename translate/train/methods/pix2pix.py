@@ -1,0 +1,167 @@
+"""pix2pix: conditional GAN with an L1 term and mismatched-pair negatives.
+
+Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial Networks", eq. 4:
+
+    G* = arg min_G max_D  L_cGAN(G, D) + lambda_L1 * E[ ||y - G(x)||_1 ]
+
+with x the input, y its true target, and D(x, y) a conditional discriminator that scores the
+pair cat(x, y). The discriminator here also learns from mismatched pairs (x, y') with y' the
+target of a *different* input (Reed et al. 2016, GAN-CLS): they look real on their own but do
+not belong to x, so D, and through it G, must judge correspondence and not only realism.
+
+    L_D = 1/2 * [ l(D(x, y), real) + (l(D(x, G(x)), fake) + m * l(D(x, y'), fake)) / (1 + m) ]
+    L_G = l_G(D(x, G(x))) + lambda_L1 * ||y - G(x)||_1
+
+m = ``loss.mismatch`` keeps the reference's 1/2 (real + fake) balance: the fake side is a
+weighted mean of the two kinds of negatives; m = 0 is the reference objective exactly.
+y' is the target of another sample of the batch (the batch rolled by one, or further where
+a batch repeats a sample) or of the previous batch (batch size 1); a row with no target of
+another sample is left out of the mismatched term. With ``loss.gan = wgan-gp``, L_D gains ``loss.gp`` * gradient penalty at
+pairs (x, mix of y and G(x)). With ``loss.diffaugment``, every pair D judges, in L_D and in
+L_G, is augmented first, x and y of a pair identically (:mod:`translate.train.diffaugment`).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from translate.train import losses
+from translate.train.diffaugment import diff_augment, parse_policy
+from translate.networks import (build_discriminator, build_generator, discriminator_kwargs,
+                        generator_kwargs)
+from translate.train.methods.base import Export, Method
+
+
+def orient(batch: dict, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input, target) of a paired batch for ``direction`` a2b or b2a."""
+    return (batch["a"], batch["b"]) if direction == "a2b" else (batch["b"], batch["a"])
+
+
+def mismatched_targets(real_b: torch.Tensor, index: torch.Tensor | None,
+                       previous: tuple[torch.Tensor, torch.Tensor | None] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """For each row, the target of a *different* sample: the first of the batch rolled by
+    1, 2, ..., N-1 whose sample differs, else the previous batch's target in that row if its
+    sample differs. Samples are told apart by ``index`` (int (N,), dataset indices; None: all
+    rows are different samples); a batch may repeat a sample (a dataset smaller than the
+    batch, an epoch boundary), and at batch size 1 the previous batch may be the same sample.
+
+    real_b: (N, C, H, W) in [-1, 1]. previous: (targets, index) of the previous batch.
+    Returns (wrong_b (N, C, H, W), keep (N,) bool: rows that have one), or None when no row
+    has one.
+    """
+    n = real_b.shape[0]
+    idx = index.to("cpu") if index is not None else None
+    if n > 1 and (idx is None or bool((idx.roll(1) != idx).all())):
+        return real_b.roll(1, dims=0), torch.ones(n, dtype=torch.bool)  # the usual case
+    wrong = torch.zeros_like(real_b)
+    keep = torch.zeros(n, dtype=torch.bool)
+    for shift in range(1, n):
+        free = ~keep & (idx.roll(shift) != idx)
+        if free.any():
+            rows = free.to(real_b.device)
+            wrong[rows] = real_b.roll(shift, dims=0)[rows]
+            keep |= free
+    if previous is not None and not keep.all() and previous[0].shape == real_b.shape:
+        prev_b, prev_idx = previous
+        free = ~keep
+        if idx is not None and prev_idx is not None:
+            free &= prev_idx.to("cpu") != idx
+        if free.any():
+            rows = free.to(real_b.device)
+            wrong[rows] = prev_b[rows]
+            keep |= free
+    return (wrong, keep) if keep.any() else None
+
+
+class Pix2Pix(Method):
+    name = "pix2pix"
+    phases = ("d", "g")
+    groups = {"d": ("d",), "g": ("g",)}
+
+    def __init__(self, config):
+        super().__init__()
+        self.direction = config.data.direction
+        self.loss = config.loss
+        g, d = config.generator, config.discriminator
+        c_in, c_out = config.data.channels_a, config.data.channels_b
+        if self.direction == "b2a":
+            c_in, c_out = c_out, c_in
+        self.g_kwargs = generator_kwargs(g, c_in, c_out)
+        self.g_arch = g.arch
+        self.nets["g"] = build_generator(g.arch, self.g_kwargs)
+        self.nets["d"] = build_discriminator(d.arch, discriminator_kwargs(d, c_in + c_out),
+                                             d.spectral_norm)
+        self.previous: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self.augment = parse_policy(self.loss.diffaugment)
+
+    def forward(self, batch: dict) -> dict:
+        """real_a: input (N, 3, H, W); real_b: its target; fake_b = G(real_a); wrong_a,
+        wrong_b: mismatched pairs (M <= N rows: an input and the target of another sample),
+        or None. All in [-1, 1]. ``batch["index"]`` (optional) tells samples apart."""
+        real_a, real_b = orient(batch, self.direction)
+        index = batch.get("index")
+        wrong_a = wrong_b = None
+        if self.loss.mismatch:
+            found = mismatched_targets(real_b, index, self.previous)
+            if found is not None:
+                wrong_b, keep = found
+                wrong_a = real_a
+                if not keep.all():
+                    rows = keep.to(real_b.device)
+                    wrong_a, wrong_b = real_a[rows], wrong_b[rows]
+        self.previous = (real_b.detach(), None if index is None else index.to("cpu"))
+        return {"real_a": real_a, "real_b": real_b, "fake_b": self.nets["g"](real_a),
+                "wrong_a": wrong_a, "wrong_b": wrong_b}
+
+    def critic(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Conditional discriminator logits for pairs (x, y), augmented alike with
+        ``loss.diffaugment``."""
+        x, y = diff_augment(self.augment, x, y)
+        return self.nets["d"](torch.cat([x, y], 1))
+
+    def objective(self, phase: str, out: dict):
+        return self.d_objective(out) if phase == "d" else self.g_objective(out)
+
+    def d_objective(self, out: dict):
+        mode, m = self.loss.gan, self.loss.mismatch
+        real_a, fake_b = out["real_a"], out["fake_b"].detach()
+        terms = {"d_real": losses.discriminator_loss(mode, self.critic(real_a, out["real_b"]),
+                                                     real=True),
+                 "d_fake": losses.discriminator_loss(mode, self.critic(real_a, fake_b),
+                                                     real=False)}
+        negatives = terms["d_fake"]
+        if out["wrong_b"] is not None and m > 0:
+            terms["d_mismatch"] = losses.discriminator_loss(
+                mode, self.critic(out["wrong_a"], out["wrong_b"]), real=False)
+            negatives = (negatives + m * terms["d_mismatch"]) / (1 + m)
+        total = 0.5 * (terms["d_real"] + negatives)
+        if mode == "wgan-gp" and self.loss.gp > 0:
+            terms["d_gp"] = losses.gradient_penalty(lambda y: self.critic(real_a, y),
+                                                    out["real_b"], fake_b)
+            total = total + self.loss.gp * terms["d_gp"]
+        return total, {k: v.detach() for k, v in terms.items()}
+
+    def g_objective(self, out: dict):
+        terms = {"g_gan": losses.generator_loss(self.loss.gan,
+                                                self.critic(out["real_a"], out["fake_b"])),
+                 "g_l1": losses.l1(out["fake_b"], out["real_b"])}
+        total = terms["g_gan"] + self.loss.l1 * terms["g_l1"]
+        return total, {k: v.detach() for k, v in terms.items()}
+
+    @torch.no_grad()
+    def sample_rows(self, batch: dict) -> list[list[torch.Tensor]]:
+        real_a, real_b = orient(batch, self.direction)
+        fake_b = self.nets["g"](real_a)
+        return [[real_a[i], fake_b[i], real_b[i]] for i in range(real_a.shape[0])]
+
+    def exports(self) -> list[Export]:
+        return [Export(self.direction, "g", self.nets["g"], self.g_arch, self.g_kwargs)]
+
+    def state_dict(self) -> dict:
+        prev_b, prev_index = self.previous if self.previous is not None else (None, None)
+        return {"previous_b": prev_b, "previous_index": prev_index}
+
+    def load_state_dict(self, state: dict) -> None:
+        prev_b = state.get("previous_b")
+        self.previous = None if prev_b is None else (prev_b, state.get("previous_index"))
