@@ -4,7 +4,7 @@ render its paired targets, train the committed recipe, score it on the held-out 
 artefact figures at the photos' full size) and export the generator in half precision with
 its model card.
 
-    python models/build.py day2night       # or real2anime; both: python models/build.py all
+    python configs/build_models.py day2night       # or real2anime; both: python configs/build_models.py all
 
 Everything goes through the public commands (translate data photos, data synth --from,
 train, eval, export), so this script is the recipe written down, not a different code path.

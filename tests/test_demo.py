@@ -68,13 +68,15 @@ def free_port() -> int:
 class DemoServer:
     """``translate demo`` in a subprocess; ``url`` once it serves."""
 
-    def __init__(self, *args: str, temp: Path, timeout: float = 120, **env_vars: str):
+    def __init__(self, *args: str, temp: Path, timeout: float = 120,
+                 command: tuple[str, ...] = (sys.executable, "-m", "translate", "demo"),
+                 cwd: Path = ROOT, **env_vars: str):
         env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", PYTHONUNBUFFERED="1",
                    GRADIO_TEMP_DIR=str(temp), GRADIO_ANALYTICS_ENABLED="False", **env_vars)
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "translate", "demo", "--port", str(self.port), *args],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [*command, "--port", str(self.port), *args],
+            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.port}/"
