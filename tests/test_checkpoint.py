@@ -5,8 +5,8 @@ import pickle
 import pytest
 import torch
 
-from translate.formats.checkpoint import (CheckpointError, export_generator, load_generator,
-                                  load_state)
+from translate.formats.checkpoint import CheckpointError, export_generator, load_generator
+from translate.formats.state import load_state
 from translate.infer.engine import Translator
 from translate.networks import build_generator
 

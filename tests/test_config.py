@@ -89,3 +89,70 @@ def test_shipped_recipes_load():
     assert recipes
     for path in recipes:
         load_config(path)
+
+
+# --- Method options ---------------------------------------------------------------------------
+
+def test_each_method_owns_its_options_with_the_papers_defaults(tmp_path):
+    pix = load_config(write(tmp_path, "data: {root: x}\n"))
+    cyc = load_config(write(tmp_path, "model: cyclegan\ndata: {root: x}\n"))
+    assert (pix.method.l1, pix.method.mismatch) == (100.0, 1.0)
+    assert (cyc.method.cycle, cyc.method.identity, cyc.method.pool_size) == (10.0, 0.5, 50)
+    assert yaml.safe_load(cyc.to_yaml())["method"] == {"cycle": 10.0, "identity": 0.5,
+                                                        "pool_size": 50}
+    assert "l1" not in yaml.safe_load(pix.to_yaml())["loss"]
+
+
+def test_earlier_keys_still_set_the_method_options(tmp_path):
+    c = load_config(write(tmp_path, "loss: {l1: 50, mismatch: 0, cycle: 3}\n"
+                                    "train: {pool_size: 7}\n"), ["loss.mismatch=0.25"])
+    assert (c.method.l1, c.method.mismatch) == (50.0, 0.25)  # cycle, pool_size: cyclegan's
+    assert (c.loss.l1, c.loss.mismatch) == (50.0, 0.25)      # still readable there
+    c = load_config(write(tmp_path, "model: cyclegan\nloss: {cycle: 3}\n"),
+                    ["train.pool_size=7", "method.identity=0.1"])
+    assert (c.method.cycle, c.method.identity, c.method.pool_size) == (3.0, 0.1, 7)
+    assert (c.loss.cycle, c.train.pool_size) == (3.0, 7)
+
+
+def test_another_methods_option_lists_the_valid_ones(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "method: {cycle: 3}\n"))
+    assert str(err.value) == ("unknown key 'cycle' in 'method'; valid keys in 'method': "
+                              "l1, mismatch")
+    assert err.value.key == "method.cycle"
+    with pytest.raises(ConfigError, match="method.pool_size must be at least 0"):
+        load_config(write(tmp_path, "model: cyclegan\n"), ["method.pool_size=-1"])
+
+
+def test_identity_needs_equal_channels_when_asked_for(tmp_path):
+    with pytest.raises(ConfigError, match="domain A has 1 channel") as err:
+        load_config(write(tmp_path, "model: cyclegan\ndata: {channels_a: 1}\n"),
+                    ["method.identity=0.5"])
+    assert err.value.key == "method.identity"
+    load_config(write(tmp_path, "model: cyclegan\ndata: {channels_a: 1}\n"),
+                ["method.identity=0"])
+    load_config(write(tmp_path, "model: cyclegan\ndata: {channels_a: 1}\n"))  # default: a note
+
+
+def test_recipes_keep_their_method_settings():
+    from pathlib import Path
+    configs = Path(__file__).parent.parent / "configs"
+    for path in sorted(configs.glob("*.yaml")):
+        c = load_config(path)
+        raw = yaml.safe_load(path.read_text())
+        if c.model == "cyclegan":
+            assert c.method.pool_size == raw.get("train", {}).get("pool_size", 50), path
+        else:
+            assert c.method.l1 == raw.get("loss", {}).get("l1", 100.0), path
+
+
+def test_loading_leaves_the_callers_config_as_written(tmp_path):
+    """The run records the resolved precision; the config object it was given is unchanged."""
+    from translate.devices import pick_device
+    from translate.train.loop import resolved
+
+    c = load_config(write(tmp_path, "data: {root: x}\n"))
+    assert c.train.precision == "auto"
+    run = resolved(c, pick_device("cpu"))
+    assert run.train.precision == "fp32" and c.train.precision == "auto"
+    assert run.method == c.method and run.loss.l1 == c.loss.l1 == 100.0

@@ -20,7 +20,7 @@ import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
-from translate.formats.checkpoint import load_state
+from translate.formats.state import load_state
 from translate.train.config import ConfigError
 from translate.devices import shard
 from translate.infer.engine import Translator
@@ -66,7 +66,8 @@ def rows(run: Path) -> dict:
 def whole(shapes32, tmp_path_factory):
     """An uninterrupted 2-process run of STATEFUL."""
     folder = tmp_path_factory.mktemp("ddp")
-    tree = merge(STATEFUL, {"data": {"root": str(shapes32)}, "train": {"out": str(folder / "run")}})
+    tree = merge(STATEFUL, {"data": {"root": str(shapes32)},
+                            "train": {"out": str(folder / "run")}})
     config = write_config(folder / "stateful.yaml", tree)
     proc = torchrun("-m", "translate", "train", str(config), "--quiet")
     return folder / "run", config, proc

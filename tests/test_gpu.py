@@ -16,7 +16,7 @@ from PIL import Image
 from torch import nn
 
 from translate.train.bench import run as bench_run
-from translate.formats.checkpoint import load_state
+from translate.formats.state import load_state
 from translate.infer.convert import Options, convert
 from translate.infer.jpeg import EncodedJpeg, decode_jpegs, encode_jpegs, read_jpeg
 from translate.train.diffaugment import diff_augment, parse_policy

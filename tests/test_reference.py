@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from translate.formats.checkpoint import STATE_FORMAT, CheckpointError, load_generator
+from translate.formats.checkpoint import CheckpointError, load_generator
+from translate.formats.state import STATE_FORMAT
 from translate.infer.export import export
 from translate.infer.engine import Translator, load_any
 from translate.networks import build_generator

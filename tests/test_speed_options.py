@@ -16,7 +16,7 @@ from PIL import Image
 from torch import nn
 
 from translate.train import losses
-from translate.formats.checkpoint import load_state
+from translate.formats.state import load_state
 from translate.train.config import ConfigError
 from translate.infer.convert import Options, convert
 from translate.data.datasets import PairedDataset, apply_seeded, paired_items, train_transform

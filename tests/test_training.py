@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from translate.formats.checkpoint import atomic_write, load_state
+from translate.files import atomic_write
+from translate.formats.state import load_state
 from translate.train.config import ConfigError
 from translate.images import list_images, load_rgb
 from translate.infer.engine import Translator

@@ -25,7 +25,12 @@ Image.MAX_IMAGE_PIXELS = 200_000_000
 
 
 class ImageError(ValueError):
-    """A file that is not an image PIL can decode, or is damaged."""
+    """A file that is not an image PIL can decode, or is damaged: ``path`` and ``reason``
+    (the message is ``"<path>: <reason>"``)."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason  # path: a Path, a name, or a file object
 
 
 def is_image_file(path: str | Path) -> bool:
@@ -81,7 +86,7 @@ def load_image(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
                 return _to_rgb_array(img), _alpha(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{path}: cannot read image ({err})") from None
+        raise ImageError(path, f"cannot read image ({err})") from None
 
 
 def load_rgb(path: str | Path) -> np.ndarray:
@@ -111,7 +116,7 @@ def image_size(path: str | Path | BinaryIO) -> tuple[int, int]:
             w, h = img.size
             orientation = _header_orientation(img)
     except (OSError, SyntaxError, ValueError) as err:
-        raise ImageError(f"{path}: cannot read image ({err})") from None
+        raise ImageError(path, f"cannot read image ({err})") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 

@@ -61,7 +61,7 @@ def _inspect(path: Path, full: bool) -> tuple[int, int, str | None, str | None]:
             return w, h, None, None
         return w, h, None, _tail_problem(path)
     except ImageError as err:
-        return 0, 0, str(err).split(": ", 1)[-1], None
+        return 0, 0, err.reason, None
     except OSError as err:
         return 0, 0, f"cannot read file ({err})", None
 

@@ -37,8 +37,8 @@ from torch.utils.data import Dataset, Sampler  # noqa: E402
 
 from translate.errors import UserError  # noqa: E402
 from translate.images import IMAGE_EXTENSIONS as _EXTS  # noqa: E402
-from translate.images import (ImageError, image_size, list_images, load_rgb, to_channels,  # noqa: E402
-                     to_tensor)
+from translate.images import (ImageError, image_size, list_images, load_rgb,  # noqa: E402
+                              to_channels, to_tensor)
 
 LAYOUTS_HELP = """\
 Layouts that work (ROOT is data.root):
@@ -159,10 +159,10 @@ def _readable(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
         try:
             w, h = image_size(p)
             if w < 1 or h < 1:
-                raise ImageError(f"{p}: empty image")
+                raise ImageError(p, "empty image")
             good.append(p)
         except ImageError as err:
-            bad.append((p, str(err).split(": ", 1)[-1]))
+            bad.append((p, err.reason))
     return good, bad
 
 
@@ -311,7 +311,7 @@ class _Augmented(Dataset):
 def _halves(rgb: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
     half = rgb.shape[1] // 2
     if half < 1:
-        raise ImageError(f"{path}: too narrow to hold A and B side by side")
+        raise ImageError(path, "too narrow to hold A and B side by side")
     return rgb[:, :half], rgb[:, half:2 * half]
 
 

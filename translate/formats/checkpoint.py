@@ -1,8 +1,5 @@
-"""Files: atomic writes, training-state checkpoints, and self-describing generator exports.
-
-Training state (``RUN/checkpoints/latest.pt``) is a plain dict of tensors, numbers and strings
-written with ``torch.save`` and read with ``torch.load(weights_only=True)``: nothing in it is
-code, so loading one never executes anything.
+"""Self-describing generator files, and the description of a generator they carry
+(:class:`GeneratorSpec`, also kept in training states: :mod:`translate.formats.state`).
 
 An exported generator is a safetensors file. Its metadata (strings) describes it completely:
 
@@ -21,6 +18,7 @@ so ``load_generator(path)`` needs nothing but the path.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,27 +33,49 @@ from translate.files import atomic_write
 from translate.networks import GENERATORS, build_generator, stride_of
 
 GENERATOR_FORMAT = "translate-generator"
-STATE_FORMAT = "translate-train-state"
 
 
 class CheckpointError(UserError, ValueError):
-    """A file that is not a checkpoint this version can read; the message says why."""
+    """A file that is not a checkpoint this version can read; the message says why.
+    ``path``: the file, where one is at fault."""
+
+    def __init__(self, message: str, path: str | Path | None = None):
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
 
 
-def save_state(state: dict[str, Any], path: str | Path) -> Path:
-    """Write a training-state dict atomically."""
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """What rebuilds a generator: ``arch`` (registry name) and ``kwargs`` (constructor
+    arguments), the ``direction`` it maps ("a2b": domain A to B) and how its batch norm
+    normalises at inference (``norm_stats``: "running" or "image")."""
 
+    arch: str
+    kwargs: dict
+    direction: str
+    norm_stats: str = "running"
 
-def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a training-state dict without unpickling code (``weights_only=True``)."""
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise CheckpointError(f"{path}: not a loadable training checkpoint ({err})") from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path}: not a translate training checkpoint")
-    return state
+    def build(self) -> nn.Module:
+        """The network, weights not initialised (they are loaded next)."""
+        return build_generator(self.arch, self.kwargs, init=False)
+
+    def entry(self, net_name: str) -> dict[str, Any]:
+        """Its entry in a training state's ``exports`` (``net``: its name in ``nets``)."""
+        return {"net": net_name, "arch": self.arch, "kwargs": self.kwargs,
+                "norm_stats": self.norm_stats}
+
+    @classmethod
+    def from_entry(cls, direction: str, entry: dict[str, Any]) -> GeneratorSpec:
+        return cls(entry["arch"], entry["kwargs"], direction, entry["norm_stats"])
+
+    def info(self, net: nn.Module, method: str, step: int | str, config: dict,
+             card: dict | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The description :func:`load_generator` and the engine report: these fields,
+        ``stride``, ``method``, ``step`` (a string, as in file metadata), ``config`` and
+        ``card``, over ``extra`` (a file's other metadata)."""
+        return {**(extra or {}), "arch": self.arch, "kwargs": self.kwargs,
+                "direction": self.direction, "norm_stats": self.norm_stats, "stride": stride_of(net), "method": method,
+                "step": str(step), "config": config, "card": card or {}}
 
 
 def export_generator(net: nn.Module, path: str | Path, *, arch: str, kwargs: dict,
@@ -63,6 +83,14 @@ def export_generator(net: nn.Module, path: str | Path, *, arch: str, kwargs: dic
                      config: dict | None = None, card: dict | None = None,
                      dtype: torch.dtype = torch.float32) -> Path:
     """Write ``net``'s weights and full description to a safetensors file, atomically."""
+    return write_generator(net, GeneratorSpec(arch, kwargs, direction, norm_stats), path,
+                           method=method, step=step, config=config, card=card, dtype=dtype)
+
+
+def write_generator(net: nn.Module, spec: GeneratorSpec, path: str | Path, *, method: str,
+                    step: int, config: dict | None = None, card: dict | None = None,
+                    dtype: torch.dtype = torch.float32) -> Path:
+    """:func:`export_generator` from a :class:`GeneratorSpec`."""
     tensors = {}
     for name, t in net.state_dict().items():
         t = t.detach().cpu()
@@ -71,8 +99,9 @@ def export_generator(net: nn.Module, path: str | Path, *, arch: str, kwargs: dic
         tensors[name] = t.contiguous()
     meta = {
         "format": GENERATOR_FORMAT, "format_version": "1",
-        "arch": arch, "kwargs": json.dumps(kwargs, sort_keys=True),
-        "direction": direction, "stride": str(stride_of(net)), "norm_stats": norm_stats,
+        "arch": spec.arch, "kwargs": json.dumps(spec.kwargs, sort_keys=True),
+        "direction": spec.direction, "stride": str(stride_of(net)),
+        "norm_stats": spec.norm_stats,
         "value_range": "[-1, 1]", "channels": "RGB", "layout": "NCHW",
         "method": method, "step": str(step), "translate_version": __version__,
         "config": json.dumps(config or {}, sort_keys=True),
@@ -86,10 +115,11 @@ def read_generator_metadata(path: str | Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as err:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
+        raise CheckpointError(f"{path}: not a readable safetensors file ({err})",
+                              path) from None
     if meta.get("format") != GENERATOR_FORMAT:
         raise CheckpointError(f"{path}: a safetensors file, but not a translate generator "
-                              "export (its metadata has no 'format: translate-generator')")
+                              "export (its metadata has no 'format: translate-generator')", path)
     return meta
 
 
@@ -100,9 +130,10 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu"
     arch = meta.get("arch", "")
     if arch not in GENERATORS:
         raise CheckpointError(f"{path}: unknown architecture '{arch}' "
-                              f"(this version knows {', '.join(GENERATORS)})")
-    kwargs = json.loads(meta["kwargs"])
-    net = build_generator(arch, kwargs, init=False)
+                              f"(this version knows {', '.join(GENERATORS)})", path)
+    spec = GeneratorSpec(arch, json.loads(meta["kwargs"]), meta.get("direction", "a2b"),
+                         meta.get("norm_stats", "running"))
+    net = spec.build()
     tensors = {}
     with safe_open(str(path), framework="pt") as f:
         for name in f.keys():
@@ -112,12 +143,12 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu"
     try:
         net.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit {arch}({kwargs}): {err}") from None
-    info: dict[str, Any] = dict(meta)
-    info["kwargs"] = kwargs
-    info["config"] = json.loads(meta.get("config") or "{}")
-    info["card"] = json.loads(meta.get("card") or "{}")
-    info["stride"] = int(meta.get("stride", stride_of(net)))
+        raise CheckpointError(f"{path}: weights do not fit {arch}({spec.kwargs}): {err}",
+                              path) from None
+    info = spec.info(net, meta.get("method", ""), meta.get("step", ""),
+                     json.loads(meta.get("config") or "{}"), json.loads(meta.get("card") or "{}"),
+                     meta)
+    info["stride"] = int(meta.get("stride", info["stride"]))
     return net.to(device).eval(), info
 
 
@@ -129,23 +160,3 @@ def choose_direction(direction: str | None, available: list[str], where) -> str:
         raise CheckpointError(f"{where} has no {direction} generator (it has: "
                               f"{', '.join(available)})")
     return direction
-
-
-def generator_from_state(state: dict[str, Any], direction: str | None, where="checkpoint"
-                         ) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a generator held in a training-state dict; returns (net, info) like
-    :func:`load_generator`."""
-    exports = state.get("exports") or {}
-    if not exports:
-        raise CheckpointError(f"{where}: holds no generator description")
-    direction = choose_direction(direction, sorted(exports), where)
-    spec = exports[direction]
-    net = build_generator(spec["arch"], spec["kwargs"], init=False)
-    prefix = spec["net"] + "."
-    net.load_state_dict({k[len(prefix):]: v for k, v in state["nets"].items()
-                         if k.startswith(prefix)})
-    info = {"arch": spec["arch"], "kwargs": spec["kwargs"], "direction": direction,
-            "norm_stats": spec["norm_stats"], "stride": stride_of(net),
-            "method": state["config"]["model"], "step": str(state["step"]),
-            "config": state["config"], "card": {}}
-    return net.eval(), info

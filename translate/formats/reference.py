@@ -39,7 +39,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from translate.formats.checkpoint import STATE_FORMAT, CheckpointError
+from translate.formats.checkpoint import CheckpointError
+from translate.formats.state import STATE_FORMAT
 from translate.networks import build_generator, stride_of
 
 REFERENCE_METHODS = ("reference-pix2pix", "reference-cyclegan", "animeganv2")

@@ -145,7 +145,7 @@ class _Decode(Dataset):
         try:
             rgb, alpha = load_image(src)
         except ImageError as err:
-            return i, None, None, str(err).split(": ", 1)[-1]
+            return i, None, None, err.reason
         return i, rgb, alpha, None
 
 
@@ -198,83 +198,134 @@ def convert(engine, input_spec: str | Path, output_dir: str | Path,
     ``engine`` is a :class:`~translate.infer.engine.Translator` (or anything with its
     ``__call__``, ``translate_array`` and ``tile_size``). ``planned``: (jobs, skipped) to use
     instead of :func:`plan_jobs`, for callers that split one plan between processes
-    (:func:`translate.train.replicas.convert_shared`).
+    (:func:`translate.infer.shared.convert_shared`).
     """
     options = options or Options()
-    report = Report()
-    jobs, report.skipped = (planned if planned is not None
-                            else plan_jobs(input_spec, output_dir, options))
-    start = time.perf_counter()
-    device = getattr(engine, "device", torch.device("cpu"))
-    device_codec = (device.type == "cuda" if options.device_codec is None
-                    else options.device_codec)
-    loader = DataLoader(_Decode(jobs, device_codec), batch_size=None,
-                        num_workers=options.workers, collate_fn=lambda x: x,
-                        prefetch_factor=8 if options.workers else None)
-    writer = _Writer(options.workers)
-    bar = tqdm(total=len(jobs), disable=not progress, unit="img", desc="convert",
-               file=sys.stderr, dynamic_ncols=True)
-    batch: list[tuple[int, np.ndarray | EncodedJpeg, np.ndarray | None]] = []
-    in_flight: list[_Launched] = []
+    jobs, skipped = (planned if planned is not None
+                     else plan_jobs(input_spec, output_dir, options))
+    return _Conversion(engine, jobs, options, progress).run(skipped)
 
-    def fail(i: int, reason: str) -> None:
-        report.failed.append((jobs[i][0], reason))
-        bar.update(1)
 
-    def emit(i: int, out: np.ndarray | bytes, alpha: np.ndarray | None) -> None:
+class _Conversion:
+    """One conversion's pipeline: decode (loader workers, or nvJPEG on CUDA), batch images of
+    equal size, translate (tiled when large), encode (writer processes, or nvJPEG); a file
+    that fails is reported and skipped. On CUDA the model works on one batch while the
+    previous one is written."""
+
+    def __init__(self, engine, jobs: list[tuple[Path, Path]], options: Options,
+                 progress: bool):
+        self.engine, self.jobs, self.options = engine, jobs, options
+        self.report = Report()
+        self.device = getattr(engine, "device", torch.device("cpu"))
+        self.device_codec = (self.device.type == "cuda" if options.device_codec is None
+                             else options.device_codec)
+        self.bar = tqdm(total=len(jobs), disable=not progress, unit="img", desc="convert",
+                        file=sys.stderr, dynamic_ncols=True)
+        self.batch: list[tuple[int, np.ndarray | EncodedJpeg, np.ndarray | None]] = []
+        self.in_flight: list[_Launched] = []
+        self.writer: _Writer | None = None
+
+    def run(self, skipped: list[Path]) -> Report:
+        self.report.skipped = skipped
+        start = time.perf_counter()
+        loader = DataLoader(_Decode(self.jobs, self.device_codec), batch_size=None,
+                            num_workers=self.options.workers, collate_fn=lambda x: x,
+                            prefetch_factor=8 if self.options.workers else None)
+        self.writer = _Writer(self.options.workers)
+        try:
+            for i, rgb, alpha, error in loader:
+                if error is not None:
+                    self.fail(i, error)
+                elif self.engine.tile_size(*rgb.shape[:2], self.options.tile):
+                    self.tiled(i, rgb, alpha)
+                else:
+                    self.add(i, rgb, alpha)
+            self.flush(drain=True)
+        finally:
+            self.bar.close()
+            self.writer.close()
+        self.report.seconds = time.perf_counter() - start
+        return self.report
+
+    def tiled(self, i: int, rgb: np.ndarray | EncodedJpeg, alpha: np.ndarray | None) -> None:
+        """Translate a large image alone, in tiles (after the batches before it)."""
+        self.flush(drain=True)
+        if isinstance(rgb, EncodedJpeg):
+            try:
+                rgb, alpha = load_image(self.jobs[i][0])
+            except ImageError as err:
+                self.fail(i, err.reason)
+                return
+        o = self.options
+        self.emit(i, self.engine.translate_array(rgb, o.tile, o.overlap, o.batch_size), alpha)
+
+    def add(self, i: int, rgb: np.ndarray | EncodedJpeg, alpha: np.ndarray | None) -> None:
+        """Batch an image with the ones before it if they share its kind and size."""
+        first = self.batch[0][1] if self.batch else None
+        if first is not None and (type(first) is not type(rgb) or first.shape != rgb.shape):
+            self.flush()
+        self.batch.append((i, rgb, alpha))
+        if len(self.batch) >= self.options.batch_size:
+            self.flush()
+
+    def fail(self, i: int, reason: str) -> None:
+        self.report.failed.append((self.jobs[i][0], reason))
+        self.bar.update(1)
+
+    def emit(self, i: int, out: np.ndarray | bytes, alpha: np.ndarray | None) -> None:
         """Write image ``i``: a uint8 (H, W, C) array, or the JPEG file's bytes."""
-        src, dst = jobs[i]
+        src, dst = self.jobs[i]
         if alpha is not None and dst.suffix.lower() not in ALPHA_FORMATS:
-            report.alpha_dropped.append(dst)
+            self.report.alpha_dropped.append(dst)
             alpha = None
         if isinstance(out, bytes):
             atomic_write(dst, lambda tmp: Path(tmp).write_bytes(out))
         else:
-            writer.submit(out, dst, options.quality, alpha)
-        report.written.append(dst)
-        bar.update(1)
+            self.writer.submit(out, dst, self.options.quality, alpha)
+        self.report.written.append(dst)
+        self.bar.update(1)
 
-    def decode_on_device(items: list) -> tuple[list, torch.Tensor | None]:
+    def decode_on_device(self, items: list) -> tuple[list, torch.Tensor | None]:
         """uint8 (N, 3, H, W) on the device for JPEG items; a batch the device decoder
         rejects is retried image by image, then on the CPU, and what fails there too is
         reported."""
         try:
-            return items, decode_jpegs([p for _, p, _ in items], device)
+            return items, decode_jpegs([p for _, p, _ in items], self.device)
         except RuntimeError:
             pass
         kept, images = [], []
         for item in items:
             try:
-                image = decode_jpegs([item[1]], device)[0]
+                image = decode_jpegs([item[1]], self.device)[0]
             except RuntimeError:
                 try:
-                    rgb, _ = load_image(jobs[item[0]][0])
+                    rgb, _ = load_image(self.jobs[item[0]][0])
                 except ImageError as err:
-                    fail(item[0], str(err).split(": ", 1)[-1])
+                    self.fail(item[0], err.reason)
                     continue
-                image = torch.from_numpy(rgb).permute(2, 0, 1).to(device)
+                image = torch.from_numpy(rgb).permute(2, 0, 1).to(self.device)
             kept.append(item)
             images.append(image)
         return kept, torch.stack(images) if images else None
 
-    def launch(items: list) -> _Launched | None:
+    def launch(self, items: list) -> _Launched | None:
         """Start translating ``items``; on CUDA this returns before the results are back."""
         if isinstance(items[0][1], EncodedJpeg):
-            items, images = decode_on_device(items)
+            items, images = self.decode_on_device(items)
             if images is None:
                 return None
-            x = input_from_uint8(images, engine.in_channels)
+            x = input_from_uint8(images, self.engine.in_channels)
         else:
-            x = torch.stack([_as_input(engine, rgb) for _, rgb, _ in items])
-            if device.type == "cuda":
+            x = torch.stack([_as_input(self.engine, rgb) for _, rgb, _ in items])
+            if self.device.type == "cuda":
                 x = x.pin_memory()
-        y = engine(x)
+        y = self.engine(x)
         if y.device.type != "cuda":
             return _Launched(items, y)
         images = to_uint8_batch(y)
         on_device = [k for k, (i, _, _) in enumerate(items)
-                     if device_codec and images.shape[1] == 3
-                     and jobs[i][1].suffix.lower() in JPEG_SUFFIXES]
+                     if self.device_codec and images.shape[1] == 3
+                     and self.jobs[i][1].suffix.lower() in JPEG_SUFFIXES]
         host = None
         if len(on_device) < len(items):
             host = torch.empty(images.permute(0, 2, 3, 1).shape, dtype=torch.uint8,
@@ -284,61 +335,32 @@ def convert(engine, input_spec: str | Path, output_dir: str | Path,
         done.record()
         return _Launched(items, images, host, done, on_device)
 
-    def finish(launched: _Launched) -> None:
+    def finish(self, launched: _Launched) -> None:
         if launched.done is None:  # CPU: float results
             for (i, _, alpha), y in zip(launched.items, launched.output):
-                emit(i, to_uint8(y), alpha)
+                self.emit(i, to_uint8(y), alpha)
             return
         encoded = {}
         if launched.on_device:
             encoded = dict(zip(launched.on_device,
                                encode_jpegs(launched.output[launched.on_device],
-                                            options.quality)))
+                                            self.options.quality)))
         launched.done.synchronize()
         for k, (i, _, alpha) in enumerate(launched.items):
-            emit(i, encoded[k] if k in encoded else launched.host[k].numpy(), alpha)
+            self.emit(i, encoded[k] if k in encoded else launched.host[k].numpy(), alpha)
 
-    def flush(drain: bool = False) -> None:
-        """Launch the collected batch, then finish the one launched before it, so that on
-        CUDA the model works on one batch while the previous one is written."""
-        launched = launch(list(batch)) if batch else None
-        batch.clear()
-        while in_flight:
-            finish(in_flight.pop(0))
+    def flush(self, drain: bool = False) -> None:
+        """Launch the collected self.batch, then finish the one launched before it, so that on
+        CUDA the model works on one self.batch while the previous one is written."""
+        launched = self.launch(list(self.batch)) if self.batch else None
+        self.batch.clear()
+        while self.in_flight:
+            self.finish(self.in_flight.pop(0))
         if launched is not None:
             if launched.done is None or drain:  # CPU results are complete already
-                finish(launched)
+                self.finish(launched)
             else:
-                in_flight.append(launched)
-
-    try:
-        for i, rgb, alpha, error in loader:
-            if error is not None:
-                fail(i, error)
-                continue
-            h, w = rgb.shape[:2]
-            if engine.tile_size(h, w, options.tile):
-                flush(drain=True)
-                if isinstance(rgb, EncodedJpeg):
-                    try:
-                        rgb, alpha = load_image(jobs[i][0])
-                    except ImageError as err:
-                        fail(i, str(err).split(": ", 1)[-1])
-                        continue
-                emit(i, engine.translate_array(rgb, options.tile, options.overlap,
-                                               options.batch_size), alpha)
-                continue
-            if batch and (type(batch[0][1]) is not type(rgb) or batch[0][1].shape != rgb.shape):
-                flush()
-            batch.append((i, rgb, alpha))
-            if len(batch) >= options.batch_size:
-                flush()
-        flush(drain=True)
-    finally:
-        bar.close()
-        writer.close()
-    report.seconds = time.perf_counter() - start
-    return report
+                self.in_flight.append(launched)
 
 
 @dataclass

@@ -23,15 +23,16 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from translate.formats.checkpoint import (STATE_FORMAT, CheckpointError, choose_direction,
-                         generator_from_state, load_generator, load_state)
+from translate.formats.checkpoint import CheckpointError, choose_direction, load_generator
+from translate.formats.state import STATE_FORMAT, TrainingState, generator_from_state
 from translate.devices import PRECISIONS, pick_device  # noqa: F401 (pick_device: API)
 from translate.images import to_channels, to_tensor, to_uint8
 from translate.formats.reference import load_reference, read_weights
 from translate.infer.tiling import translate_tiled
 from translate.networks import stride_of
-from translate.networks.norm_stats import (fixed_statistics, has_batch_norm, needs_shared_statistics,
-                                  recorded_statistics, set_norm_stats)
+from translate.networks.norm_stats import (fixed_statistics, has_batch_norm,
+                                           needs_shared_statistics, recorded_statistics,
+                                           set_norm_stats)
 
 DIRECTIONS = ("a2b", "b2a")
 
@@ -85,7 +86,7 @@ def load_any(path: str | Path, direction: str | None = None) -> tuple[nn.Module,
             if not latest.is_file() or _checkpoint_step(latest) <= int(info.get("step", -1)):
                 return net, info
         if latest.is_file():
-            return generator_from_state(load_state(latest), direction, latest)
+            return generator_from_state(TrainingState.read(latest), direction, latest)
         raise CheckpointError(f"{path} holds neither an exported generator "
                               "(generator_*.safetensors) nor checkpoints/latest.pt")
     if not path.is_file():

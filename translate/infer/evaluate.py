@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.data.datasets import DatasetError, domain_items, paired_items, read_part, resolve_layout
+from translate.data.datasets import (DatasetError, domain_items, paired_items, read_part,
+                                     resolve_layout)
 from translate.errors import UserError
 from translate.images import ImageError, list_images, to_channels
 

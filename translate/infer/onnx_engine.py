@@ -41,8 +41,8 @@ def require(module: str):
 
 def decode_metadata(meta: dict[str, str], where: Any) -> dict[str, Any]:
     """The metadata strings of an ONNX export -> info, decoded as
-    :func:`translate.formats.checkpoint.load_generator` decodes its own: kwargs, config and card from
-    JSON, stride as int. Raises :class:`OnnxError` for anything else."""
+    :func:`~translate.formats.checkpoint.load_generator` decodes its own: kwargs, config and
+    card from JSON, stride as int. Raises :class:`OnnxError` for anything else."""
     if meta.get("format") != ONNX_FORMAT:
         raise OnnxError(f"{where}: an ONNX model, but not a translate generator export "
                         f"(its metadata has no 'format: {ONNX_FORMAT}')")

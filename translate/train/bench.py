@@ -13,7 +13,8 @@ instance norm) at a chosen size, batch size and precision:
 - a baseline in the same process: eager fp32, NCHW, batch size 1, as the reference
   implementation runs, and the speed-up over it.
 
-The measured run uses the training speed options where they apply (:mod:`translate.train.precision`):
+The measured run uses the training speed options where they apply
+(:mod:`translate.train.precision`):
 the chosen precision (fp16 with its gradient scaler), channels-last (by default on CUDA),
 fused Adam and cuDNN autotuning on CUDA, and ``torch.compile`` when asked (its warm-up is
 reported apart). The baseline uses none of them.
@@ -38,7 +39,8 @@ from translate.infer.convert import Options, convert
 from translate.devices import PRECISIONS, pick_device
 from translate.infer.engine import Translator
 from translate.train.methods import build_method
-from translate.train.precision import Precision, configure_backends, prepare_networks, to_channels_last
+from translate.train.precision import (Precision, configure_backends, prepare_networks,
+                                       to_channels_last)
 from translate.train.loop import make_optimizers, train_step
 
 

@@ -5,6 +5,13 @@ file, applies ``key.sub=value`` overrides, fills defaults (the paper's, per meth
 every key and value, and returns a :class:`Config`. Unknown keys are an error that lists the
 valid keys of their section; values outside a field's choices are an error that lists the
 choices. ``Config.to_dict()`` gives the resolved config that is saved with every run.
+
+Each method owns its options, the ``method`` section (:class:`~translate.train.methods.
+pix2pix.Pix2PixOptions`, :class:`~translate.train.methods.cyclegan.CycleGANOptions`), and the
+defaults it changes in the shared sections. The keys those options had before, ``loss.l1``,
+``loss.mismatch``, ``loss.cycle``, ``loss.identity`` and ``train.pool_size``
+(:data:`LEGACY_KEYS`), are still read and still readable as attributes; a method ignores
+another method's options, as it always did.
 """
 
 from __future__ import annotations
@@ -20,16 +27,28 @@ from typing import Any
 import yaml
 
 from translate.train.diffaugment import parse_policy
-from translate.errors import UserError
+from translate.train.fields import ConfigError, opt
+from translate.train.methods import METHODS
+
+__all__ = ["Config", "ConfigError", "LEGACY_KEYS", "RESUMABLE_CHANGES", "load_config",
+           "config_from_dict", "changed_keys", "opt"]
+
+# section.key -> the method option it now is (method.<name>)
+LEGACY_KEYS = {"loss.l1": "l1", "loss.mismatch": "mismatch", "loss.cycle": "cycle",
+               "loss.identity": "identity", "train.pool_size": "pool_size"}
 
 
-class ConfigError(UserError, ValueError):
-    """A config file or override that cannot be used; the message says how to fix it."""
+class MovedOptions:
+    """Reading a moved option through its old section (``config.loss.l1``) reads the method
+    option (``config.method.l1``)."""
 
-
-def opt(default: Any, help: str, choices: tuple | None = None, minimum: float | None = None):
-    """A config field with its help text, allowed values and lower bound."""
-    return field(default=default, metadata={"help": help, "choices": choices, "min": minimum})
+    def __getattr__(self, name: str):
+        options = self.__dict__.get("_method")
+        section = type(self).__name__.removesuffix("Config").lower()
+        if options is not None and LEGACY_KEYS.get(f"{section}.{name}") == name \
+                and hasattr(options, name):
+            return getattr(options, name)
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
 
 @dataclass
@@ -71,22 +90,16 @@ class DiscriminatorConfig:
 
 
 @dataclass
-class LossConfig:
+class LossConfig(MovedOptions):
     gan: str = opt("vanilla", "adversarial loss", ("vanilla", "lsgan", "hinge", "wgan-gp"))
-    l1: float = opt(100.0, "pix2pix: weight of L1(G(x), y)", minimum=0)
-    mismatch: float = opt(1.0, "pix2pix: weight of the mismatched-pair negatives (0 disables)",
-                          minimum=0)
     gp: float = opt(10.0, "wgan-gp: gradient-penalty weight", minimum=0)
-    cycle: float = opt(10.0, "cyclegan: weight of the cycle-consistency L1 terms", minimum=0)
-    identity: float = opt(0.5, "cyclegan: identity-term weight, relative to loss.cycle",
-                          minimum=0)
     diffaugment: str = opt("", "differentiable augmentation of every discriminator input, "
                            "real and generated alike (small datasets): comma-separated from "
                            "color, translation, cutout ('' = off)")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(MovedOptions):
     iterations: int = opt(200_000, "number of training iterations (one G and one D step each)",
                           minimum=1)
     batch_size: int = opt(1, "images per iteration", minimum=1)
@@ -103,8 +116,6 @@ class TrainConfig:
     checkpoint_every: int = opt(5000, "iterations between checkpoints (and one at the end)",
                                 minimum=1)
     samples: int = opt(4, "rows in a sample grid", minimum=1)
-    pool_size: int = opt(50, "cyclegan: generated images kept to train D on (0: none)",
-                         minimum=0)
     eval_every: int = opt(0, "iterations between evaluations on the test split, logged to "
                           "metrics.jsonl; the best is kept as checkpoints/best.pt (0: never)",
                           minimum=0)
@@ -117,20 +128,7 @@ class TrainConfig:
                         "compilation)")
 
 
-MODELS = ("pix2pix", "cyclegan")
-
-# Defaults that differ per method, as the papers give them. Anything a YAML file or an
-# override sets wins over these.
-MODEL_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "pix2pix": {},
-    # Zhu et al. 2017, section 4 and appendix 7: ResNet generator, instance norm, no dropout,
-    # LSGAN, lambda_cycle 10, identity 0.5 * lambda_cycle.
-    "cyclegan": {
-        "generator": {"arch": "resnet", "norm": "instance", "dropout": False},
-        "discriminator": {"norm": "instance"},
-        "loss": {"gan": "lsgan"},
-    },
-}
+MODELS = tuple(METHODS)
 
 # Keys that may change when a run is resumed; anything else must match the saved config.
 RESUMABLE_CHANGES = {
@@ -149,6 +147,11 @@ class Config:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    method: Any = field(default_factory=lambda: METHODS["pix2pix"].options())
+
+    def __post_init__(self) -> None:
+        for section in (self.loss, self.train):  # config.loss.l1 reads config.method.l1
+            section.__dict__["_method"] = self.method
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -164,7 +167,8 @@ class Config:
 
 def _section_classes() -> dict[str, type]:
     hints = typing.get_type_hints(Config)
-    return {f.name: hints[f.name] for f in dataclasses.fields(Config) if f.name != "model"}
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config)
+            if f.name not in ("model", "method")}
 
 
 def valid_keys(cls: type) -> list[str]:
@@ -177,7 +181,7 @@ def _unknown_key(where: str, key: str, cls: type) -> ConfigError:
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     place = f"in '{where}'" if where else "at the top level"
     return ConfigError(f"unknown key '{key}' {place}{hint}; valid keys {place}: "
-                       + ", ".join(keys))
+                       + ", ".join(keys), f"{where}.{key}" if where else key)
 
 
 def _coerce(name: str, value: Any, f: dataclasses.Field, hint: Any) -> Any:
@@ -188,7 +192,7 @@ def _coerce(name: str, value: Any, f: dataclasses.Field, hint: Any) -> Any:
     if value is None:
         if optional:
             return None
-        raise ConfigError(f"{name} must be set")
+        raise ConfigError(f"{name} must be set", name)
     try:
         if base is bool:
             if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1"):
@@ -215,13 +219,14 @@ def _coerce(name: str, value: Any, f: dataclasses.Field, hint: Any) -> Any:
     except (TypeError, ValueError):
         kind = {bool: "true or false", int: "an integer", float: "a number"}.get(base,
                                                                               "a string")
-        raise ConfigError(f"{name} must be {kind}, got {value!r}") from None
+        raise ConfigError(f"{name} must be {kind}, got {value!r}", name) from None
     choices = f.metadata.get("choices")
     if choices and value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}",
+                          name)
     low = f.metadata.get("min")
     if low is not None and value < low:
-        raise ConfigError(f"{name} must be at least {low}; got {value!r}")
+        raise ConfigError(f"{name} must be at least {low}; got {value!r}", name)
     return value
 
 
@@ -244,6 +249,9 @@ def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     if parts[0] == "model" and len(parts) == 1:
         raw["model"] = value
         return
+    if parts[0] == "method" and len(parts) == 2:  # checked against the model's options later
+        _section(raw, "method")[parts[1]] = value
+        return
     classes = _section_classes()
     if parts[0] not in classes:
         raise _unknown_key("", parts[0], Config)
@@ -251,12 +259,16 @@ def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
         raise ConfigError(f"override '{dotted}' must name section.key, for example "
                           f"train.lr=1e-4; valid keys in '{parts[0]}': "
                           + ", ".join(valid_keys(classes[parts[0]])))
-    if parts[1] not in valid_keys(classes[parts[0]]):
+    if parts[1] not in valid_keys(classes[parts[0]]) and dotted not in LEGACY_KEYS:
         raise _unknown_key(parts[0], parts[1], classes[parts[0]])
-    section = raw.setdefault(parts[0], {})
+    _section(raw, parts[0])[parts[1]] = value
+
+
+def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    section = raw.setdefault(name, {})
     if not isinstance(section, dict):
-        raise ConfigError(f"'{parts[0]}' must be a mapping of keys to values")
-    section[parts[1]] = value
+        raise ConfigError(f"'{name}' must be a mapping of keys to values", name)
+    return section
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -282,20 +294,40 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     model = raw.get("model", "pix2pix")
     model = _coerce("model", model, next(f for f in dataclasses.fields(Config)
                                           if f.name == "model"), str)
+    method = METHODS[model]
     classes = _section_classes()
     for key in raw:
-        if key != "model" and key not in classes:
+        if key not in ("model", "method") and key not in classes:
             raise _unknown_key("", str(key), Config)
-    sections = {}
+    sections, moved = {}, {}
     for name, cls in classes.items():
-        merged = dict(MODEL_DEFAULTS.get(model, {}).get(name, {}))
-        merged.update(raw.get(name) or {})
+        merged = dict(method.config_defaults.get(name, {}))
+        for key, value in (raw.get(name) or {}).items():
+            if f"{name}.{key}" in LEGACY_KEYS:
+                moved[LEGACY_KEYS[f"{name}.{key}"]] = value
+            else:
+                merged[key] = value
         sections[name] = _build(cls, merged, name)
-    config = Config(model=model, **sections)
+    config = Config(model=model, **sections, method=_method_options(method, moved, raw))
     if config.generator.depth is None:
         config.generator.depth = default_depth(config.generator.arch, config.data.crop_size)
     _check(config)
+    method.check(config, set(moved) | set(raw.get("method") or {}))
     return config
+
+
+def _method_options(method, moved: dict[str, Any], raw: dict[str, Any]):
+    """The ``method`` section, built from the model's options class: the keys written in
+    their old sections (those of this method; a method ignores another's), then the
+    ``method`` section itself."""
+    names = set(valid_keys(method.options))
+    given = {k: v for k, v in moved.items() if k in names}
+    section = raw.get("method") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"'method' must be a mapping of keys to values, got {section!r}",
+                          "method")
+    given.update(section)
+    return _build(method.options, given, "method")
 
 
 def default_depth(arch: str, crop_size: int) -> int:

@@ -16,7 +16,8 @@ import sys
 import torch
 
 from translate.train.config import Config
-from translate.infer.evaluate import EvalError, InceptionFeatures, evaluate, find_inception_weights, scoring_cases
+from translate.infer.evaluate import (EvalError, InceptionFeatures, evaluate,
+                                      find_inception_weights, scoring_cases)
 from translate.infer.engine import Translator
 
 

@@ -33,7 +33,7 @@ import warnings
 
 import torch
 
-from translate.devices import PRECISIONS, resolve_precision
+from translate.devices import PRECISIONS
 
 
 class Precision:
@@ -120,7 +120,7 @@ class TrainSpeed:
 
         t, d = config.train, config.data
         self.device = device
-        self.precision = Precision(resolve_precision(t.precision, device), device)
+        self.precision = Precision(t.precision, device)  # resolved by the run (no auto)
         self.channels_last = t.channels_last
         self.compile = t.compile
         self.gan_mode = config.loss.gan

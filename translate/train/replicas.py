@@ -39,8 +39,8 @@ Data-parallel training (:class:`Replicas`)
 
 Data: ``train.batch_size`` is per process; the effective batch is batch_size x processes.
 Process r of W takes positions r, r + W, r + 2W, ... of the run's sample stream
-(:class:`translate.data.datasets.StreamSampler`), so one step of all processes together consumes the
-same consecutive positions as one step of a single process with the effective batch, and
+(:class:`~translate.data.datasets.StreamSampler`), so one step of all processes together
+consumes the same consecutive positions as one step of a single process with the effective batch, and
 what is trained on stays a function of ``train.seed`` and the position: resume is exact.
 
 Per-process state: random number generators (dropout) and method memory (the CycleGAN image
@@ -232,10 +232,10 @@ class Replicas:
 
     def own_state(self, state: dict) -> dict:
         """This process's ``rng`` and ``method`` state in a checkpoint: process 0's at the top
-        level, the others' in ``state["replicas"]``."""
+        level, the others' in ``state.replicas``."""
         if self.ctx.rank == 0:
-            return {"rng": state["rng"], "method": state["method"]}
-        return state["replicas"][self.ctx.rank - 1]
+            return {"rng": state.rng, "method": state.method}
+        return state.replicas[self.ctx.rank - 1]
 
     def barrier(self) -> None:
         barrier(self.ctx)

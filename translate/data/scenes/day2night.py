@@ -22,8 +22,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from translate.data.scenes.canvas import (ONE, SHIFT, Colour, blur, fixed, gauss, jitter, mix, reduce,
-                     smoothstep, supersample, to_uint8)
+from translate.data.scenes.canvas import (ONE, SHIFT, Colour, blur, fixed, gauss, jitter, mix,
+                                          reduce, smoothstep, supersample, to_uint8)
 
 KINDS = ("street", "street", "park", "waterfront")
 # day sky: zenith, horizon, sunlight colour, sun strength (0 = fully overcast)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from translate.data.scenes.canvas import (ONE, SHIFT, Colour, blur, fixed, jitter, mix, reduce, smoothstep,
-                     supersample, to_uint8)
+from translate.data.scenes.canvas import (ONE, SHIFT, Colour, blur, fixed, jitter, mix, reduce,
+                                          smoothstep, supersample, to_uint8)
 
 # labels of the map both styles are painted from
 (BG, CLOTH, INNER, NECK, EAR, SKIN, HAIR_BACK, HAIR, BROW, WHITE, IRIS, PUPIL, SHINE, LASH,

@@ -14,9 +14,12 @@ schedules, precision, stepping, logging and checkpoints. One iteration is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
+
+from translate.formats.checkpoint import GeneratorSpec
 
 
 @dataclass
@@ -28,12 +31,42 @@ class Export:
     arch: str
     kwargs: dict
 
+    def spec(self, norm_stats: str) -> GeneratorSpec:
+        """Its description, with how batch norm normalises at inference."""
+        return GeneratorSpec(self.arch, self.kwargs, self.direction, norm_stats)
+
+
+@dataclass
+class NoOptions:
+    """A method without options of its own."""
+
 
 class Method:
+    """A training method. Class attributes describe it to the config and the trainer:
+
+    - ``options``: the dataclass of its own options (the config's ``method`` section), with
+      its paper's defaults;
+    - ``config_defaults``: defaults it changes in the shared sections, e.g.
+      ``{"generator": {"arch": "resnet"}}``; a YAML file or an override wins over them;
+    - ``check(config, given)``: cross-field checks, run when the config is loaded.
+    """
+
     name: str = ""
     paired: bool = True  # needs (A, B) pairs; else independent images of each domain
     phases: tuple[str, ...] = ()
     groups: dict[str, tuple[str, ...]] = {}
+    options: ClassVar[type] = NoOptions
+    config_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @classmethod
+    def check(cls, config, given: set[str]) -> None:
+        """Raise :class:`~translate.train.fields.ConfigError` for options that cannot work
+        together; ``given``: the option names the user set (the others are defaults)."""
+
+    @classmethod
+    def data_notes(cls, config, size: int) -> list[str]:
+        """Warnings about a training set of ``size`` samples for this config."""
+        return []
 
     def __init__(self):
         self.nets = nn.ModuleDict()

@@ -6,9 +6,9 @@ Adversarial Networks", eq. 3 and section 5.2):
                               + lambda_cyc * (||G_ba(G_ab(a)) - a||_1 + ||G_ab(G_ba(b)) - b||_1)
                               + lambda_id * lambda_cyc * (||G_ab(b) - b||_1 + ||G_ba(a) - a||_1)
 
-with lambda_cyc = ``loss.cycle`` (10) and lambda_id = ``loss.identity`` (0.5). Each
+with lambda_cyc = ``method.cycle`` (10) and lambda_id = ``method.identity`` (0.5). Each
 discriminator judges one domain's images alone (unconditional) and learns from real images
-and from a history of generated ones (``train.pool_size``, 50):
+and from a history of generated ones (``method.pool_size``, 50):
 
     L_D_b = 1/2 [ l(D_b(b), real) + l(D_b(pool_b(G_ab(a))), fake) ],  likewise L_D_a.
 
@@ -20,6 +20,7 @@ generators' adversarial terms, is augmented first (:mod:`translate.train.diffaug
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import torch
 
@@ -27,8 +28,26 @@ from translate.train import losses
 from translate.train.diffaugment import diff_augment, parse_policy
 from translate.networks import (build_discriminator, build_generator, discriminator_kwargs,
                         generator_kwargs)
+from translate.train.fields import ConfigError, opt
 from translate.train.methods.base import Export, Method
 from translate.train.methods.pool import ImagePool
+
+
+@dataclass
+class CycleGANOptions:
+    """The ``method`` section of a CycleGAN config (Zhu et al. 2017, section 4 and appendix 7:
+    lambda_cycle 10, identity 0.5 x lambda_cycle, a pool of 50 generated images)."""
+    cycle: float = opt(10.0, "cyclegan: weight of the cycle-consistency L1 terms", minimum=0)
+    identity: float = opt(0.5, "cyclegan: identity-term weight, relative to method.cycle",
+                          minimum=0)
+    pool_size: int = opt(50, "cyclegan: generated images kept to train D on (0: none)",
+                         minimum=0)
+
+
+def identity_fits(config) -> bool:
+    """Whether the identity term can be computed: G_ab(b) compares with b only when both
+    domains have the same number of channels."""
+    return config.data.channels_a == config.data.channels_b
 
 
 class CycleGAN(Method):
@@ -36,10 +55,26 @@ class CycleGAN(Method):
     paired = False
     phases = ("g", "d")
     groups = {"g": ("g_ab", "g_ba"), "d": ("d_a", "d_b")}
+    options = CycleGANOptions
+    # ResNet generator, instance norm, no dropout, LSGAN (the paper's section 4, appendix 7)
+    config_defaults = {
+        "generator": {"arch": "resnet", "norm": "instance", "dropout": False},
+        "discriminator": {"norm": "instance"},
+        "loss": {"gan": "lsgan"},
+    }
+
+    @classmethod
+    def check(cls, config, given: set[str]) -> None:
+        o, d = config.method, config.data
+        if "identity" in given and o.identity > 0 and o.cycle > 0 and not identity_fits(config):
+            raise ConfigError(
+                f"method.identity={o.identity} compares G_ab(b) with b, but domain A has "
+                f"{d.channels_a} channel(s) and domain B {d.channels_b}; set method.identity=0 "
+                "or give both domains the same channels", "method.identity")
 
     def __init__(self, config):
         super().__init__()
-        self.loss = config.loss
+        self.loss, self.opts = config.loss, config.method
         g, d = config.generator, config.discriminator
         ca, cb = config.data.channels_a, config.data.channels_b
         self.g_arch = g.arch
@@ -50,11 +85,11 @@ class CycleGAN(Method):
                                                d.spectral_norm)
         self.nets["d_b"] = build_discriminator(d.arch, discriminator_kwargs(d, cb),
                                                d.spectral_norm)
-        self.pool_a = ImagePool(config.train.pool_size, seed=config.train.seed)
-        self.pool_b = ImagePool(config.train.pool_size, seed=config.train.seed + 1)
+        self.pool_a = ImagePool(self.opts.pool_size, seed=config.train.seed)
+        self.pool_b = ImagePool(self.opts.pool_size, seed=config.train.seed + 1)
         self.augment = parse_policy(self.loss.diffaugment)
-        self.use_identity = self.loss.identity > 0 and self.loss.cycle > 0
-        if self.use_identity and ca != cb:
+        self.use_identity = self.opts.identity > 0 and self.opts.cycle > 0
+        if self.use_identity and not identity_fits(config):  # the default weight: a note
             self.use_identity = False
             print(f"warning: the identity term is skipped: domain A has {ca} channel(s) and "
                   f"domain B {cb}, so G_ab(b) cannot be compared with b", file=sys.stderr)
@@ -76,7 +111,7 @@ class CycleGAN(Method):
         return self.g_objective(out) if phase == "g" else self.d_objective(out)
 
     def g_objective(self, out: dict):
-        mode, cyc = self.loss.gan, self.loss.cycle
+        mode, cyc = self.loss.gan, self.opts.cycle
         terms = {
             "adv_ab": losses.generator_loss(mode, self.judge("d_b", out["fake_b"])),
             "adv_ba": losses.generator_loss(mode, self.judge("d_a", out["fake_a"])),
@@ -87,7 +122,7 @@ class CycleGAN(Method):
         if self.use_identity:
             terms["identity_ab"] = losses.l1(out["same_b"], out["real_b"])
             terms["identity_ba"] = losses.l1(out["same_a"], out["real_a"])
-            total = total + self.loss.identity * cyc * (terms["identity_ab"]
+            total = total + self.opts.identity * cyc * (terms["identity_ab"]
                                                         + terms["identity_ba"])
         return total, {k: v.detach() for k, v in terms.items()}
 

@@ -12,7 +12,7 @@ not belong to x, so D, and through it G, must judge correspondence and not only 
     L_D = 1/2 * [ l(D(x, y), real) + (l(D(x, G(x)), fake) + m * l(D(x, y'), fake)) / (1 + m) ]
     L_G = l_G(D(x, G(x))) + lambda_L1 * ||y - G(x)||_1
 
-m = ``loss.mismatch`` keeps the reference's 1/2 (real + fake) balance: the fake side is a
+m = ``method.mismatch`` keeps the reference's 1/2 (real + fake) balance: the fake side is a
 weighted mean of the two kinds of negatives; m = 0 is the reference objective exactly.
 y' is the target of another sample of the batch (the batch rolled by one, or further where
 a batch repeats a sample) or of the previous batch (batch size 1); a row with no target of
@@ -23,13 +23,24 @@ L_G, is augmented first, x and y of a pair identically (:mod:`translate.train.di
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from translate.train import losses
 from translate.train.diffaugment import diff_augment, parse_policy
 from translate.networks import (build_discriminator, build_generator, discriminator_kwargs,
                         generator_kwargs)
+from translate.train.fields import opt
 from translate.train.methods.base import Export, Method
+
+
+@dataclass
+class Pix2PixOptions:
+    """The ``method`` section of a pix2pix config (Isola et al. 2017: lambda_L1 = 100)."""
+    l1: float = opt(100.0, "pix2pix: weight of L1(G(x), y)", minimum=0)
+    mismatch: float = opt(1.0, "pix2pix: weight of the mismatched-pair negatives (0 disables)",
+                          minimum=0)
 
 
 def orient(batch: dict, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,11 +89,19 @@ class Pix2Pix(Method):
     name = "pix2pix"
     phases = ("d", "g")
     groups = {"d": ("d",), "g": ("g",)}
+    options = Pix2PixOptions
+
+    @classmethod
+    def data_notes(cls, config, size: int) -> list[str]:
+        if config.method.mismatch and size < 2:
+            return ["the dataset holds one pair, so there are no mismatched pairs "
+                    "(loss.mismatch has no effect)"]
+        return []
 
     def __init__(self, config):
         super().__init__()
         self.direction = config.data.direction
-        self.loss = config.loss
+        self.loss, self.opts = config.loss, config.method
         g, d = config.generator, config.discriminator
         c_in, c_out = config.data.channels_a, config.data.channels_b
         if self.direction == "b2a":
@@ -102,7 +121,7 @@ class Pix2Pix(Method):
         real_a, real_b = orient(batch, self.direction)
         index = batch.get("index")
         wrong_a = wrong_b = None
-        if self.loss.mismatch:
+        if self.opts.mismatch:
             found = mismatched_targets(real_b, index, self.previous)
             if found is not None:
                 wrong_b, keep = found
@@ -124,7 +143,7 @@ class Pix2Pix(Method):
         return self.d_objective(out) if phase == "d" else self.g_objective(out)
 
     def d_objective(self, out: dict):
-        mode, m = self.loss.gan, self.loss.mismatch
+        mode, m = self.loss.gan, self.opts.mismatch
         real_a, fake_b = out["real_a"], out["fake_b"].detach()
         terms = {"d_real": losses.discriminator_loss(mode, self.critic(real_a, out["real_b"]),
                                                      real=True),
@@ -146,7 +165,7 @@ class Pix2Pix(Method):
         terms = {"g_gan": losses.generator_loss(self.loss.gan,
                                                 self.critic(out["real_a"], out["fake_b"])),
                  "g_l1": losses.l1(out["fake_b"], out["real_b"])}
-        total = terms["g_gan"] + self.loss.l1 * terms["g_l1"]
+        total = terms["g_gan"] + self.opts.l1 * terms["g_l1"]
         return total, {k: v.detach() for k, v in terms.items()}
 
     @torch.no_grad()

@@ -1,0 +1,118 @@
+"""The training state (``RUN/checkpoints/latest.pt``, ``best.pt``): one typed record, one
+writer (:meth:`TrainingState.write`) and one reader (:meth:`TrainingState.read`).
+
+On disk it is a plain dict of tensors, numbers and strings written with ``torch.save`` and
+read with ``torch.load(weights_only=True)``: nothing in it is code, so loading one never
+executes anything. Its keys are the fields below plus ``format`` and ``version``; files
+written by earlier versions have the same keys (tests/data/legacy_v0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from translate.files import atomic_write
+from translate.formats.checkpoint import CheckpointError, GeneratorSpec, choose_direction
+
+STATE_FORMAT = "translate-train-state"
+STATE_VERSION = 1
+
+
+@dataclass
+class TrainingState:
+    """Everything a run needs to continue exactly where it stopped.
+
+    ``nets``: state dict of the method's ``nn.ModuleDict`` (``"<net>.<param>"`` keys);
+    ``exports``: direction -> generator description, ``net`` naming its entry in ``nets``;
+    ``rng``, ``method``: process 0's random states and method memory (image pools, earlier
+    targets); ``replicas``: the same for processes 1.. of a launch (``world_size`` in all);
+    ``log``: unwritten metric sums; ``best``: the best periodic-eval score so far;
+    ``scaler``: the fp16 gradient scaler's state (None otherwise).
+    """
+
+    step: int
+    config: dict[str, Any]
+    nets: dict[str, torch.Tensor]
+    exports: dict[str, dict[str, Any]]
+    optimizers: dict[str, dict] = field(default_factory=dict)
+    schedulers: dict[str, dict] = field(default_factory=dict)
+    method: dict[str, Any] = field(default_factory=dict)
+    rng: dict[str, Any] = field(default_factory=dict)
+    log: dict[str, Any] = field(default_factory=dict)
+    best: dict[str, Any] | None = None
+    scaler: dict[str, Any] | None = None
+    world_size: int = 1
+    replicas: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def model(self) -> str:
+        return self.config.get("model", "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": STATE_FORMAT, "version": STATE_VERSION,
+                **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], where: Path | str = "checkpoint") -> TrainingState:
+        """The state held in ``raw`` (a loaded file); fields it lacks take their defaults."""
+        if not isinstance(raw, dict) or raw.get("format") != STATE_FORMAT:
+            raise CheckpointError(f"{where}: not a translate training checkpoint", where)
+        known = {f.name for f in dataclasses.fields(cls)}
+        missing = [k for k in ("step", "config", "nets") if k not in raw]
+        if missing:
+            raise CheckpointError(f"{where}: a training checkpoint without "
+                                  f"{', '.join(missing)}", where)
+        values = {k: v for k, v in raw.items() if k in known}
+        values.setdefault("exports", {})
+        return cls(**values)
+
+    def write(self, path: str | Path) -> Path:
+        """Write atomically: a kill leaves the previous file or the new one, never a part."""
+        raw = self.to_dict()
+        return atomic_write(path, lambda tmp: torch.save(raw, tmp))
+
+    @classmethod
+    def read(cls, path: str | Path, map_location: str | torch.device = "cpu") -> TrainingState:
+        return cls.from_dict(load_state(path, map_location), path)
+
+    def generator(self, direction: str) -> GeneratorSpec:
+        """The description of the generator exported for ``direction``."""
+        return GeneratorSpec.from_entry(direction, self.exports[direction])
+
+    def generator_weights(self, direction: str) -> dict[str, torch.Tensor]:
+        prefix = self.exports[direction]["net"] + "."
+        return {k[len(prefix):]: v for k, v in self.nets.items() if k.startswith(prefix)}
+
+
+def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A training-state file as the plain dict it is on disk, read without unpickling code
+    (``weights_only=True``)."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise CheckpointError(f"{path}: not a loadable training checkpoint ({err})",
+                              path) from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"{path}: not a translate training checkpoint", path)
+    return state
+
+
+def generator_from_state(state: TrainingState | dict[str, Any], direction: str | None,
+                         where: Path | str = "checkpoint") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a generator held in a training state (or its dict); returns (net, info) like
+    :func:`~translate.formats.checkpoint.load_generator`."""
+    if not isinstance(state, TrainingState):
+        state = TrainingState.from_dict(state, where)
+    if not state.exports:
+        raise CheckpointError(f"{where}: holds no generator description", where)
+    direction = choose_direction(direction, sorted(state.exports), where)
+    spec = state.generator(direction)
+    net = spec.build()
+    net.load_state_dict(state.generator_weights(direction))
+    return net.eval(), spec.info(net, state.model, state.step, state.config)

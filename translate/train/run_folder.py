@@ -1,0 +1,151 @@
+"""The run folder (``train.out``) and what training writes into it::
+
+    config.yaml                    the resolved config of the run
+    metrics.jsonl                  one JSON object per logged step: step, lr, each loss term
+    samples/step_000100.png        sample grids (rows: the method's images, e.g. x | G(x) | y)
+    checkpoints/latest.pt          full training state, written atomically
+                                   (:class:`~translate.formats.state.TrainingState`)
+    generator_a2b.safetensors      exported generator(s), self-describing
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+from translate.devices import Context
+from translate.formats.checkpoint import write_generator
+from translate.formats.state import TrainingState
+from translate.images import grid, save_image
+from translate.networks.norm_stats import inference_mode
+from translate.train.config import (RESUMABLE_CHANGES, Config, ConfigError, changed_keys,
+                                    config_from_dict)
+from translate.train.methods import Method
+from translate.train.schedule import lr_factor
+
+
+class MetricsLog:
+    """Running sums of loss terms, written as means to ``metrics.jsonl`` every log step."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, terms: dict[str, float]) -> None:
+        for k, v in terms.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        return {k: self.sums[k] / self.counts[k] for k in self.sums}
+
+    def write(self, step: int, extra: dict) -> dict:
+        row = {"step": step, **self.means(), **extra}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.sums, self.counts = {}, {}
+        return row
+
+    def truncate_after(self, step: int) -> None:
+        """Drop lines logged after ``step`` (written after the checkpoint we resume from)."""
+        if not self.path.exists():
+            return
+        keep = [line for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= step]
+        self.path.write_text("".join(line + "\n" for line in keep))
+
+    def append(self, row: dict) -> None:
+        """Write ``row`` (which has a ``step``) as a line of its own."""
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def state(self) -> dict:
+        return {"sums": dict(self.sums), "counts": dict(self.counts)}
+
+    def load(self, state: dict) -> None:
+        self.sums, self.counts = dict(state["sums"]), dict(state["counts"])
+
+
+def prepare_run_folder(config: Config, resume: bool, ctx: Context | None = None
+                       ) -> tuple[Path, TrainingState | None]:
+    """Check the run folder against ``resume``; return it and the state to resume from.
+    With several processes, process 0 checks and creates the folder and the others only
+    read the checkpoint (see :func:`translate.train.replicas.main_first`)."""
+    ctx = ctx or Context()
+    out = Path(config.train.out)
+    latest = out / "checkpoints" / "latest.pt"
+    if not ctx.is_main:
+        if resume and not latest.is_file():
+            raise ConfigError(f"{latest} is not visible to process {ctx.rank}: train.out must "
+                              "be on storage that every node reads")
+        return out, TrainingState.read(latest) if resume else None
+    if not resume:
+        if out.exists() and any(out.iterdir()):
+            raise ConfigError(f"run folder {out} already holds a run; add --resume to continue "
+                              "it, or set train.out to a new folder")
+        out.mkdir(parents=True, exist_ok=True)
+        return out, None
+    if not latest.is_file():
+        raise ConfigError(f"nothing to resume: {latest} does not exist")
+    state = TrainingState.read(latest)
+    saved = config_from_dict(state.config)
+    bad = [k for k in changed_keys(saved, config) if k not in RESUMABLE_CHANGES]
+    if bad:
+        raise ConfigError("the config differs from the run being resumed in "
+                          + ", ".join(f"{k} ({_get(saved, k)!r} -> {_get(config, k)!r})"
+                                      for k in bad)
+                          + "; only these may change on resume: "
+                          + ", ".join(sorted(RESUMABLE_CHANGES)))
+    if state.world_size != ctx.world:
+        n = state.world_size
+        raise ConfigError(f"the run was trained by {n} process(es) (effective batch "
+                          f"{n * config.train.batch_size}) and is resumed by {ctx.world}; "
+                          f"resume it with {n} in all (torchrun --nnodes x --nproc_per_node)")
+    if state.step >= config.train.iterations:
+        raise ConfigError(f"the run already reached step {state.step} of "
+                          f"{config.train.iterations}; raise train.iterations to train longer")
+    step, lr = state.step, config.train.lr
+    before = lr * lr_factor(step, saved.decay_from, saved.train.iterations)
+    after = lr * lr_factor(step, config.decay_from, config.train.iterations)
+    if before != after:
+        print(f"note: the LR schedule now decays from step {config.decay_from} to 0 at step "
+              f"{config.train.iterations}: at step {step} the LR goes from {before:.3g} to "
+              f"{after:.3g} (set train.decay_from to choose where the decay starts)",
+              file=sys.stderr)
+    return out, state
+
+
+def _get(config: Config, dotted: str):
+    obj = config
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def default_norm_stats(config: Config, processes: int = 1) -> str:
+    """Batch norm trained at batch size 1 normalised each image by itself: keep doing so.
+    ``processes``: how many processes' batches each batch-norm layer normalised together
+    (synchronised batch norm)."""
+    if config.generator.norm == "batch" and config.train.batch_size * processes == 1:
+        return "image"
+    return "running"
+
+
+def write_samples(method: Method, batch: dict, path: Path, norm_stats: str) -> None:
+    with contextlib.ExitStack() as stack:
+        for e in method.exports():
+            stack.enter_context(inference_mode(e.net, norm_stats))
+        rows = method.sample_rows(batch)
+    save_image(grid(rows), path)
+
+
+def export_all(method: Method, out: Path, config: Config, step: int,
+               norm_stats: str | None = None) -> list[Path]:
+    norm_stats = norm_stats or default_norm_stats(config)
+    return [write_generator(e.net, e.spec(norm_stats),
+                            out / f"generator_{e.direction}.safetensors", method=method.name,
+                            step=step, config=config.to_dict())
+            for e in method.exports()]
