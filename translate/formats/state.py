@@ -78,8 +78,10 @@ class TrainingState:
         return atomic_write(path, lambda tmp: torch.save(raw, tmp))
 
     @classmethod
-    def read(cls, path: str | Path, map_location: str | torch.device = "cpu") -> TrainingState:
-        return cls.from_dict(load_state(path, map_location), path)
+    def read(cls, path: str | Path, map_location: str | torch.device = "cpu",
+             mmap: bool = False) -> TrainingState:
+        """The state in ``path``; ``mmap``: tensors are mapped, not read, until used."""
+        return cls.from_dict(load_state(path, map_location, mmap), path)
 
     def generator(self, direction: str) -> GeneratorSpec:
         """The description of the generator exported for ``direction``."""
@@ -90,11 +92,12 @@ class TrainingState:
         return {k[len(prefix):]: v for k, v in self.nets.items() if k.startswith(prefix)}
 
 
-def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_state(path: str | Path, map_location: str | torch.device = "cpu",
+               mmap: bool = False) -> dict[str, Any]:
     """A training-state file as the plain dict it is on disk, read without unpickling code
     (``weights_only=True``)."""
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
         raise CheckpointError(f"{path}: not a loadable training checkpoint ({err})",
                               path) from None

@@ -65,8 +65,7 @@ def _checkpoint_step(path: Path) -> int:
     """The step of a training checkpoint, read without loading its tensors (memory-mapped);
     -1 when unreadable (loading it later says why)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return int(state["step"])
+        return TrainingState.read(path, mmap=True).step
     except Exception:  # noqa: BLE001 - any unreadable file
         return -1
 

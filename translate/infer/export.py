@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from translate.formats.checkpoint import CheckpointError, export_generator
+from translate.formats.checkpoint import CheckpointError, GeneratorSpec, write_generator
 from translate.errors import UserError
 from translate.infer.engine import load_any
 from translate.formats.reference import is_reference_file
@@ -75,12 +75,11 @@ def export(source: str | Path, direction: str | None = None, fmt: str = "safeten
             export_onnx(net, info, target, opset=opset)
             parity = check_parity(net, target, tol=ONNX_TOLERANCE)
         else:
-            export_generator(net, target, arch=info["arch"], kwargs=info["kwargs"],
-                             direction=d, norm_stats=info["norm_stats"],
-                             method=info["method"], step=int(info["step"]),
-                             config=info["config"],
-                             card={**(info.get("card") or {}), **(card or {})},
-                             dtype=DTYPES[dtype])
+            spec = GeneratorSpec(info["arch"], info["kwargs"], d, info["norm_stats"])
+            write_generator(net, spec, target, method=info["method"], step=int(info["step"]),
+                            config=info["config"],
+                            card={**(info.get("card") or {}), **(card or {})},
+                            dtype=DTYPES[dtype])
         written.append((target, d, parity))
     if not written:
         raise ExportUsageError(f"{path} holds no generator to export")

@@ -143,9 +143,8 @@ def measure_training(config, device, precision, iterations, warmup, channels_las
 def translator_of(method, device, precision, channels_last=False, compile_net=False
                   ) -> Translator:
     e = method.exports()[0]
-    info = {"arch": e.arch, "kwargs": e.kwargs, "direction": e.direction,
-            "norm_stats": "running", "method": method.name, "step": "0"}
     net = copy.deepcopy(e.net).to(memory_format=torch.contiguous_format)
+    info = e.spec("running").info(net, method.name, 0, {})
     return Translator(net, info, device, precision=precision, channels_last=channels_last,
                       compile=compile_net)
 

@@ -330,7 +330,11 @@ def _features(p: Portrait, h: Head, lab: Labels, anime: bool) -> None:
         thick = bw * (0.55 if anime else 1.0) * (1 - 0.5 * (u + 0.2) / 0.44)
         pts = np.concatenate([np.stack([u, v], 1), np.stack([u[::-1], v[::-1] + thick[::-1]], 1)])
         lab.poly(h.pt(pts * [s, 1] + [cx, 0]), BROW, face)
-    # nose and mouth
+    _nose_and_mouth(p, h, lab, anime, shift)
+
+
+def _nose_and_mouth(p: Portrait, h: Head, lab: Labels, anime: bool, shift: float) -> None:
+    face = (SKIN,)
     mw, smile, full = p.mouth
     u = np.linspace(-mw, mw, 16) + shift
     curve = 0.62 + smile * np.cos((u - shift) / mw * np.pi / 2)
