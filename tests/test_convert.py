@@ -220,3 +220,17 @@ def test_cli_convert_options(models, tmp_path):
     bad = run_cli("convert", "--checkpoint", str(models["resnet"]), "--input", str(src),
                   "--output", str(tmp_path / "o2"), "--batch-size", "0")
     assert bad.returncode == 2
+
+
+def test_tile_progress_counts_every_tile(models):
+    """translate_array reports tiles as they finish (the demo and the CLI bar use this)."""
+    t = Translator.from_checkpoint(models["resnet"], device="cpu")
+    seen = []
+    t.translate_array(noise(300, 500), tile=128, overlap=32, batch_size=2,
+                      progress=lambda done, total: seen.append((done, total)))
+    total = seen[0][1]
+    assert total > 4 and seen[-1] == (total, total)
+    assert [d for d, _ in seen] == sorted({d for d, _ in seen})
+    small = []
+    t.translate_array(noise(64, 64), progress=lambda d, n: small.append((d, n)))
+    assert small == [(1, 1)]

@@ -315,3 +315,13 @@ def test_hostile_download_exits_1(server, tmp_path, monkeypatch):
     proc = run_cli("data", "download", "facades", "--dir", str(tmp_path / "d"), "--quiet")
     assert proc.returncode == 1 and "refused" in proc.stderr
     assert list(outside.iterdir()) == [] and not (tmp_path / "d" / "facades").exists()
+
+
+def test_progress_is_reported_to_a_function_across_a_resume(server, tmp_path):
+    server.drop_after["blob.bin"] = 120_000
+    seen = []
+    fetch(server.url("blob.bin"), tmp_path / "blob.bin",
+          progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (len(BLOB), len(BLOB))
+    assert all(b[0] > a[0] for a, b in zip(seen, seen[1:]))  # growing, also after resuming
+    assert all(total == len(BLOB) for _, total in seen)

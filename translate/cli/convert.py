@@ -53,7 +53,8 @@ def cmd_convert(args) -> int:
         print(f"using {translator.describe()}", file=sys.stderr)
     options = Options(batch_size=args.batch_size, tile=args.tile, overlap=args.overlap,
                       format=args.format, quality=args.quality,
-                      skip_existing=args.skip_existing, workers=args.workers)
+                      skip_existing=args.skip_existing, workers=args.workers, face=args.face,
+                      tile_progress=not args.quiet)
     if ctx is not None and ctx.distributed:
         report = convert_shared(ctx, translator, args.input, args.output, options,
                                 progress=not args.quiet)
@@ -67,6 +68,9 @@ def cmd_convert(args) -> int:
     if report.skipped:
         print(f"skipped {len(report.skipped)} image(s) whose output already exists",
               file=sys.stderr)
+    if report.no_face:
+        print(f"note: no face found in {len(report.no_face)} image(s); they were translated "
+              "whole", file=sys.stderr)
     if report.alpha_dropped:
         print(f"note: {len(report.alpha_dropped)} output(s) in a format without alpha "
               "(JPEG/BMP) lost their transparency; use --format png to keep it",
@@ -162,6 +166,11 @@ def register_convert(sub) -> None:
     p.add_argument("--norm-stats", choices=("running", "image"),
                    help="batch-norm statistics: running averages, or each image's own "
                    "(default: what the checkpoint says)")
+    p.add_argument("--face", choices=("crop", "paste"),
+                   help="face mode: translate a square around the largest face at the "
+                   "model's face size (512 unless its card says); crop writes that square, "
+                   "paste blends it back into the photo. Images without a face are "
+                   "translated whole")
     p.add_argument("--channels-last", action="store_true",
                    help="run the network in the channels-last (NHWC) layout; with --precision "
                    "bf16/fp16 on a recent GPU usually faster")

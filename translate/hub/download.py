@@ -107,8 +107,9 @@ def _unreachable(url: str, dest: Path, err: Exception) -> DownloadError:
                          f"machine offline?\n{by_hand(url, dest)}")
 
 
-def _fetch_once(url: str, part: Path, dest: Path, timeout: float, progress: bool) -> int:
-    """One request: append to (or restart) ``part``. Returns the complete size in bytes."""
+def _fetch_once(url: str, part: Path, dest: Path, timeout: float, progress) -> int:
+    """One request: append to (or restart) ``part``. Returns the complete size in bytes.
+    ``progress``: True for a bar, or a function told (bytes so far, total or None)."""
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": f"translate/{__version__}", "Accept-Encoding": "identity"}
     if offset:
@@ -145,27 +146,36 @@ def _fetch_once(url: str, part: Path, dest: Path, timeout: float, progress: bool
             offset, total, mode = 0, length, "wb"
         if total is None and length is not None:
             total = offset + length
-        received = offset
-        bar = _progress_bar(total, offset, dest.name, progress)
-        try:
-            with open(part, mode) as f:
-                while True:
-                    try:
-                        chunk = response.read(CHUNK)
-                    except (OSError, HTTPException) as err:  # reset, timeout, bad chunking
-                        raise _Interrupted(f"{type(err).__name__}: {err}") from None
-                    if not chunk:
-                        break
-                    f.write(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-        finally:
-            bar.close()
+        received = _copy_body(response, part, mode, offset, total, dest.name, progress)
         if total is not None and received < total:
             raise _Interrupted(f"connection closed at {received} of {total} bytes")
         if total is not None and received > total:
             raise _Restart(f"received {received} bytes, more than the announced {total}")
         return received
+
+
+def _copy_body(response, part: Path, mode: str, received: int, total: int | None,
+               label: str, progress) -> int:
+    """Write the response body to ``part``; returns the bytes it then holds."""
+    bar = _progress_bar(total, received, label, progress is True)
+    report = progress if callable(progress) else None
+    try:
+        with open(part, mode) as f:
+            while True:
+                try:
+                    chunk = response.read(CHUNK)
+                except (OSError, HTTPException) as err:  # reset, timeout, bad chunking
+                    raise _Interrupted(f"{type(err).__name__}: {err}") from None
+                if not chunk:
+                    break
+                f.write(chunk)
+                received += len(chunk)
+                bar.update(len(chunk))
+                if report is not None:
+                    report(received, total)
+    finally:
+        bar.close()
+    return received
 
 
 def _progress_bar(total: int | None, initial: int, label: str, enabled: bool):
@@ -177,8 +187,10 @@ def _progress_bar(total: int | None, initial: int, label: str, enabled: bool):
 
 
 def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float = 30.0,
-          attempts: int = 4, progress: bool = True) -> Fetched:
+          attempts: int = 4, progress=True) -> Fetched:
     """Download ``url`` to ``dest`` atomically, resuming ``dest.part`` when one exists.
+    ``progress``: a bar on stderr (True), none (False), or a function called with (bytes
+    received, total bytes or None) after every chunk.
 
     ``timeout`` (seconds) bounds the connection and every read. A body cut short is resumed
     up to ``attempts`` times in total. With ``sha256`` (hex) the completed file must match

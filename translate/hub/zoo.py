@@ -53,7 +53,9 @@ class ZooError(UserError):
 class ZooEntry:
     """A published generator. ``task`` groups models of one dataset or purpose
     (``horse2zebra``, ``day2night``, ``real2anime``); ``direction`` says which way it maps,
-    for humans (``horse -> zebra``); ``size`` is the approximate file size."""
+    for humans (``horse -> zebra``); ``size`` is the approximate file size; ``licence`` and
+    ``homepage`` say whose it is and on what terms; ``face_size`` > 0 marks a face model,
+    trained on centred face crops of that side (face mode, :mod:`translate.infer.faces`)."""
 
     name: str
     url: str
@@ -63,6 +65,9 @@ class ZooEntry:
     description: str
     size: str
     sha256: str | None = None
+    licence: str = ""
+    homepage: str = ""
+    face_size: int = 0
 
     @property
     def upstream_name(self) -> str:
@@ -79,20 +84,30 @@ class ZooEntry:
                 "direction": self.direction}
 
 
+REFERENCE_HOME = "https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix"
+REFERENCE_LICENCE = "BSD 2-Clause (pytorch-CycleGAN-and-pix2pix)"
+ANIMEGAN_HOME = "https://github.com/bryandlee/animegan2-pytorch"
+ANIMEGAN_LICENCE = ("MIT (animegan2-pytorch, the port); AnimeGANv2 itself is for "
+                    "non-commercial use")
+
+
 def _pix2pix(name: str, task: str, direction: str, what: str) -> ZooEntry:
     return ZooEntry(f"pix2pix-{name}", PIX2PIX_URL.format(name), "reference-pix2pix", task,
-                    direction, f"reference pix2pix U-Net 256 (batch norm): {what}", "~220 MB")
+                    direction, f"reference pix2pix U-Net 256 (batch norm): {what}", "~220 MB",
+                    licence=REFERENCE_LICENCE, homepage=REFERENCE_HOME)
 
 
 def _cyclegan(name: str, task: str, direction: str, what: str) -> ZooEntry:
     return ZooEntry(f"cyclegan-{name}", CYCLEGAN_URL.format(name), "reference-cyclegan",
                     task, direction, f"reference CycleGAN ResNet-9 (instance norm): {what}",
-                    "~45 MB")
+                    "~45 MB", licence=REFERENCE_LICENCE, homepage=REFERENCE_HOME)
 
 
-def _animegan(name: str, what: str) -> ZooEntry:
+def _animegan(name: str, what: str, face_size: int = 0, licence: str = ANIMEGAN_LICENCE
+              ) -> ZooEntry:
     return ZooEntry(f"animeganv2-{name}", ANIMEGAN_URL.format(name), "animeganv2",
-                    "real2anime", "photo -> anime", f"AnimeGANv2: {what}", "~9 MB")
+                    "real2anime", "photo -> anime", f"AnimeGANv2: {what}", "~9 MB",
+                    licence=licence, homepage=ANIMEGAN_HOME, face_size=face_size)
 
 
 REGISTRY: dict[str, ZooEntry] = {e.name: e for e in [
@@ -134,12 +149,13 @@ REGISTRY: dict[str, ZooEntry] = {e.name: e for e in [
     _cyclegan("iphone2dslr_flower", "iphone2dslr_flower", "phone photo -> DSLR photo",
               "shallow depth of field for flower photos"),
     _animegan("face_paint_512_v1", "face portraits in a painted anime style (face crop "
-              "resized to 512x512)"),
+              "resized to 512x512)", 512),
     _animegan("face_paint_512_v2", "face portraits in a painted anime style, stronger "
-              "stylisation (face crop resized to 512x512)"),
+              "stylisation (face crop resized to 512x512)", 512),
     _animegan("celeba_distill", "face portraits in anime style, distilled (face crop "
-              "resized to 512x512)"),
-    _animegan("paprika", "scenes in the style of the film Paprika"),
+              "resized to 512x512)", 512),
+    _animegan("paprika", "scenes in the style of the film Paprika",
+              licence="converted from AnimeGANv2: non-commercial use only"),
 ]}
 
 
@@ -224,14 +240,15 @@ def _write_sidecar(path: Path, meta: dict) -> None:
 
 
 def download(name: str, folder: str | Path | None = None, url: str | None = None,
-             progress: bool = True) -> tuple[dict, str]:
+             progress=True) -> tuple[dict, str]:
     """Install model ``name`` into ``folder`` (default the cache). Returns (its sidecar with
     ``"path"``, what happened: 'present', 'registered' or 'downloaded').
 
     A verified file is not fetched again. A file placed by hand at ``folder/NAME.pth``
     (without sidecar) is registered: its sha256 must match the registry's when that is
-    known. A corrupt file is replaced by a fresh download. Raises DownloadError (server
-    unreachable, sha256 mismatch) or ZooError.
+    known. A corrupt file is replaced by a fresh download. ``progress``: as for
+    :func:`~translate.hub.download.fetch`. Raises DownloadError (server unreachable, sha256
+    mismatch) or ZooError.
     """
     entry = lookup(name)
     folder = zoo_dir(folder)

@@ -58,6 +58,8 @@ class Options:
     skip_existing: bool = False
     workers: int = 2       # decoder and encoder processes each; 0 does all in-process
     device_codec: bool | None = None  # JPEG codec on the engine's device; None: on CUDA
+    face: str | None = None  # crop or paste: the largest face (translate.infer.faces)
+    tile_progress: bool = False  # a progress bar over the tiles of each large image
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Report:
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     alpha_dropped: list[Path] = field(default_factory=list)
+    no_face: list[Path] = field(default_factory=list)  # face mode found none: whole image
     seconds: float = 0.0
 
 
@@ -236,6 +239,8 @@ class _Conversion:
             for i, rgb, alpha, error in loader:
                 if error is not None:
                     self.fail(i, error)
+                elif self.options.face:
+                    self.face(i, rgb, alpha)
                 elif self.engine.tile_size(*rgb.shape[:2], self.options.tile):
                     self.tiled(i, rgb, alpha)
                 else:
@@ -247,17 +252,59 @@ class _Conversion:
         self.report.seconds = time.perf_counter() - start
         return self.report
 
+    def _on_host(self, i: int, rgb, alpha):
+        """(rgb, alpha) as arrays: a JPEG kept for the device decoder is decoded here."""
+        if isinstance(rgb, EncodedJpeg):
+            try:
+                return load_image(self.jobs[i][0])
+            except ImageError as err:
+                self.fail(i, err.reason)
+                return None, None
+        return rgb, alpha
+
+    def _tile_bar(self, i: int):
+        """A progress callback drawing a bar over the tiles of image ``i`` (or None)."""
+        if not self.options.tile_progress or self.bar.disable:
+            return None
+        bar = tqdm(total=0, unit="tile", desc=self.jobs[i][0].name, leave=False,
+                   file=sys.stderr, dynamic_ncols=True)
+
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+            if done >= total:
+                bar.close()
+        return update
+
     def tiled(self, i: int, rgb: np.ndarray | EncodedJpeg, alpha: np.ndarray | None) -> None:
         """Translate a large image alone, in tiles (after the batches before it)."""
         self.flush(drain=True)
-        if isinstance(rgb, EncodedJpeg):
-            try:
-                rgb, alpha = load_image(self.jobs[i][0])
-            except ImageError as err:
-                self.fail(i, err.reason)
-                return
+        rgb, alpha = self._on_host(i, rgb, alpha)
+        if rgb is None:
+            return
         o = self.options
-        self.emit(i, self.engine.translate_array(rgb, o.tile, o.overlap, o.batch_size), alpha)
+        self.emit(i, self.engine.translate_array(rgb, o.tile, o.overlap, o.batch_size,
+                                                 progress=self._tile_bar(i)), alpha)
+
+    def face(self, i: int, rgb: np.ndarray | EncodedJpeg, alpha: np.ndarray | None) -> None:
+        """Face mode: the largest face, cropped or pasted back; the whole image (noted in
+        the report) when there is none."""
+        from translate.infer.faces import FACE_SIZE, translate_face
+
+        self.flush(drain=True)
+        rgb, alpha = self._on_host(i, rgb, alpha)
+        if rgb is None:
+            return
+        size = int(self.engine.info.get("card", {}).get("face_size") or FACE_SIZE)
+        result = translate_face(self.engine, rgb, self.options.face, size)
+        if result is None:
+            self.report.no_face.append(self.jobs[i][0])
+            return self.tiled(i, rgb, alpha)
+        if alpha is not None and self.options.face == "crop":
+            b = result.crop
+            alpha = _resize(alpha[b.y0:b.y1, b.x0:b.x1], result.image.shape[:2])
+        self.emit(i, result.image, alpha)
 
     def add(self, i: int, rgb: np.ndarray | EncodedJpeg, alpha: np.ndarray | None) -> None:
         """Batch an image with the ones before it if they share its kind and size."""
@@ -373,6 +420,13 @@ class _Launched:
     host: torch.Tensor | None = None
     done: torch.cuda.Event | None = None
     on_device: list[int] = field(default_factory=list)
+
+
+def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A uint8 (h, w) plane resized to ``size`` (rows, columns)."""
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(plane).resize(size[::-1], Image.BILINEAR))
 
 
 def _as_input(engine, rgb: np.ndarray) -> torch.Tensor:

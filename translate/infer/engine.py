@@ -145,16 +145,20 @@ class Engine:
         return self.run(reflect_pad(x.float(), ph, pw))[..., :h, :w].float()
 
     def translate_array(self, rgb: np.ndarray, tile: int = 0, overlap: int = 64,
-                        batch_size: int = 4) -> np.ndarray:
+                        batch_size: int = 4, progress=None) -> np.ndarray:
         """uint8 RGB (H, W, 3) -> uint8 (H, W, C_out) (RGB, or gray for a 1-channel
         generator). A grayscale generator gets the image's luma. ``tile`` > 0 translates
         in tiles of that size (rounded up to the stride) when the image is larger;
-        ``tile`` = 0 tiles automatically above :data:`AUTO_TILE_PIXELS`."""
+        ``tile`` = 0 tiles automatically above :data:`AUTO_TILE_PIXELS`. ``progress(done,
+        total)`` is told of every finished batch of tiles (once, 1 of 1, when untiled)."""
         x = to_channels(rgb, self.in_channels)
         size = self.tile_size(x.shape[0], x.shape[1], tile)
         if size:
-            return translate_tiled(self, x, size, overlap, batch_size)
-        return to_uint8(self(to_tensor(x)[None])[0])
+            return translate_tiled(self, x, size, overlap, batch_size, progress=progress)
+        out = to_uint8(self(to_tensor(x)[None])[0])
+        if progress is not None:
+            progress(1, 1)
+        return out
 
     def tile_size(self, h: int, w: int, tile: int = 0) -> int:
         """The tile size to use for an h x w image, or 0 to translate it whole."""

@@ -71,21 +71,28 @@ def _weights(starts: list[int], i: int, size: int, margin: int = 0) -> np.ndarra
 
 
 def translate_tiled(engine, rgb: np.ndarray, tile: int, overlap: int, batch_size: int = 4,
-                    stats_size: int = 1024) -> np.ndarray:
+                    stats_size: int = 1024, progress=None) -> np.ndarray:
     """Translate uint8 (H, W, C) with ``engine`` tile by tile; returns uint8 (H, W, C_out).
 
     ``engine(x)`` maps (N, C, h, w) in [-1, 1] to (N, C_out, h, w); tiles smaller than the
-    tile size (images smaller than a tile) are padded by the engine itself.
+    tile size (images smaller than a tile) are padded by the engine itself. ``progress(done,
+    total)``, when given, is called with the tiles translated so far after each batch.
     """
     margin = int(getattr(engine, "tile_margin", 0))
     if margin:
         return _aligned(engine, rgb, tile, max(overlap, 2 * margin + 2), batch_size,
-                        stats_size, margin)
-    return _tiled(engine, rgb, tile, overlap, batch_size, stats_size)
+                        stats_size, margin, progress)
+    return _tiled(engine, rgb, tile, overlap, batch_size, stats_size, 0, progress)
+
+
+def count_tiles(h: int, w: int, tile: int, overlap: int) -> int:
+    """How many tiles :func:`translate_tiled` would use (before grid alignment)."""
+    th, tw = min(tile, h), min(tile, w)
+    return len(tile_starts(h, th, overlap)) * len(tile_starts(w, tw, overlap))
 
 
 def _aligned(engine, rgb: np.ndarray, tile: int, overlap: int, batch_size: int,
-             stats_size: int, margin: int) -> np.ndarray:
+             stats_size: int, margin: int, progress=None) -> np.ndarray:
     """Tiles of a local network on the stride grid: pad the image to a multiple of the
     stride (mirroring, as an untiled run does), keep the step between tiles a multiple of
     it, translate, crop back."""
@@ -94,15 +101,16 @@ def _aligned(engine, rgb: np.ndarray, tile: int, overlap: int, batch_size: int,
     ph, pw = -h % stride, -w % stride
     padded = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else rgb
     step = max(stride, (tile - overlap) // stride * stride)
-    out = _tiled(engine, padded, tile, tile - step, batch_size, stats_size, margin)
+    out = _tiled(engine, padded, tile, tile - step, batch_size, stats_size, margin, progress)
     return out[:h, :w]
 
 
 def _tiled(engine, rgb: np.ndarray, tile: int, overlap: int, batch_size: int,
-           stats_size: int, margin: int = 0) -> np.ndarray:
+           stats_size: int, margin: int = 0, progress=None) -> np.ndarray:
     h, w = rgb.shape[:2]
     th, tw = min(tile, h), min(tile, w)
     ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
+    done_tiles, total = 0, len(ys) * len(xs)
     wx = [_weights(xs, j, tw, margin) for j in range(len(xs))]
     out: np.ndarray | None = None
     acc = wsum = None
@@ -115,6 +123,9 @@ def _tiled(engine, rgb: np.ndarray, tile: int, overlap: int, batch_size: int,
             for k in range(0, len(crops), batch_size):
                 x_in = torch.stack([to_tensor(c) for c in crops[k:k + batch_size]])
                 results += list(engine(x_in))
+                done_tiles += len(x_in)
+                if progress is not None:
+                    progress(done_tiles, total)
             if out is None:
                 c_out = results[0].shape[0]
                 out = np.empty((h, w, c_out), np.uint8)

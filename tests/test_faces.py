@@ -1,0 +1,104 @@
+"""Face mode: the bundled OpenCV detector finds faces where they are known to be, the largest
+face is translated as a centred square (crop) or blended back (paste), and images without a
+face are translated whole with a note."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from translate.data.scenes import real2anime
+from translate.infer.engine import Translator
+from translate.infer.faces import Box, crop_box, detect_faces, translate_face
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTOS = ROOT / "apps" / "photos"
+MODEL = ROOT / "models" / "real2anime.safetensors"
+
+# faces marked by hand on the held-out photos (credits: apps/photos/CREDITS.md)
+MARKED = {"astronaut.jpg": Box(180, 70, 270, 160), "grace-hopper.jpg": Box(155, 105, 375, 330)}
+
+
+def photo(name: str) -> np.ndarray:
+    return np.asarray(Image.open(PHOTOS / name).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def engine() -> Translator:
+    return Translator.from_checkpoint(MODEL, device="cpu")
+
+
+@pytest.mark.parametrize("seed", [8, 11])
+def test_finds_the_face_of_rendered_portraits(seed):
+    """The renderer knows where the head is (centre and half sizes as image fractions)."""
+    size = 256
+    portrait = real2anime.describe(np.random.default_rng(seed))
+    image, _ = real2anime.render(portrait, size)
+    cx, cy, rx, ry = portrait.head
+    head = Box(round((cx - rx) * size), round((cy - ry) * size), round((cx + rx) * size),
+               round((cy + ry) * size))
+    faces = detect_faces(image)
+    assert faces and faces[0].iou(head) > 0.5
+
+
+@pytest.mark.parametrize("name", sorted(MARKED))
+def test_finds_the_marked_face_of_real_photos(name):
+    faces = detect_faces(photo(name))
+    assert len(faces) == 1 and faces[0].iou(MARKED[name]) > 0.7
+
+
+@pytest.mark.parametrize("name", ["coffee.jpg", "sunset.jpg", "picosdeeuropa.jpg"])
+def test_no_face_where_there_is_none(name, engine):
+    assert detect_faces(photo(name)) == []
+    assert translate_face(engine, photo(name)) is None
+
+
+def test_several_faces_the_largest_first():
+    small = np.asarray(Image.fromarray(photo("astronaut.jpg")).resize((256, 256)))
+    canvas = np.full((600, 900, 3), 128, np.uint8)
+    canvas[:, 300:812] = photo("grace-hopper.jpg")
+    canvas[40:296, 20:276] = small
+    faces = detect_faces(canvas)
+    assert len(faces) == 2
+    big = Box(MARKED["grace-hopper.jpg"].x0 + 300, 105, MARKED["grace-hopper.jpg"].x1 + 300,
+              330)
+    assert faces[0].iou(big) > 0.7 and faces[1].x1 < 300
+
+
+def test_crop_box_is_a_square_around_the_face_inside_the_image():
+    face = Box(180, 70, 270, 160)
+    box = crop_box(face, 512, 512)
+    assert box.w == box.h == 198 and box.x0 < 180 and box.x1 > 270 and box.y0 >= 0
+    edge = crop_box(Box(0, 0, 100, 100), 150, 400)  # at a corner of a short image
+    assert (edge.x0, edge.y0, edge.w, edge.h) == (0, 0, 150, 150)
+
+
+def test_crop_and_paste(engine):
+    rgb = photo("astronaut.jpg")
+    crop = translate_face(engine, rgb, "crop")
+    assert crop.image.shape == (512, 512, 3) and crop.faces[0].iou(MARKED["astronaut.jpg"]) > 0.7
+    paste = translate_face(engine, rgb, "paste")
+    b = paste.crop
+    assert paste.image.shape == rgb.shape
+    outside = np.ones(rgb.shape[:2], bool)
+    outside[b.y0:b.y1, b.x0:b.x1] = False
+    assert np.array_equal(paste.image[outside], rgb[outside])  # only the face square changed
+    inside = np.abs(paste.image[b.y0:b.y1, b.x0:b.x1].astype(int)
+                    - rgb[b.y0:b.y1, b.x0:b.x1].astype(int))
+    assert inside.mean() > 3  # and it did change there (cel shading)
+
+
+def test_convert_face_option(tmp_path):
+    for name in ("astronaut.jpg", "coffee.jpg"):
+        (tmp_path / "in").mkdir(exist_ok=True)
+        (tmp_path / "in" / name).write_bytes((PHOTOS / name).read_bytes())
+    proc = run_cli("convert", "--checkpoint", str(MODEL), "--input", str(tmp_path / "in"),
+                   "--output", str(tmp_path / "out"), "--face", "crop", "--device", "cpu",
+                   "--quiet", "--workers", "0", check=True)
+    assert "no face found in 1 image(s); they were translated whole" in proc.stderr
+    assert Image.open(tmp_path / "out" / "astronaut.jpg").size == (512, 512)
+    assert Image.open(tmp_path / "out" / "coffee.jpg").size == (600, 400)
