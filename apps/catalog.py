@@ -47,6 +47,14 @@ class ModelEntry:
     card: dict[str, Any] = field(default_factory=dict)
     facts: dict[str, str] = field(default_factory=dict)  # arch, direction, method, step
 
+    @property
+    def face_size(self) -> int:
+        """> 0 for a face model (trained on face crops of this side): face mode by default."""
+        try:
+            return max(0, int(self.card.get("face_size") or 0))
+        except (TypeError, ValueError):
+            return 0
+
 
 @dataclass
 class Catalog:
@@ -108,12 +116,35 @@ def _zoo_entries(notes: list[str]) -> list[ModelEntry]:
     for item in items:
         if item.get("task") not in TASKS or not item.get("path"):
             continue
-        card = {"title": item.get("name", ""), "summary": item.get("description", ""),
-                "kind": item.get("kind", ""), "task": item["task"]}
+        card = zoo_card(item)
         entries.append(ModelEntry(key=f"zoo: {item.get('name') or Path(item['path']).stem}",
                                   path=Path(item["path"]), task=item["task"], source="zoo",
                                   card=card))
     return entries
+
+
+def zoo_card(item: dict) -> dict[str, Any]:
+    """The card of a downloaded zoo model: its registry entry's description, source,
+    licence and face size."""
+    from translate.hub.zoo import REGISTRY
+
+    known = REGISTRY.get(item.get("name", ""))
+    card = {"title": item.get("name", ""), "summary": item.get("description", ""),
+            "task": item["task"], "kind": item.get("kind", "")}
+    if known is not None:
+        card.update({"source": known.homepage, "licence": known.licence})
+        if known.face_size:
+            card["face_size"] = known.face_size
+            card["limits"] = ("Made for faces: it expects a centred face crop, which face "
+                              "mode makes; whole scenes come out poorly.")
+    return card
+
+
+def zoo_offers(task: str) -> list:
+    """The zoo's published models for ``task`` (:class:`translate.hub.zoo.ZooEntry`)."""
+    from translate.hub.zoo import REGISTRY
+
+    return [e for e in REGISTRY.values() if e.task == task]
 
 
 def _label(entry: ModelEntry, root: Path | None) -> str:
@@ -198,24 +229,76 @@ def _cell(value: Any) -> str:
     return text.replace("\n", " ")
 
 
-def card_markdown(entry: ModelEntry | None) -> str:
-    """The model card as Markdown: title, summary, then every other fact in a table."""
-    if entry is None:
-        return ("**No model for this task yet.** Train one and export it into `models/`, "
-                "or start the demo with `--models FOLDER`.")
-    card = dict(entry.card)
-    title = card.pop("title", "") or entry.path.name
-    summary = card.pop("summary", "")
-    rows = [(k, v) for k, v in card.items() if v not in ("", None, [], {})]
+# plain-language names of the figures a card may hold, and how to show them
+_FIGURES = (
+    ("eval", "psnr", "identity_psnr", "Match to its targets (PSNR)", "{:.1f} dB",
+     "the photo unchanged: {:.1f} dB"),
+    ("eval", "ssim", "identity_ssim", "Structure match (SSIM, 1 = same)", "{:.3f}",
+     "the photo unchanged: {:.3f}"),
+    ("artefacts", "periodicity_median", "periodicity_worst",
+     "Lattice pattern (1 = none added; median)", "{:.2f}", "worst photo: {:.2f}"),
+    ("artefacts", "hallucination_median", "hallucination_worst",
+     "Edges not in the photo (0 = none; median)", "{:.3f}", "worst photo: {:.3f}"),
+    ("artefacts", "fidelity_median", "fidelity_worst",
+     "Edges kept from the photo (1 = all; median)", "{:.2f}", "worst photo: {:.2f}"),
+)
+_DETAILS = (("method", "Method"), ("recipe", "Recipe"),
+            ("data", "Data commands"), ("iterations", "Iterations"),
+            ("training_minutes", "Training time (minutes)"), ("hardware", "Hardware"),
+            ("kind", "Kind"), ("source", "Source"), ("licence", "Licence"),
+            ("face_size", "Face crop size (pixels)"))
+
+
+def _figure_rows(card: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = []
+    for group, key, base, label, fmt, base_fmt in _FIGURES:
+        values = card.get(group) if isinstance(card.get(group), dict) else {}
+        if isinstance(values.get(key), (int, float)):
+            text = fmt.format(values[key])
+            if isinstance(values.get(base), (int, float)):
+                text += f" ({base_fmt.format(values[base])})"
+            rows.append((label, text))
+    for group in ("eval", "artefacts"):
+        if isinstance(card.get(group), dict) and card[group].get("data"):
+            rows.append((f"Scored on ({group})", _cell(card[group]["data"])))
+    return rows
+
+
+def _detail_rows(entry: ModelEntry) -> list[tuple[str, str]]:
+    card, rows = entry.card, []
+    for key, label in _DETAILS:
+        if card.get(key) not in ("", None, [], {}):
+            rows.append((label, _cell(card[key])))
+    known = {k for k, _ in _DETAILS} | {"title", "summary", "limits", "trained_on", "task",
+                                        "eval", "artefacts"}
+    rows += [(k, _cell(v)) for k, v in card.items()
+             if k not in known and v not in ("", None, [], {})]
     rows += [(k, v) for k, v in entry.facts.items() if k not in card]
-    rows.append(("file", entry.path.name))
-    lines = [f"### {_cell(title)}"]
-    if summary:
-        lines += ["", _cell(summary)]
-    if not entry.card.get("task"):
+    rows.append(("File", entry.path.name))
+    return rows
+
+
+def card_markdown(entry: ModelEntry | None) -> str:
+    """The model card for people: title, what it does, what it is not for, what it was
+    trained on; then the figures and details in a table that opens on a click."""
+    if entry is None:
+        return ("**No model for this task yet.** Download one below, train one and export "
+                "it into `models/`, or start the demo with `--models FOLDER`.")
+    card = entry.card
+    lines = [f"### {_cell(card.get('title') or entry.path.name)}"]
+    if card.get("summary"):
+        lines += ["", _cell(card["summary"])]
+    if card.get("limits"):
+        lines += ["", f"**Not for:** {_cell(card['limits'])}"]
+    if card.get("trained_on"):
+        lines += ["", f"**Trained on:** {_cell(card['trained_on'])}"]
+    if not card.get("task"):
         lines += ["", "*This file does not say what it was trained for.*"]
-    lines.append("")
-    lines += [f"- **{_cell(k)}**: {_cell(v)}" for k, v in rows]
+    rows = _figure_rows(card) + _detail_rows(entry)
+    table = ["| | |", "| --- | --- |"] + [f"| {k} | {v.replace('|', '/')} |"
+                                           for k, v in rows]
+    lines += ["", "<details><summary>Figures and details</summary>", "", *table, "",
+              "</details>"]
     return "\n".join(lines)
 
 

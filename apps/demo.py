@@ -4,10 +4,18 @@ Tabs **Real → Anime** and **Day → Night**: an image in (upload or paste), a 
 strength; out comes a before/after slider at the input's own size and the full-resolution
 PNG. **Batch**: image files or zips in, a gallery and a zip of the results out.
 
+Each task tab also offers the zoo's published models for its task ("Get more models": a
+download with progress, after which the model is listed and selected) and, for real to
+anime, face mode (the largest face as a centred square, shown alone or pasted back; on by
+default for face models). Large images report their progress tile by tile, the button is
+disabled while its job runs, and uploads are checked as they arrive.
+
 API (``gradio_client``): ``/real2anime`` and ``/day2night`` take ``image`` (a file) and
-optionally ``model`` (a dropdown key; default: the tab's default model) and ``strength``
-(0-1, default 1) and return the translated PNG at the input's size; ``/batch`` takes
-``files``, ``model`` and ``strength`` and returns (gallery, zip, report).
+optionally ``model`` (a dropdown key; default: the tab's default model), ``strength``
+(0-1, default 1) and ``face`` (off, crop or paste; default: crop for face models, else off)
+and return the translated PNG (at the input's size, or the face square with crop);
+``/batch`` takes ``files``, ``model`` and ``strength`` and returns (gallery, zip, report);
+``/download_<task>`` takes a zoo model name and returns (status, model list, card, face).
 
 Safety: every translation runs in one concurrency group (``device``, one at a time) behind
 a queue of bounded size; uploads above the size limit are refused by the server, images
@@ -33,11 +41,15 @@ from gradio.utils import get_upload_folder  # noqa: E402
 from translate.formats.checkpoint import CheckpointError  # noqa: E402
 from translate.images import load_image, save_image  # noqa: E402
 
-from .catalog import (TASKS, Catalog, TranslatorCache, UnknownModel,  # noqa: E402
-                      card_markdown, scan)
+from .catalog import (TASKS, Catalog, ModelEntry, TranslatorCache,  # noqa: E402
+                      UnknownModel, card_markdown, scan, zoo_offers)
 from .examples import example_photos  # noqa: E402
-from .service import (InputError, Limits, OutputFolder, check_strength,  # noqa: E402
-                      decode_data_url, run_batch, translate_one)
+from .service import (FACE_MODES, InputError, Limits, OutputFolder,  # noqa: E402
+                      check_face, check_strength, decode_data_url, read_image, run_batch,
+                      translate_one)
+
+ERROR_TITLE = "Not translated"
+FACE_TASKS = ("real2anime",)      # tabs that offer face mode
 
 DEVICE_GROUP = "device"          # the one concurrency group of everything that runs a model
 BROWSER_FORMATS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
@@ -51,10 +63,25 @@ def _inside(path: Path, folder: Path) -> bool:
     return True
 
 
-def user_error(message) -> gr.Error:
+def user_error(message, title: str = ERROR_TITLE) -> gr.Error:
     """A message for the page (HTML-escaped: it may quote an uploaded file's name)."""
-    return gr.Error(html.escape(str(message), quote=False), title="Not translated",
+    return gr.Error(html.escape(str(message), quote=False), title=title,
                     print_exception=False)
+
+
+def face_default(entry: ModelEntry | None) -> str:
+    """Face mode's setting when ``entry`` is chosen: crop for face models, else off."""
+    return "crop" if entry is not None and entry.face_size else "off"
+
+
+def tile_reporter(progress):
+    """A ``progress(done, total)`` callback that moves a gr.Progress bar tile by tile."""
+    def report(done: int, total: int) -> None:
+        if total > 1:
+            progress((done, total), desc=f"translating: tile {done} of {total}", unit="tiles")
+        else:
+            progress(1.0, desc="translated")
+    return report
 
 
 def upload_source(payload, limits: Limits) -> tuple[Path | bytes, str]:
@@ -79,9 +106,16 @@ class Demo:
     """The state behind one app: its catalog, loaded translators, limits and outputs."""
 
     def __init__(self, catalog: Catalog, translators: TranslatorCache, limits: Limits,
-                 outputs: OutputFolder):
+                 outputs: OutputFolder, models_dir: str | Path | None = None,
+                 zoo: bool = True):
         self.catalog, self.translators = catalog, translators
         self.limits, self.outputs = limits, outputs
+        self.models_dir, self.zoo = models_dir, zoo
+
+    def refresh(self) -> Catalog:
+        """List the models again (after a download)."""
+        self.catalog = scan(self.models_dir, zoo=self.zoo)
+        return self.catalog
 
     def translator(self, key: str | None, task: str | None):
         try:
@@ -94,26 +128,102 @@ class Demo:
 
     def translate_task(self, task: str):
         """The API function of a task tab: image file -> translated PNG path."""
-        def translate(image, model=None, strength=1.0):
-            """Translate one image at its own size; returns the PNG."""
+        def translate(image, model=None, strength=1.0, face=None, progress=gr.Progress()):
+            """Translate one image at its own size (or its largest face); returns the PNG."""
             try:
                 source, name = upload_source(image, self.limits)
                 strength = check_strength(strength)
                 entry, translator = self.translator(model, task)
-                return str(translate_one(translator, source, name, strength, self.limits,
-                                         self.outputs.new(), task))
+                face = face_default(entry) if face in (None, "", "auto") else check_face(face)
+                progress(0.0, desc="translating")
+                done = translate_one(translator, source, name, strength, self.limits,
+                                     self.outputs.new(), task, face, entry.face_size or 512,
+                                     tile_reporter(progress))
             except InputError as err:
                 raise user_error(err) from None
             except (RuntimeError, MemoryError) as err:  # out of memory on the device, ...
                 raise user_error(f"the model failed on this image ({err})") from None
+            if done.note:
+                (done.png.parent / "note.txt").write_text(done.note)
+            return str(done.png)
         translate.__name__ = task
         return translate
 
+    def page_task(self, task: str):
+        """What the page's Translate button runs: the API function, with problems and notes
+        shown in the tab's message area under this project's own title (Gradio's toasts
+        title every error "Error")."""
+        api = self.translate_task(task)
+
+        def translate(image, model, strength, face, progress=gr.Progress()):
+            try:
+                png = api(image, model, strength, face, progress)
+            except gr.Error as err:
+                return None, f"**{ERROR_TITLE}:** {err.message}"
+            note = (Path(png).parent / "note.txt")
+            return png, (f"**Face mode:** {note.read_text()}" if note.is_file() else "")
+        return translate
+
+    def check_upload(self, image):
+        """Check an upload as it arrives (size, pixels, decodable): ("", the image) when it
+        is fine, else (a message, no image)."""
+        if not image:
+            return "", None
+        try:
+            source, name = upload_source(image, self.limits)
+            read_image(source, name, self.limits)
+        except InputError as err:
+            message = html.escape(str(err), quote=False)
+            return f"**{ERROR_TITLE}:** {message}", None
+        return "", gr.skip()
+
+    def download_task(self, task: str):
+        """The function behind a tab's Download button (and ``/download_<task>``)."""
+        def download(name, progress=gr.Progress()):
+            """Download the zoo model ``name``: (status, model list, card, face mode, run)."""
+            from translate.hub.download import DownloadError
+            from translate.hub.zoo import ZooError, lookup
+            from translate.hub.zoo import download as install
+
+            keep = (gr.skip(),) * 4
+            try:
+                offer = lookup(str(name or ""))
+                if offer.task != task:
+                    raise ZooError(f"{offer.name} is not a {TASKS[task]} model")
+                progress(0.0, desc=f"downloading {offer.name}")
+                meta, what = install(offer.name, progress=lambda done, total: progress(
+                    (done, total) if total else 0.0, desc=f"downloading {offer.name}",
+                    unit="bytes"))
+            except (DownloadError, ZooError) as err:
+                return (f"**Not downloaded.**\n\n```\n{err}\n```", *keep)
+            return self._installed(task, offer.name, Path(meta["path"]), what)
+        download.__name__ = f"download_{task}"
+        return download
+
+    def _installed(self, task: str, name: str, path: Path, what: str):
+        """The page's update after ``name`` was installed at ``path``: it is listed and
+        selected."""
+        catalog = self.refresh()
+        key = next((e.key for e in catalog.for_task(task) if e.path.resolve() == path.resolve()),
+                   None)
+        if key is None:
+            return (f"**{name}** was downloaded but cannot be used here: see the notes at the "
+                    "top of the page", *(gr.skip(),) * 4)
+        entry = catalog.entries[key]
+        choices = [e.key for e in catalog.for_task(task)]
+        said = {"present": "was already installed", "registered": "was found in the cache"}
+        status = f"**{name}** {said.get(what, 'is downloaded')} and selected."
+        return (status, gr.update(choices=choices, value=key, interactive=True),
+                card_markdown(entry), face_default(entry), gr.update(interactive=True))
+
     def show_pair(self, image: str | None, result: str | None):
-        """(before, after) for the slider; inputs a browser cannot show become PNGs."""
+        """(before, after) for the slider; inputs a browser cannot show become PNGs. In
+        face mode the result's folder holds the square it compares with."""
         if not image or not result:
             return None
         before = Path(image)
+        if (Path(result).parent / "before.png").is_file():
+            return str(Path(result).parent / "before.png"), result
         if before.suffix.lower() not in BROWSER_FORMATS:
             rgb, alpha = load_image(before)
             before = save_image(rgb, self.outputs.new() / "input.png", alpha=alpha)
@@ -147,48 +257,113 @@ class Demo:
         return gallery, archive, "\n".join(lines)
 
 
-def _task_tab(demo: Demo, task: str, examples: list[Path]) -> None:
+def _offers_markdown(task: str) -> str:
+    from translate.hub.zoo import file_state
+
+    rows = ["| Model | What it does | Source | Licence | Size |",
+            "| --- | --- | --- | --- | --- |"]
+    for e in zoo_offers(task):
+        mark = " (installed)" if file_state(e.name) == "installed" else ""
+        rows.append(f"| `{e.name}`{mark} | {e.description} | [page]({e.homepage}) | "
+                    f"{e.licence} | {e.size} |")
+    return "\n".join(rows)
+
+
+def _zoo_panel(demo: Demo, task: str) -> tuple:
+    """"Get more models": the zoo's models for ``task``, a Download button and its status."""
+    offers = [e.name for e in zoo_offers(task)]
+    with gr.Accordion("Get more models (published, downloaded once)", open=False,
+                      elem_id=f"{task}-zoo"):
+        table = gr.Markdown(_offers_markdown(task), elem_id=f"{task}-offers")
+        with gr.Row():
+            offer = gr.Dropdown(offers, value=offers[0] if offers else None,
+                                label="Published model", elem_id=f"{task}-offer")
+            fetch = gr.Button("Download", interactive=bool(offers),
+                              elem_id=f"{task}-download")
+        status = gr.Markdown(elem_id=f"{task}-zoo-status")
+    return table, offer, fetch, status
+
+
+def _task_inputs(demo: Demo, task: str, examples: list[Path]) -> dict:
     entries = demo.catalog.for_task(task)
     default = demo.catalog.defaults.get(task)
-    default_entry = demo.catalog.entries.get(default) if default else None
+    ui = {"image": gr.Image(label="Input image (upload or paste)", type="filepath",
+                            image_mode=None, sources=["upload", "clipboard"],
+                            elem_id=f"{task}-input")}
+    ui["status"] = gr.Markdown(elem_id=f"{task}-status")
+    if examples:
+        gr.Examples([[str(p)] for p in examples], inputs=[ui["image"]], cache_examples=False,
+                    label="Examples (real photos the model never saw; credits in "
+                    "apps/photos/CREDITS.md)", elem_id=f"{task}-examples")
+    ui["model"] = gr.Dropdown([e.key for e in entries], value=default, label="Model",
+                              interactive=bool(entries), elem_id=f"{task}-model")
+    ui["face"] = gr.Radio(list(FACE_MODES), label="Face mode",
+                          value=face_default(demo.catalog.entries.get(default or "")),
+                          info="crop: the largest face as a square; paste: that square "
+                          "blended back into the photo", visible=task in FACE_TASKS,
+                          elem_id=f"{task}-face")
+    ui["strength"] = gr.Slider(0, 1, value=1, step=0.05, label="Strength",
+                               info="1: the model's output; 0: the input unchanged",
+                               elem_id=f"{task}-strength")
+    ui["run"] = gr.Button("Translate", variant="primary", interactive=bool(entries),
+                          elem_id=f"{task}-run")
+    return ui
+
+
+def _task_tab(demo: Demo, task: str, examples: list[Path]) -> None:
+    default = demo.catalog.defaults.get(task)
     with gr.Tab(TASKS[task], id=task, elem_id=f"tab-{task}"):
         with gr.Row():
             with gr.Column():
-                image = gr.Image(label="Input image (upload or paste)", type="filepath",
-                                 image_mode=None, sources=["upload", "clipboard"],
-                                 elem_id=f"{task}-input")
-                if examples:
-                    gr.Examples([[str(p)] for p in examples], inputs=[image],
-                                cache_examples=False, label="Examples (real photos the model never "
-                                "saw; credits in apps/photos/CREDITS.md)",
-                                elem_id=f"{task}-examples")
-                model = gr.Dropdown([e.key for e in entries], value=default, label="Model",
-                                    interactive=bool(entries), elem_id=f"{task}-model")
-                strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength",
-                                     info="1: the model's output; 0: the input unchanged",
-                                     elem_id=f"{task}-strength")
-                run = gr.Button("Translate", variant="primary", interactive=bool(entries),
-                                elem_id=f"{task}-run")
+                ui = _task_inputs(demo, task, examples)
             with gr.Column():
-                slider = gr.ImageSlider(label="Before / after", type="filepath",
-                                        format="png", interactive=False,
-                                        elem_id=f"{task}-slider")
-                result = gr.File(label="Result: full-resolution PNG", interactive=False,
-                                 elem_id=f"{task}-result")
-                card = gr.Markdown(card_markdown(default_entry), elem_id=f"{task}-card")
+                ui["slider"] = gr.ImageSlider(label="Before / after", type="filepath",
+                                              format="png", interactive=False,
+                                              elem_id=f"{task}-slider")
+                ui["result"] = gr.File(label="Result: full-resolution PNG", interactive=False,
+                                       elem_id=f"{task}-result")
+                ui["card"] = gr.Markdown(card_markdown(demo.catalog.entries.get(default or "")),
+                                         elem_id=f"{task}-card")
+        ui["offers"], ui["offer"], ui["fetch"], ui["zoo_status"] = _zoo_panel(demo, task)
+        _task_events(demo, task, ui)  # inside the tab: its hidden API trigger belongs here
 
+
+def _task_events(demo: Demo, task: str, ui: dict) -> None:
     def show_card(key):
         try:
-            return card_markdown(demo.catalog.lookup(key, task))
+            entry = demo.catalog.lookup(key, task)
         except UnknownModel as err:
-            return str(err)
+            return str(err), gr.skip()
+        return card_markdown(entry), face_default(entry)
 
-    model.change(show_card, model, card, queue=False, api_visibility="private")
-    run.click(demo.translate_task(task), [image, model, strength], result, api_name=task,
+    private = {"queue": False, "api_visibility": "private"}
+    ui["image"].upload(demo.check_upload, ui["image"], [ui["status"], ui["image"]],
+                       preprocess=False, **private)
+    ui["image"].clear(lambda: "", None, ui["status"], **private)
+    ui["model"].change(show_card, ui["model"], [ui["card"], ui["face"]], **private)
+    run, fetch = ui["run"], ui["fetch"]
+    both = [run, fetch]
+    idle = (lambda: [gr.update(interactive=True)] * 2)
+    inputs = [ui["image"], ui["model"], ui["strength"], ui["face"]]
+    api = gr.Button(visible=False, elem_id=f"{task}-api")  # the API endpoint's own trigger
+    api.click(demo.translate_task(task), inputs, ui["result"], api_name=task,
               preprocess=False, concurrency_id=DEVICE_GROUP, concurrency_limit=1,
-              api_description=f"{TASKS[task]}: an image file in, the translated PNG at "
-              "its own size out") \
-       .success(demo.show_pair, [image, result], slider, api_visibility="private")
+              api_description=f"{TASKS[task]}: an image file in, the translated PNG at its "
+              "own size (or the face square) out")
+    translated = run.click(lambda: [gr.update(interactive=False)] * 2, None, both, **private) \
+        .then(demo.page_task(task), inputs, [ui["result"], ui["status"]], preprocess=False,
+              concurrency_id=DEVICE_GROUP, concurrency_limit=1, api_visibility="private")
+    translated.then(demo.show_pair, [ui["image"], ui["result"]], ui["slider"],
+                    api_visibility="private")
+    translated.then(idle, None, both, **private)
+    fetched = fetch.click(lambda: [gr.update(interactive=False)] * 2, None, both, **private) \
+        .then(demo.download_task(task), ui["offer"],
+              [ui["zoo_status"], ui["model"], ui["card"], ui["face"], run],
+              api_name=f"download_{task}", concurrency_id="downloads", concurrency_limit=1)
+    fetched.then(lambda: gr.update(interactive=True), None, fetch, **private)
+    fetched.then(lambda: _offers_markdown(task), None, ui["offers"], **private)
+    fetched.then(lambda: gr.update(interactive=bool(demo.catalog.for_task(task))), None, run,
+                 **private)
 
 
 def _batch_tab(demo: Demo) -> None:
@@ -225,7 +400,7 @@ def build_app(models_dir: str | Path | None = None, *, device: str = "auto",
     Path(get_upload_folder()).mkdir(parents=True, exist_ok=True)
     outputs = OutputFolder(tempfile.mkdtemp(prefix="translate-demo-", dir=get_upload_folder()))
     atexit.register(outputs.remove)
-    demo = Demo(catalog, TranslatorCache(device), limits, outputs)
+    demo = Demo(catalog, TranslatorCache(device), limits, outputs, models_dir, zoo)
     with gr.Blocks(title="translate: image-to-image demo", analytics_enabled=False,
                    delete_cache=(1800, 3600)) as app:
         gr.Markdown("# translate\nImage-to-image translation at your image's own size. "
@@ -251,5 +426,20 @@ def serve(models_dir: str | Path | None = None, *, host: str = "127.0.0.1", port
     app.launch(server_name=host, server_port=port, share=share,
                max_file_size=limits.max_file_bytes, allowed_paths=None, show_error=False,
                ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False,
-               footer_links=["api", "settings"], prevent_thread_lock=not block)
+               footer_links=["api", "settings"], prevent_thread_lock=True, quiet=True)
+    print(startup_text(app, share), flush=True)
+    if block:
+        app.block_thread()
     return app
+
+
+def startup_text(app: gr.Blocks, share: bool) -> str:
+    """What the demo prints once it serves (instead of Gradio's own hints)."""
+    lines = [f"* Running on local URL:  {app.local_url}"]
+    if share and getattr(app, "share_url", None):
+        lines.append(f"* Public link (--share): {app.share_url}")
+    elif not share:
+        lines.append("* Only this machine can open it; translate demo --host 0.0.0.0 serves "
+                     "the network, --share opens a public link")
+    lines.append("* Stop with Ctrl-C")
+    return "\n".join(lines)

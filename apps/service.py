@@ -115,11 +115,48 @@ def check_strength(strength) -> float:
     return value
 
 
-def translate_rgb(translator, rgb: np.ndarray, strength: float) -> np.ndarray:
+def translate_rgb(translator, rgb: np.ndarray, strength: float, progress=None) -> np.ndarray:
     """uint8 RGB (H, W, 3) -> uint8 RGB (H, W, 3) at the same size; large images are tiled
-    by the engine (:meth:`translate.infer.engine.Engine.translate_array`)."""
-    out = to_channels(translator.translate_array(rgb), 3)
+    by the engine (:meth:`translate.infer.engine.Engine.translate_array`), which reports
+    ``progress(tiles done, tiles)``."""
+    out = to_channels(translator.translate_array(rgb, progress=progress), 3)
     return blend(out, rgb, strength)
+
+
+FACE_MODES = ("off", "crop", "paste")
+NO_FACE = "No face found, so the whole photo was translated."
+
+
+@dataclass
+class Translated:
+    """One translated upload: the PNG, the input it is to be compared with (the face square
+    in face mode ``crop``), and a note for the person (no face found, ...)."""
+    png: Path
+    before: Path | None = None
+    note: str = ""
+
+
+def check_face(face) -> str:
+    value = "off" if face in (None, "", False) else str(face)
+    if value not in FACE_MODES:
+        raise InputError(f"face mode must be one of {', '.join(FACE_MODES)}, not {face!r}")
+    return value
+
+
+def translate_face_upload(translator, rgb: np.ndarray, strength: float, face: str,
+                          face_size: int, progress=None):
+    """Face mode on one image: (output, the input it compares with, note)."""
+    from translate.infer.faces import translate_face
+
+    result = translate_face(translator, rgb, face, face_size, progress)
+    if result is None:
+        return translate_rgb(translator, rgb, strength, progress), rgb, NO_FACE
+    if face == "paste":
+        return blend(result.image, rgb, strength), rgb, ""
+    b = result.crop
+    square = np.asarray(Image.fromarray(np.ascontiguousarray(rgb[b.y0:b.y1, b.x0:b.x1]))
+                        .resize(result.image.shape[1::-1], Image.LANCZOS))
+    return blend(result.image, square, strength), square, ""
 
 
 def safe_stem(name: str) -> str:
@@ -157,11 +194,21 @@ class OutputFolder:
 
 
 def translate_one(translator, source: Source, name: str, strength: float, limits: Limits,
-                  out_dir: Path, suffix: str) -> Path:
-    """Translate one upload and write ``out_dir/<stem>_<suffix>.png`` (alpha kept)."""
+                  out_dir: Path, suffix: str, face: str = "off", face_size: int = 512,
+                  progress=None) -> Translated:
+    """Translate one upload and write ``out_dir/<stem>_<suffix>.png`` (alpha kept, except
+    for a face crop). ``face``: off, crop or paste (:mod:`translate.infer.faces`)."""
     rgb, alpha = read_image(source, name, limits)
-    out = translate_rgb(translator, rgb, strength)
-    return save_image(out, out_dir / f"{safe_stem(name)}_{suffix}.png", alpha=alpha)
+    target = out_dir / f"{safe_stem(name)}_{suffix}.png"
+    if face == "off":
+        out = translate_rgb(translator, rgb, strength, progress)
+        return Translated(save_image(out, target, alpha=alpha))
+    out, before, note = translate_face_upload(translator, rgb, strength, face, face_size,
+                                              progress)
+    if out.shape[:2] != rgb.shape[:2]:
+        alpha = None
+    return Translated(save_image(out, target, alpha=alpha),
+                      save_image(before, out_dir / "before.png"), note)
 
 
 # ----------------------------------------------------------------------------- batches

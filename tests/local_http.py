@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -14,14 +15,16 @@ class FileServer:
 
     ``range_support``: answer ``Range`` with 206 (else ignore it and send 200 with the whole
     file). ``drop_after[name] = n``: the next response for ``name`` announces its full length
-    but the connection is closed after ``n`` body bytes (once). ``requests`` lists
-    ``(path, Range header or None)``.
+    but the connection is closed after ``n`` body bytes (once). ``chunk_delay[name] = s``:
+    the body is sent in 64 KiB pieces ``s`` seconds apart (a slow server). ``requests``
+    lists ``(path, Range header or None)``.
     """
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.range_support = True
         self.drop_after: dict[str, int] = {}
+        self.chunk_delay: dict[str, float] = {}
         self.requests: list[tuple[str, str | None]] = []
         server = self
 
@@ -62,7 +65,12 @@ class FileServer:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True
                     return
-                self.wfile.write(body)
+                delay = server.chunk_delay.get(name, 0.0)
+                for at in range(0, len(body), 1 << 16):
+                    self.wfile.write(body[at:at + (1 << 16)])
+                    if delay:
+                        self.wfile.flush()
+                        time.sleep(delay)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -215,8 +215,12 @@ def test_server_binds_localhost_with_one_device_group(server):
     assert f"Running on local URL:  http://127.0.0.1:{server.port}" in "".join(server.lines)
     config = httpx.get(server.url + "config").json()
     assert config["max_file_size"] == 2**20 and config["analytics_enabled"] is False
-    public = {d["api_name"] for d in config["dependencies"] if d["api_visibility"] == "public"}
-    assert public == {"real2anime", "day2night", "batch"}
+    public = {d["api_name"]: d for d in config["dependencies"]
+              if d["api_visibility"] == "public"}
+    assert set(public) == {"real2anime", "day2night", "batch", "download_real2anime",
+                           "download_day2night"}
+    text = "".join(server.lines)
+    assert "share=True" not in text and "--share opens a public link" in text
     try:
         outward = socket.gethostbyname(socket.gethostname())
     except OSError:

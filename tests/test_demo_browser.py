@@ -1,6 +1,9 @@
 """The demo page in headless Chromium: pick an example, translate it, see the before/after
-slider and the full-resolution PNG, get a message for a bad upload, and fetch nothing from
-outside the server. Takes a screenshot of each task tab.
+slider, the full-resolution PNG and a card that opens its figures on a click; download a
+published model from the page (from a local stand-in server) and translate a portrait in
+face mode; watch tile progress on a 12-megapixel photo with the button disabled; get a
+message as soon as a bad file is uploaded; fetch nothing from outside the server. Takes a
+screenshot of each state.
 
 Needs Chromium and its driver (Debian packages ``chromium`` and ``chromium-driver``, installed
 here when missing and possible) and selenium (the dev extra). The page runs the shipped
@@ -99,8 +102,10 @@ def test_translate_an_example_in_each_tab(browser, page):
             "return Array.from(document.querySelectorAll(arguments[0])).map("
             "i => [i.naturalWidth, i.naturalHeight])", f"#{task}-input img, #{task}-slider img")
         assert len(set(map(tuple, sizes))) == 1 and sizes[0][0] > 0, sizes  # input's size
-        card = browser.find_element(By.ID, f"{task}-card").text
-        assert "file:" in card
+        card = browser.find_element(By.ID, f"{task}-card")
+        assert "Figures and details" in card.text and "File" not in card.text  # folded
+        card.find_element(By.TAG_NAME, "summary").click()
+        wait.until(lambda d: f"{task}.safetensors" in card.text or ".safetensors" in card.text)
         browser.execute_script("window.scrollTo(0, 0)")
         path = shots / f"demo_{task}.png"
         assert browser.save_screenshot(str(path)) and path.stat().st_size > 10_000
@@ -112,17 +117,114 @@ def test_translate_an_example_in_each_tab(browser, page):
     assert not outside, f"the page fetched from elsewhere: {outside}"
 
 
-def test_a_bad_upload_shows_a_message(browser, page, tmp_path):
-    server, _ = page
+def test_a_bad_upload_is_refused_at_once(browser, page, tmp_path):
+    server, shots = page
     browser.get(server.url)
     wait = WebDriverWait(browser, 60)
-    damaged = tmp_path / "damaged.png"
-    damaged.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really an image" * 10)
+    damaged = tmp_path / "holiday.jpg"
+    damaged.write_text("a text file with an image's name\n" * 20)
     upload = "#real2anime-input input[type=file]"
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, upload))
     browser.find_element(By.CSS_SELECTOR, upload).send_keys(str(damaged))
+    status = "#real2anime-status"
+    wait.until(lambda d: "is not an image this demo can read" in d.find_element(
+        By.CSS_SELECTOR, status).text)  # before anyone presses Translate
+    assert "Not translated" in browser.find_element(By.CSS_SELECTOR, status).text
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#real2anime-input img"))
+    browser.save_screenshot(str(shots / "demo_bad_upload.png"))
+    browser.find_element(By.ID, "real2anime-run").click()  # nothing to translate now
+    wait.until(lambda d: "Not translated: upload an image first" in d.find_element(
+        By.CSS_SELECTOR, status).text)
+    assert server.proc.poll() is None
+
+
+def big_photo(folder: Path) -> Path:
+    """A 12.2-megapixel JPEG (4272 x 2848) made from a held-out photo."""
+    from PIL import Image
+
+    path = folder / "sunset_12mp.jpg"
+    with Image.open(ROOT / "apps" / "photos" / "sunset.jpg") as small:
+        small.convert("RGB").resize((4272, 2848), Image.LANCZOS).save(path, quality=90)
+    return path
+
+
+def test_progress_tile_by_tile_with_the_button_disabled(browser, page, tmp_path):
+    server, shots = page
+    browser.get(server.url)
+    wait = WebDriverWait(browser, 120)
+    wait.until(lambda d: d.find_elements(By.ID, "tab-day2night-button"))[0].click()
+    upload = "#day2night-input input[type=file]"
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, upload))
+    browser.find_element(By.CSS_SELECTOR, upload).send_keys(str(big_photo(tmp_path)))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#day2night-input img"))
+    run = browser.find_element(By.ID, "day2night-run")
+    run.click()
+    wait.until(lambda d: "tile" in d.find_element(By.ID, "day2night-result").text
+               or "tile" in d.find_element(By.ID, "day2night-slider").text)
+    assert not run.is_enabled()  # one job at a time from this page
+    browser.execute_script("window.scrollTo(0, 0)")
+    browser.save_screenshot(str(shots / "demo_progress.png"))
+    WebDriverWait(browser, 600).until(
+        lambda d: ".png" in d.find_element(By.ID, "day2night-result").text)
+    wait.until(lambda d: run.is_enabled())
+
+
+@pytest.fixture(scope="module")
+def zoo_page(tmp_path_factory):
+    """A demo whose zoo downloads come from a local server holding a face model."""
+    from test_demo_zoo import FACE, animegan_bytes
+    from local_http import FileServer
+
+    files = FileServer()
+    files.files[f"{FACE}.pth"] = animegan_bytes(0)
+    files.chunk_delay[f"{FACE}.pth"] = 0.01
+    temp = tmp_path_factory.mktemp("zoo")
+    server = DemoServer(temp=temp / "gradio", TRANSLATE_ZOO_URL=files.base,
+                        TRANSLATE_CACHE=str(temp / "cache"))
+    shots = Path(os.environ.get("TRANSLATE_DEMO_SCREENSHOTS") or temp / "shots")
+    shots.mkdir(parents=True, exist_ok=True)
+    yield server, shots, FACE
+    server.stop()
+    files.close()
+
+
+def test_download_a_published_model_and_use_face_mode(browser, zoo_page):
+    server, shots, face_model = zoo_page
+    browser.get(server.url)
+    wait = WebDriverWait(browser, 120)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#real2anime-zoo button"))[0].click()
+    offers = wait.until(lambda d: d.find_element(By.ID, "real2anime-offers"))
+    assert "face_paint_512_v2" in offers.text and "MIT" in offers.text
+    offer = browser.find_element(By.CSS_SELECTOR, "#real2anime-offer input")
+    offer.click()
+    option = f"//ul//li[contains(., '{face_model}')]"
+    wait.until(lambda d: d.find_elements(By.XPATH, option))[0].click()
+    browser.find_element(By.ID, "real2anime-download").click()
+    wait.until(lambda d: "is downloaded and selected" in d.find_element(
+        By.ID, "real2anime-zoo-status").text)
+    model = browser.find_element(By.CSS_SELECTOR, "#real2anime-model input")
+    assert model.get_attribute("value") == f"zoo: {face_model}"
+    checked = browser.find_element(By.CSS_SELECTOR, "#real2anime-face input:checked")
+    assert checked.get_attribute("value") == "crop"  # face mode on for a face model
+    assert "(installed)" in browser.find_element(By.ID, "real2anime-offers").text
+    browser.save_screenshot(str(shots / "demo_zoo_download.png"))
+
+    # face mode with the shipped model (the downloaded stand-in has random weights)
+    model.click()
+    shipped = "//ul//li[contains(., 'real2anime') and not(contains(., 'zoo'))]"
+    wait.until(lambda d: d.find_elements(By.XPATH, shipped))[0].click()
+    wait.until(lambda d: d.find_element(
+        By.CSS_SELECTOR, "#real2anime-face input:checked").get_attribute("value") == "off")
+    browser.find_element(By.CSS_SELECTOR, "#real2anime-face input[value=crop]").click()
+    examples = "#real2anime-examples button.gallery-item"
+    browser.find_elements(By.CSS_SELECTOR, examples)[0].click()  # the astronaut portrait
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#real2anime-input img"))
     browser.find_element(By.ID, "real2anime-run").click()
-    wait.until(lambda d: "is not an image this demo can read" in d.find_element(
-        By.TAG_NAME, "body").text)
-    assert server.proc.poll() is None
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#real2anime-slider img")) >= 2
+               and ".png" in d.find_element(By.ID, "real2anime-result").text)
+    sizes = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#real2anime-slider img')).map("
+        "i => [i.naturalWidth, i.naturalHeight])")
+    assert {tuple(s) for s in sizes} == {(512, 512)}, sizes  # the face square, both sides
+    browser.execute_script("window.scrollTo(0, 0)")
+    browser.save_screenshot(str(shots / "demo_face_mode.png"))

@@ -102,3 +102,15 @@ def test_convert_face_option(tmp_path):
     assert "no face found in 1 image(s); they were translated whole" in proc.stderr
     assert Image.open(tmp_path / "out" / "astronaut.jpg").size == (512, 512)
     assert Image.open(tmp_path / "out" / "coffee.jpg").size == (600, 400)
+
+
+def test_the_demo_says_when_there_is_no_face(engine, tmp_path):
+    from translate.apps.service import NO_FACE, Limits, translate_one
+
+    done = translate_one(engine, PHOTOS / "coffee.jpg", "coffee.jpg", 1.0, Limits(), tmp_path,
+                         "anime", face="crop")
+    assert done.note == NO_FACE and Image.open(done.png).size == (600, 400)
+    face = translate_one(engine, PHOTOS / "astronaut.jpg", "astronaut.jpg", 0.5, Limits(),
+                         tmp_path, "anime", face="crop")
+    assert face.note == "" and Image.open(face.png).size == (512, 512)
+    assert Image.open(face.before).size == (512, 512)  # the square it compares with

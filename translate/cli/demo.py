@@ -62,9 +62,25 @@ def _interrupt(signum, frame):
 
 
 def cmd_demo(args) -> int:
+    if args.models_from_zoo:
+        install_zoo_models(args.models_from_zoo)
     run_demo(args.models, args.host, args.port, args.share, args.device,
              args.max_upload_mb, args.max_megapixels, args.queue_size)  # DemoError: exit 2
     return 0
+
+
+def install_zoo_models(names: list[str]) -> None:
+    """Download zoo models before the demo starts (they then appear in its tabs)."""
+    from translate.hub.download import DownloadError
+    from translate.hub.zoo import download
+
+    for name in names:
+        try:
+            meta, what = download(name)
+        except DownloadError as err:
+            raise DemoError(f"{name} could not be downloaded, so the demo was not started: "
+                            f"{err}") from None
+        print(f"{meta['name']}: {what} ({meta['path']})", file=sys.stderr)
 
 
 def register(sub) -> None:
@@ -74,6 +90,9 @@ def register(sub) -> None:
                        "with a before/after slider, a batch tab, and the API endpoints "
                        "/real2anime, /day2night and /batch for gradio_client. Serves on "
                        "127.0.0.1 only, unless --host says otherwise.")
+    p.add_argument("--models-from-zoo", nargs="+", metavar="NAME",
+                   help="download these published models first (translate zoo list shows "
+                   "them; each tab also offers its task's models for download)")
     p.add_argument("--models", metavar="DIR",
                    help="folder of exported generators (default: the repository's models/)")
     p.add_argument("--host", default="127.0.0.1",
