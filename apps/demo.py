@@ -46,7 +46,7 @@ from .catalog import (TASKS, Catalog, ModelEntry, TranslatorCache,  # noqa: E402
 from .examples import example_photos  # noqa: E402
 from .service import (FACE_MODES, InputError, Limits, OutputFolder,  # noqa: E402
                       check_face, check_strength, decode_data_url, read_image, run_batch,
-                      translate_one)
+                      translate_one, translate_video)
 
 ERROR_TITLE = "Not translated"
 FACE_TASKS = ("real2anime",)      # tabs that offer face mode
@@ -100,6 +100,31 @@ def upload_source(payload, limits: Limits) -> tuple[Path | bytes, str]:
     if str(payload.get("url") or "").startswith("data:"):
         return decode_data_url(payload["url"], limits), name
     raise InputError("the upload holds no file")
+
+
+def video_source(payload) -> tuple[Path, str]:
+    """(file inside the upload folder, original name) of a video payload (gr.Video's
+    ``{"video": file, "subtitles": ...}`` or a bare file)."""
+    if isinstance(payload, dict) and isinstance(payload.get("video"), dict):
+        payload = payload["video"]
+    if not payload:
+        raise InputError("upload a clip first")
+    if not isinstance(payload, dict) or not payload.get("path"):
+        raise InputError("send the clip as a file (gradio_client: handle_file(path))")
+    path = Path(payload["path"])
+    if not _inside(path, Path(get_upload_folder())) or not path.is_file():
+        raise InputError("the clip must be uploaded to this server first")
+    return path, Path(str(payload.get("orig_name") or path.name)).name
+
+
+def check_temporal(value) -> int:
+    try:
+        n = int(value or 0)
+    except (TypeError, ValueError):
+        raise InputError(f"temporal smoothing must be a whole number, not {value!r}") from None
+    if not 0 <= n <= 16:
+        raise InputError(f"temporal smoothing must be from 0 to 16, not {n}")
+    return n
 
 
 class Demo:
@@ -163,6 +188,32 @@ class Demo:
             note = (Path(png).parent / "note.txt")
             return png, (f"**Face mode:** {note.read_text()}" if note.is_file() else "")
         return translate
+
+    def video(self, clip, model=None, temporal=0, progress=gr.Progress()):
+        """Translate a clip frame by frame; returns the MP4 (H.264, the sound kept)."""
+        try:
+            path, name = video_source(clip)
+            temporal = check_temporal(temporal)
+            entry, translator = self.translator(model, None)
+            progress(0.0, desc="translating")
+
+            def report(done: int, total: int | None) -> None:
+                progress((done, total) if total else 0.0,
+                         desc=f"translating: frame {done}" + (f" of {total}" if total else ""),
+                         unit="frames")
+            return str(translate_video(translator, path, name, self.limits, self.outputs.new(),
+                                       temporal, report))
+        except InputError as err:
+            raise user_error(err) from None
+        except (RuntimeError, MemoryError) as err:
+            raise user_error(f"the model failed on this clip ({err})") from None
+
+    def page_video(self, clip, model, temporal, progress=gr.Progress()):
+        """The Video tab's button: :meth:`video` with problems in the tab's message area."""
+        try:
+            return self.video(clip, model, temporal, progress), ""
+        except gr.Error as err:
+            return None, f"**{ERROR_TITLE}:** {err.message}"
 
     def check_upload(self, image):
         """Check an upload as it arrives (size, pixels, decodable): ("", the image) when it
@@ -391,6 +442,39 @@ def _batch_tab(demo: Demo) -> None:
               api_name="batch", concurrency_id=DEVICE_GROUP, concurrency_limit=1)
 
 
+def _video_tab(demo: Demo) -> None:
+    keys = list(demo.catalog.entries)
+    default = next((demo.catalog.defaults[t] for t in TASKS if demo.catalog.defaults[t]),
+                   keys[0] if keys else None)
+    with gr.Tab("Video", id="video", elem_id="tab-video"):
+        with gr.Row():
+            with gr.Column():
+                clip = gr.Video(label=f"Clip ({demo.limits.describe_video()})",
+                                sources=["upload"], elem_id="video-input")
+                status = gr.Markdown(elem_id="video-status")
+                model = gr.Dropdown(keys, value=default, label="Model",
+                                    interactive=bool(keys), elem_id="video-model")
+                temporal = gr.Slider(0, 8, value=0, step=1, label="Temporal smoothing",
+                                     info="0: off; N keeps N/(N+1) of the previous frame "
+                                     "where the input barely changed (less flicker)",
+                                     elem_id="video-temporal")
+                run = gr.Button("Translate clip", variant="primary", interactive=bool(keys),
+                                elem_id="video-run")
+            with gr.Column():
+                result = gr.Video(label="Result (H.264, the sound kept)", interactive=False,
+                                  elem_id="video-result")
+        api = gr.Button(visible=False, elem_id="video-api")
+        api.click(demo.video, [clip, model, temporal], result, api_name="video",
+                  preprocess=False, concurrency_id=DEVICE_GROUP, concurrency_limit=1,
+                  api_description="a clip in, the translated MP4 (H.264, sound kept) out")
+        private = {"queue": False, "api_visibility": "private"}
+        run.click(lambda: gr.update(interactive=False), None, run, **private) \
+            .then(demo.page_video, [clip, model, temporal], [result, status],
+                  preprocess=False, concurrency_id=DEVICE_GROUP, concurrency_limit=1,
+                  api_visibility="private") \
+            .then(lambda: gr.update(interactive=True), None, run, **private)
+
+
 def build_app(models_dir: str | Path | None = None, *, device: str = "auto",
               limits: Limits = Limits(), queue_size: int = 16, examples: bool = True,
               zoo: bool = True) -> gr.Blocks:
@@ -414,6 +498,7 @@ def build_app(models_dir: str | Path | None = None, *, device: str = "auto",
                 paths = example_photos(task) if examples else []
                 _task_tab(demo, task, paths)
             _batch_tab(demo)
+            _video_tab(demo)
     app.queue(max_size=queue_size, default_concurrency_limit=1)
     return app
 
@@ -424,7 +509,7 @@ def serve(models_dir: str | Path | None = None, *, host: str = "127.0.0.1", port
     """Build the app and start its server (blocking unless ``block`` is False)."""
     app = build_app(models_dir, device=device, limits=limits, queue_size=queue_size)
     app.launch(server_name=host, server_port=port, share=share,
-               max_file_size=limits.max_file_bytes, allowed_paths=None, show_error=False,
+               max_file_size=limits.largest_upload, allowed_paths=None, show_error=False,
                ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False,
                footer_links=["api", "settings"], prevent_thread_lock=True, quiet=True)
     print(startup_text(app, share), flush=True)

@@ -38,10 +38,21 @@ class Limits:
     max_pixels: int = 40_000_000         # width x height; larger images are refused unread
     max_batch_images: int = 64           # images per batch (files plus zip members)
     max_zip_bytes: int = 200 * 2**20     # uncompressed total of the images in one zip
+    max_video_bytes: int = 100 * 2**20   # per video file
+    max_video_seconds: float = 60.0      # per video; its frames obey max_pixels
 
     def describe(self) -> str:
         return (f"up to {self.max_file_bytes / 2**20:g} MB and "
                 f"{self.max_pixels / 1e6:g} megapixels per image")
+
+    def describe_video(self) -> str:
+        return (f"clips up to {self.max_video_bytes / 2**20:g} MB and "
+                f"{self.max_video_seconds:g} s")
+
+    @property
+    def largest_upload(self) -> int:
+        """What the server accepts at all; each kind of file is checked against its own."""
+        return max(self.max_file_bytes, self.max_video_bytes)
 
 
 Source = Path | bytes
@@ -297,3 +308,46 @@ def run_batch(translator, paths: list[Path], names: list[str], strength: float,
                     archive.write(png, png.name)
         result.archive = atomic_write(out_dir / f"results_{suffix}.zip", write)
     return result
+
+
+# ----------------------------------------------------------------------------- videos
+
+def check_video(path: Path, name: str, limits: Limits) -> None:
+    """Refuse a clip above the size, duration or frame-size limits, or one that is not a
+    video, from its header (nothing is decoded)."""
+    import av
+
+    size = path.stat().st_size
+    if size > limits.max_video_bytes:
+        raise InputError(f"{name} is {size / 2**20:.1f} MB; this demo accepts "
+                         f"{limits.describe_video()}")
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            w, h = stream.codec_context.width, stream.codec_context.height
+            seconds = (container.duration / 1e6 if container.duration
+                       else float((stream.duration or 0) * (stream.time_base or 0)))
+    except (av.error.FFmpegError, IndexError, OSError, UnicodeDecodeError):
+        raise InputError(f"{name} is not a video this demo can read (not a video file, or "
+                         "damaged)") from None
+    if seconds > limits.max_video_seconds:
+        raise InputError(f"{name} lasts {seconds:.0f} s; this demo accepts "
+                         f"{limits.describe_video()}")
+    if w * h > limits.max_pixels:
+        raise InputError(f"{name} has {w} x {h} frames; this demo accepts "
+                         f"{limits.max_pixels / 1e6:g} megapixels per frame")
+
+
+def translate_video(translator, path: Path, name: str, limits: Limits, out_dir: Path,
+                    temporal: int = 0, progress=None) -> Path:
+    """Translate one uploaded clip into ``out_dir/<stem>_translated.mp4`` (H.264, the
+    sound copied); ``progress(frames done, frames expected)``."""
+    from translate.infer.video import VideoError, VideoOptions, convert_video
+
+    check_video(path, name, limits)
+    target = out_dir / f"{safe_stem(name)}_translated.mp4"
+    try:
+        convert_video(translator, path, target, VideoOptions(temporal=temporal), progress)
+    except VideoError as err:
+        raise InputError(f"{name}: {err.reason}") from None
+    return target

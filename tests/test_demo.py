@@ -109,7 +109,7 @@ def models(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(models, tmp_path_factory):
     demo = DemoServer("--models", str(models), "--max-upload-mb", "1", "--max-megapixels",
-                      "0.25", temp=tmp_path_factory.mktemp("gradio"))
+                      "0.25", "--max-video-mb", "1", temp=tmp_path_factory.mktemp("gradio"))
     yield demo
     demo.stop()
 
@@ -218,7 +218,7 @@ def test_server_binds_localhost_with_one_device_group(server):
     public = {d["api_name"]: d for d in config["dependencies"]
               if d["api_visibility"] == "public"}
     assert set(public) == {"real2anime", "day2night", "batch", "download_real2anime",
-                           "download_day2night"}
+                           "download_day2night", "video"}
     text = "".join(server.lines)
     assert "share=True" not in text and "--share opens a public link" in text
     try:

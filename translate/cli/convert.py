@@ -35,6 +35,7 @@ def cmd_export(args) -> int:
 
 def cmd_convert(args) -> int:
     from translate.infer.convert import Options, convert
+    from translate.infer.video import VideoOptions
     from translate.devices import launched, pick_device, start
     from translate.infer.engine import Translator
     from translate.infer.shared import convert_shared
@@ -54,7 +55,9 @@ def cmd_convert(args) -> int:
     options = Options(batch_size=args.batch_size, tile=args.tile, overlap=args.overlap,
                       format=args.format, quality=args.quality,
                       skip_existing=args.skip_existing, workers=args.workers, face=args.face,
-                      tile_progress=not args.quiet)
+                      tile_progress=not args.quiet,
+                      video=VideoOptions(crf=args.crf, codec=args.codec,
+                                         temporal=args.temporal))
     if ctx is not None and ctx.distributed:
         report = convert_shared(ctx, translator, args.input, args.output, options,
                                 progress=not args.quiet)
@@ -62,9 +65,20 @@ def cmd_convert(args) -> int:
             return 1 if report.failed else 0
     else:
         report = convert(translator, args.input, args.output, options, progress=not args.quiet)
-    rate = len(report.written) / report.seconds if report.seconds else 0.0
-    print(f"converted {len(report.written)} image(s) into {args.output} in "
+    print_report(report, args.output)
+    return 1 if report.failed else 0
+
+
+def print_report(report, output: str) -> None:
+    """What a conversion did, on stderr: counts, videos, notes and failures."""
+    images = len(report.written) - len(report.videos)
+    rate = images / report.seconds if report.seconds else 0.0
+    print(f"converted {images} image(s) into {output} in "
           f"{report.seconds:.1f} s ({rate:.1f} images/s)", file=sys.stderr)
+    for src, v in report.videos:
+        flicker = f", flicker {v.flicker:.2f}" if v.flicker is not None else ""
+        print(f"video {src.name}: {v.frames} frames, {v.duration:.1f} s at {v.fps:.3g} fps, "
+              f"converted at {v.frames_per_second:.1f} frames/s{flicker}", file=sys.stderr)
     if report.skipped:
         print(f"skipped {len(report.skipped)} image(s) whose output already exists",
               file=sys.stderr)
@@ -79,8 +93,6 @@ def cmd_convert(args) -> int:
         print(f"{len(report.failed)} file(s) could not be converted:", file=sys.stderr)
         for path, reason in report.failed:
             print(f"  {path}: {reason}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def open_onnx(path: Path, args):
@@ -166,6 +178,13 @@ def register_convert(sub) -> None:
     p.add_argument("--norm-stats", choices=("running", "image"),
                    help="batch-norm statistics: running averages, or each image's own "
                    "(default: what the checkpoint says)")
+    p.add_argument("--crf", type=non_negative, default=18,
+                   help="videos: encoder quality, lower is better and larger (default 18)")
+    p.add_argument("--codec", default="libx264", choices=("libx264", "mpeg4", "libvpx-vp9"),
+                   help="videos: the encoder (default libx264: H.264, yuv420p)")
+    p.add_argument("--temporal", type=non_negative, default=0, metavar="N",
+                   help="videos: blend each frame with the previous output where the input "
+                   "barely changed, keeping N/(N+1) of it (less flicker; default 0: off)")
     p.add_argument("--face", choices=("crop", "paste"),
                    help="face mode: translate a square around the largest face at the "
                    "model's face size (512 unless its card says); crop writes that square, "

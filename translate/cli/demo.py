@@ -27,7 +27,8 @@ def load_app():
 
 
 def run_demo(models: str | None, host: str, port: int, share: bool, device: str,
-             max_upload_mb: float, max_megapixels: float, queue_size: int) -> None:
+             max_upload_mb: float, max_megapixels: float, queue_size: int,
+             max_video_mb: float = 100, max_video_seconds: float = 60) -> None:
     """Start the demo server and serve until interrupted."""
     from translate.devices import pick_device
 
@@ -41,7 +42,9 @@ def run_demo(models: str | None, host: str, port: int, share: bool, device: str,
     from translate.apps.service import Limits
 
     limits = Limits(max_file_bytes=int(max_upload_mb * 2**20),
-                    max_pixels=int(max_megapixels * 1e6))
+                    max_pixels=int(max_megapixels * 1e6),
+                    max_video_bytes=int(max_video_mb * 2**20),
+                    max_video_seconds=max_video_seconds)
     # SIGTERM (a service manager, `kill`) stops the server the way Ctrl-C does, so the
     # demo's temporary folders are removed at exit instead of being left behind
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -65,7 +68,8 @@ def cmd_demo(args) -> int:
     if args.models_from_zoo:
         install_zoo_models(args.models_from_zoo)
     run_demo(args.models, args.host, args.port, args.share, args.device,
-             args.max_upload_mb, args.max_megapixels, args.queue_size)  # DemoError: exit 2
+             args.max_upload_mb, args.max_megapixels, args.queue_size,
+             args.max_video_mb, args.max_video_seconds)  # DemoError: exit 2
     return 0
 
 
@@ -105,6 +109,10 @@ def register(sub) -> None:
                    help="largest accepted upload, per file (default 20)")
     p.add_argument("--max-megapixels", type=positive_number, default=40,
                    help="largest accepted image, width x height (default 40)")
+    p.add_argument("--max-video-mb", type=positive_number, default=100,
+                   help="largest accepted clip in the Video tab (default 100)")
+    p.add_argument("--max-video-seconds", type=positive_number, default=60,
+                   help="longest accepted clip, in seconds (default 60)")
     p.add_argument("--queue-size", type=positive, default=16,
                    help="requests that may wait for the model (default 16)")
     p.set_defaults(func=cmd_demo)

@@ -25,7 +25,7 @@ import os
 import sys
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from translate.infer.video import (VideoError, VideoOptions, VideoStats, convert_video,
+                                   is_video_file)
+from translate.infer.video import output_suffix as video_suffix
 from translate.infer.jpeg import (JPEG_SUFFIXES, EncodedJpeg, decode_jpegs, encode_jpegs,
                            input_from_uint8, read_jpeg, to_uint8_batch)
 from translate.errors import UserError
@@ -42,6 +45,9 @@ from translate.images import (ALPHA_FORMATS, ImageError, is_image_file, load_ima
 
 FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 WRITABLE = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+VIDEO = "video"  # what the decoder hands over for a video file
 
 
 class UsageError(UserError, ValueError):
@@ -59,6 +65,7 @@ class Options:
     workers: int = 2       # decoder and encoder processes each; 0 does all in-process
     device_codec: bool | None = None  # JPEG codec on the engine's device; None: on CUDA
     face: str | None = None  # crop or paste: the largest face (translate.infer.faces)
+    video: VideoOptions = field(default_factory=VideoOptions)  # codec, crf, temporal
     tile_progress: bool = False  # a progress bar over the tiles of each large image
 
 
@@ -69,6 +76,7 @@ class Report:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     alpha_dropped: list[Path] = field(default_factory=list)
     no_face: list[Path] = field(default_factory=list)  # face mode found none: whole image
+    videos: list[tuple[Path, VideoStats]] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -98,6 +106,8 @@ def find_inputs(spec: str | Path) -> tuple[Path, list[Path]]:
 
 
 def output_suffix(src: Path, fmt: str) -> str:
+    if is_video_file(src):
+        return video_suffix(src)
     if fmt != "same":
         return FORMATS[fmt]
     ext = src.suffix.lower()
@@ -139,6 +149,8 @@ class _Decode(Dataset):
 
     def __getitem__(self, i: int):
         src = self.jobs[i][0]
+        if is_video_file(src):
+            return i, VIDEO, None, None  # decoded frame by frame in the main process
         if not is_image_file(src):
             return i, None, None, "not an image file (unknown extension)"
         if self.device_jpeg:
@@ -239,6 +251,8 @@ class _Conversion:
             for i, rgb, alpha, error in loader:
                 if error is not None:
                     self.fail(i, error)
+                elif isinstance(rgb, str) and rgb == VIDEO:
+                    self.video(i)
                 elif self.options.face:
                     self.face(i, rgb, alpha)
                 elif self.engine.tile_size(*rgb.shape[:2], self.options.tile):
@@ -286,6 +300,29 @@ class _Conversion:
         o = self.options
         self.emit(i, self.engine.translate_array(rgb, o.tile, o.overlap, o.batch_size,
                                                  progress=self._tile_bar(i)), alpha)
+
+    def video(self, i: int) -> None:
+        """A video, frame by frame with its own bar (frames/s, ETA), after the batches
+        before it; a video that cannot be read is reported like an image."""
+        self.flush(drain=True)
+        src, dst = self.jobs[i]
+        bar = tqdm(total=None, unit="frame", desc=src.name, leave=False, file=sys.stderr,
+                   dynamic_ncols=True, disable=self.bar.disable)
+
+        def update(done: int, total: int | None) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+        o = self.options
+        options = replace(o.video, batch_size=o.batch_size, tile=o.tile, overlap=o.overlap)
+        try:
+            stats = convert_video(self.engine, src, dst, options, update)
+        except VideoError as err:
+            return self.fail(i, err.reason)
+        finally:
+            bar.close()
+        self.report.videos.append((src, stats))
+        self.report.written.append(dst)
+        self.bar.update(1)
 
     def face(self, i: int, rgb: np.ndarray | EncodedJpeg, alpha: np.ndarray | None) -> None:
         """Face mode: the largest face, cropped or pasted back; the whole image (noted in
