@@ -228,3 +228,32 @@ def test_download_a_published_model_and_use_face_mode(browser, zoo_page):
     assert {tuple(s) for s in sizes} == {(512, 512)}, sizes  # the face square, both sides
     browser.execute_script("window.scrollTo(0, 0)")
     browser.save_screenshot(str(shots / "demo_face_mode.png"))
+
+
+def test_a_clip_in_the_video_tab(browser, page, tmp_path):
+    from test_video import make_clip
+
+    server, shots = page
+    clip = make_clip(tmp_path / "walk.mp4", 320, 192, frames=15, fps=15)
+    browser.get(server.url)
+    wait = WebDriverWait(browser, 120)
+    wait.until(lambda d: d.find_elements(By.ID, "tab-video-button"))[0].click()
+    upload = "#video-input input[type=file]"
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, upload))
+    browser.find_element(By.CSS_SELECTOR, upload).send_keys(str(clip))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#video-input video"))
+    browser.find_element(By.ID, "video-run").click()
+    result = "#video-result video"
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, result)
+               and "_translated.mp4" in d.find_element(By.CSS_SELECTOR, result)
+               .get_attribute("src"))
+    size = browser.execute_script(
+        "const v = document.querySelector(arguments[0]);"
+        "return new Promise(done => { if (v.readyState >= 1) done([v.videoWidth, "
+        "v.videoHeight]); v.onloadedmetadata = () => done([v.videoWidth, v.videoHeight]);"
+        "v.onerror = () => done(null); setTimeout(() => done(null), 10000); });", result)
+    if size is not None:  # a Chromium without H.264 cannot play it, but still offers it
+        assert size == [320, 192]
+    assert browser.find_element(By.ID, "video-status").text == ""
+    browser.execute_script("window.scrollTo(0, 0)")
+    browser.save_screenshot(str(shots / "demo_video.png"))

@@ -73,8 +73,9 @@ def print_report(report, output: str) -> None:
     """What a conversion did, on stderr: counts, videos, notes and failures."""
     images = len(report.written) - len(report.videos)
     rate = images / report.seconds if report.seconds else 0.0
-    print(f"converted {images} image(s) into {output} in "
-          f"{report.seconds:.1f} s ({rate:.1f} images/s)", file=sys.stderr)
+    if images or not report.videos:
+        print(f"converted {images} image(s) into {output} in "
+              f"{report.seconds:.1f} s ({rate:.1f} images/s)", file=sys.stderr)
     for src, v in report.videos:
         flicker = f", flicker {v.flicker:.2f}" if v.flicker is not None else ""
         print(f"video {src.name}: {v.frames} frames, {v.duration:.1f} s at {v.fps:.3g} fps, "

@@ -1,0 +1,73 @@
+"""Frames per second of video conversion with the shipped models, on this machine's CPU.
+
+    python benchmarks/video_speed.py [--frames 20]
+
+Makes 720p and 1080p clips (30 fps, a tone on the audio track) from a held-out photo with
+a slow pan, converts each with both shipped models, and prints frames/s and the flicker
+figure (output change over input change per frame; 1: as much as the input)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from test_video import av  # noqa: E402  (PyAV, or the script stops here)
+
+from translate.infer.engine import Translator  # noqa: E402
+from translate.infer.video import VideoOptions, convert_video  # noqa: E402
+
+
+def panning_clip(path: Path, w: int, h: int, frames: int) -> Path:
+    """A slow pan across a held-out photo (picosdeeuropa.jpg), 30 fps, with sound."""
+    photo = Image.open(ROOT / "apps" / "photos" / "picosdeeuropa.jpg").convert("RGB")
+    big = np.asarray(photo.resize((int(w * 1.2), int(h * 1.2)), Image.LANCZOS))
+    out = av.open(str(path), "w")
+    vs = out.add_stream("libx264", rate=30)
+    vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+    audio = out.add_stream("aac", rate=44100)
+    audio.layout = "mono"
+    for i in range(frames):
+        x = int(i * (big.shape[1] - w) / max(1, frames - 1))
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(big[:h, x:x + w]),
+                                           format="rgb24")
+        frame.pts = i
+        out.mux(vs.encode(frame))
+    out.mux(vs.encode(None))
+    n = 44100 * frames // 30
+    tone = (0.2 * np.sin(2 * np.pi * 330 * np.arange(n) / 44100)).astype(np.float32)
+    for k in range(0, n, 1024):
+        f = av.AudioFrame.from_ndarray(tone[None, k:k + 1024], format="flt", layout="mono")
+        f.sample_rate, f.pts = 44100, k
+        out.mux(audio.encode(f))
+    out.mux(audio.encode(None))
+    out.close()
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (w, h) in (("720p", (1280, 720)), ("1080p", (1920, 1080))):
+            clip = panning_clip(Path(tmp) / f"{name}.mp4", w, h, args.frames)
+            for task in ("day2night", "real2anime"):
+                engine = Translator.from_checkpoint(ROOT / "models" / f"{task}.safetensors",
+                                                    device="cpu")
+                for temporal in (0, 4):
+                    stats = convert_video(engine, clip, Path(tmp) / f"{task}.mp4",
+                                          VideoOptions(temporal=temporal))
+                    print(f"{name} {task} temporal {temporal}: {stats.frames_per_second:.2f} "
+                          f"frames/s, flicker {stats.flicker:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
