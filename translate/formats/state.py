@@ -10,6 +10,7 @@ written by earlier versions have the same keys (tests/data/legacy_v0).
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,14 @@ def load_state(path: str | Path, map_location: str | torch.device = "cpu",
     (``weights_only=True``)."""
     try:
         state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" in str(err):  # torch's text advises the unsafe load
+            raise CheckpointError(
+                f"{path}: not a loadable training checkpoint: it holds pickled objects other "
+                "than tensors, which translate refuses without running them", path) from None
+        raise CheckpointError(f"{path}: not a loadable training checkpoint "
+                              f"({str(err).splitlines()[0]})", path) from None
+    except Exception as err:  # torch raises RuntimeError, EOFError, ...
         raise CheckpointError(f"{path}: not a loadable training checkpoint ({err})",
                               path) from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:

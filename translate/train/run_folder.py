@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from translate.devices import Context
+from translate.files import atomic_write
 from translate.formats.checkpoint import write_generator
 from translate.formats.state import TrainingState
 from translate.images import grid, save_image
@@ -44,29 +46,41 @@ class MetricsLog:
 
     def write(self, step: int, extra: dict) -> dict:
         row = {"step": step, **self.means(), **extra}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        self.append(row)
         self.sums, self.counts = {}, {}
         return row
 
     def truncate_after(self, step: int) -> None:
-        """Drop lines logged after ``step`` (written after the checkpoint we resume from)."""
+        """Drop lines logged after ``step`` (written after the checkpoint we resume from),
+        and a line torn by a kill or a full disk (it is not JSON)."""
         if not self.path.exists():
             return
-        keep = [line for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= step]
-        self.path.write_text("".join(line + "\n" for line in keep))
+        keep = [line for line in self.path.read_text(errors="replace").splitlines()
+                if (row := _parse(line)) is not None and row["step"] <= step]
+        atomic_write(self.path, lambda tmp: Path(tmp).write_text(
+            "".join(line + "\n" for line in keep)))
 
     def append(self, row: dict) -> None:
-        """Write ``row`` (which has a ``step``) as a line of its own."""
+        """Write ``row`` (which has a ``step``) as a line of its own, flushed to the disk."""
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
 
     def state(self) -> dict:
         return {"sums": dict(self.sums), "counts": dict(self.counts)}
 
     def load(self, state: dict) -> None:
         self.sums, self.counts = dict(state["sums"]), dict(state["counts"])
+
+
+def _parse(line: str) -> dict | None:
+    """A metrics line as a dict with a step, or None (blank, torn or foreign)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None
 
 
 def prepare_run_folder(config: Config, resume: bool, ctx: Context | None = None
