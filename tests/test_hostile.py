@@ -54,3 +54,36 @@ def test_the_suite_installs_no_system_packages():
         if test.name != Path(__file__).name:
             assert not calls.search(test.read_text()), test.name
     assert "apt-get install" in (ROOT / ".ci" / "run").read_text()
+
+
+def bomb_png(path: Path, side: int = 30000) -> Path:
+    """A valid PNG of a few hundred bytes whose header declares side x side pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (3 * 16 + 1) * 16)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", rows)
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_decompression_bomb_is_a_reported_file_not_a_crash(shapes32, tmp_path):
+    from translate.data.check import check_dataset
+    from translate.images import ImageError, image_size
+
+    bomb = bomb_png(tmp_path / "bomb.png")
+    assert bomb.stat().st_size < 1000
+    with pytest.raises(ImageError, match="cannot read image"):
+        image_size(bomb)
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(shapes32, data)
+    name = sorted((data / "train" / "A").iterdir())[0].name
+    bomb_png(data / "train" / "A" / name)
+    report = check_dataset(data)
+    assert any(name in str(entry) for entry in report["unreadable"])

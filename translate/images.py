@@ -115,7 +115,7 @@ def image_size(path: str | Path | BinaryIO) -> tuple[int, int]:
         with Image.open(path) as img:
             w, h = img.size
             orientation = _header_orientation(img)
-    except (OSError, SyntaxError, ValueError) as err:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ImageError(path, f"cannot read image ({err})") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
