@@ -87,3 +87,26 @@ def test_a_decompression_bomb_is_a_reported_file_not_a_crash(shapes32, tmp_path)
     bomb_png(data / "train" / "A" / name)
     report = check_dataset(data)
     assert any(name in str(entry) for entry in report["unreadable"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.lr=.inf", "train.lr must be a finite number"),
+    ("train.lr=.nan", "train.lr must be a finite number"),
+    ("train.beta1=5", "train.beta1 must be below 1"),
+    ("train.seed=-1", "train.seed must be at least 0"),
+])
+def test_config_values_that_cannot_train_are_refused(override, message):
+    from translate.train.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, [override, "train.out=x"])
+
+
+def test_a_section_that_is_not_a_mapping_is_explained(tmp_path):
+    from translate.train.config import ConfigError, load_config
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("data: 5\n")
+    with pytest.raises(ConfigError, match="'data' must be a mapping of keys to values, not "
+                                          "a int"):
+        load_config(path)

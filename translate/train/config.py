@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -104,12 +105,12 @@ class TrainConfig(MovedOptions):
                           minimum=1)
     batch_size: int = opt(1, "images per iteration", minimum=1)
     lr: float = opt(2e-4, "Adam learning rate (G and D)", minimum=0)
-    beta1: float = opt(0.5, "Adam beta1", minimum=0)
-    beta2: float = opt(0.999, "Adam beta2", minimum=0)
+    beta1: float = opt(0.5, "Adam beta1 (below 1)", minimum=0)
+    beta2: float = opt(0.999, "Adam beta2 (below 1)", minimum=0)
     decay_from: int | None = opt(None, "iteration where linear LR decay to 0 starts "
                                  "(default: half of iterations)", minimum=0)
     device: str = opt("auto", "where to train", ("auto", "cpu", "cuda"))
-    seed: int = opt(0, "seed for weights, data order, augmentation and dropout")
+    seed: int = opt(0, "seed for weights, data order, augmentation and dropout", minimum=0)
     out: str = opt("", "run folder (default: runs/<config file name>)")
     log_every: int = opt(100, "iterations between metrics.jsonl lines", minimum=1)
     sample_every: int = opt(1000, "iterations between sample grids (0: never)", minimum=0)
@@ -220,6 +221,8 @@ def _coerce(name: str, value: Any, f: dataclasses.Field, hint: Any) -> Any:
         kind = {bool: "true or false", int: "an integer", float: "a number"}.get(base,
                                                                               "a string")
         raise ConfigError(f"{name} must be {kind}, got {value!r}", name) from None
+    if base is float and not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number; got {value!r}", name)
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}",
@@ -302,7 +305,11 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     sections, moved = {}, {}
     for name, cls in classes.items():
         merged = dict(method.config_defaults.get(name, {}))
-        for key, value in (raw.get(name) or {}).items():
+        given = raw.get(name) or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"'{name}' must be a mapping of keys to values, not a "
+                              f"{type(given).__name__}", name)
+        for key, value in given.items():
             if f"{name}.{key}" in LEGACY_KEYS:
                 moved[LEGACY_KEYS[f"{name}.{key}"]] = value
             else:
@@ -356,6 +363,10 @@ def _check(config: Config) -> None:
     elif d.crop_size % 4:
         raise ConfigError(f"the {g.arch} generator downsamples twice, so data.crop_size must "
                           f"be a multiple of 4; got {d.crop_size}")
+    for beta in ("beta1", "beta2"):
+        if getattr(config.train, beta) >= 1:
+            raise ConfigError(f"train.{beta} must be below 1 (an Adam moment decay); got "
+                              f"{getattr(config.train, beta)!r}", f"train.{beta}")
     try:
         parse_policy(config.loss.diffaugment)
     except ValueError as err:
