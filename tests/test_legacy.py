@@ -17,7 +17,8 @@ LEGACY = Path(__file__).resolve().parent / "data" / "legacy_v0"
 
 
 @pytest.fixture
-def legacy(tmp_path) -> Path:
+def legacy(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as the files were made (see their README)
     copy = tmp_path / "legacy"
     shutil.copytree(LEGACY, copy)
     return copy
