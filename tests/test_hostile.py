@@ -110,3 +110,22 @@ def test_a_section_that_is_not_a_mapping_is_explained(tmp_path):
     with pytest.raises(ConfigError, match="'data' must be a mapping of keys to values, not "
                                           "a int"):
         load_config(path)
+
+
+def test_inputs_that_share_a_name_get_an_output_each(tmp_path):
+    """photo.png, photo.gif and photo.jpg used to become 2 files for "converted 3"."""
+    from PIL import Image
+
+    from conftest import run_cli
+
+    src = tmp_path / "in"
+    src.mkdir()
+    colours = {"png": (200, 30, 30), "gif": (30, 200, 30), "jpg": (30, 30, 200)}
+    for ext, colour in colours.items():
+        Image.new("RGB", (40, 30), colour).save(src / f"photo.{ext}")
+    proc = run_cli("convert", "--checkpoint", str(ROOT / "models" / "day2night.safetensors"),
+                   "--input", str(src), "--output", str(tmp_path / "out"), "--format", "png",
+                   "--device", "cpu", "--quiet", "--workers", "0", check=True)
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["photo_gif.png", "photo_jpg.png", "photo_png.png"]
+    assert "photo.gif -> photo_gif.png" in proc.stderr

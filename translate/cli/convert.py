@@ -83,6 +83,11 @@ def print_report(report, output: str) -> None:
     if report.skipped:
         print(f"skipped {len(report.skipped)} image(s) whose output already exists",
               file=sys.stderr)
+    if report.renamed:
+        print(f"note: {len(report.renamed)} input(s) shared an output name with another, so "
+              "their outputs keep the input's extension in the name:", file=sys.stderr)
+        for src, dst in report.renamed[:10]:
+            print(f"  {src.name} -> {dst.name}", file=sys.stderr)
     if report.no_face:
         print(f"note: no face found in {len(report.no_face)} image(s); they were translated "
               "whole", file=sys.stderr)

@@ -76,6 +76,7 @@ class Report:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     alpha_dropped: list[Path] = field(default_factory=list)
     no_face: list[Path] = field(default_factory=list)  # face mode found none: whole image
+    renamed: list[tuple[Path, Path]] = field(default_factory=list)  # shared output names
     videos: list[tuple[Path, VideoStats]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -126,13 +127,28 @@ def plan(input_spec: str | Path, output_dir: str | Path, fmt: str = "same"
         raise UsageError(f"output folder {out} is inside the input folder {root}; choose a "
                          "folder outside it so inputs are never overwritten")
     inputs = {f.resolve() for f in files}
-    pairs = []
-    for f in files:
-        dst = out / f.relative_to(root).with_suffix(output_suffix(f, fmt))
+    pairs = _unique([(f, out / f.relative_to(root).with_suffix(output_suffix(f, fmt)))
+                     for f in files])
+    for _, dst in pairs:
         if dst.resolve() in inputs:
             raise UsageError(f"{dst} would overwrite an input")
-        pairs.append((f, dst))
     return pairs
+
+
+def _unique(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """One output per input: inputs that would share an output name (photo.png and
+    photo.gif both becoming photo.png) keep their own extension in it (photo_gif.png)."""
+    count: dict[Path, int] = {}
+    for _, dst in pairs:
+        count[dst] = count.get(dst, 0) + 1
+    return [(src, dst if count[dst] == 1 else
+             dst.with_name(f"{dst.stem}_{src.suffix.lstrip('.').lower()}{dst.suffix}"))
+            for src, dst in pairs]
+
+
+def renamed(jobs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
+    """The jobs whose output name is not the input's stem (see :func:`_unique`)."""
+    return [(src, dst) for src, dst in jobs if dst.stem != src.stem]
 
 
 class _Decode(Dataset):
@@ -218,7 +234,9 @@ def convert(engine, input_spec: str | Path, output_dir: str | Path,
     options = options or Options()
     jobs, skipped = (planned if planned is not None
                      else plan_jobs(input_spec, output_dir, options))
-    return _Conversion(engine, jobs, options, progress).run(skipped)
+    report = _Conversion(engine, jobs, options, progress).run(skipped)
+    report.renamed = renamed(jobs)
+    return report
 
 
 class _Conversion:
