@@ -39,14 +39,14 @@ import gradio as gr  # noqa: E402
 from gradio.utils import get_upload_folder  # noqa: E402
 
 from translate.formats.checkpoint import CheckpointError  # noqa: E402
-from translate.images import load_image, save_image  # noqa: E402
+from translate.images import save_image  # noqa: E402
 
 from .catalog import (TASKS, Catalog, ModelEntry, TranslatorCache,  # noqa: E402
                       UnknownModel, card_markdown, scan, zoo_offers)
 from .examples import example_photos  # noqa: E402
 from .service import (FACE_MODES, InputError, Limits, OutputFolder,  # noqa: E402
                       check_face, check_strength, decode_data_url, read_image, run_batch,
-                      translate_one, translate_video)
+                      Translated, translate_one, translate_video)
 
 ERROR_TITLE = "Not translated"
 FACE_TASKS = ("real2anime",)      # tabs that offer face mode
@@ -151,42 +151,43 @@ class Demo:
         except (CheckpointError, OSError) as err:
             raise user_error(f"the model could not be loaded: {err}") from None
 
+    def translate_image(self, task: str, image, model, strength, face, progress
+                        ) -> Translated:
+        """One image of a task tab, at its own size (or its largest face); problems are
+        :class:`gr.Error` for the person."""
+        try:
+            source, name = upload_source(image, self.limits)
+            strength = check_strength(strength)
+            entry, translator = self.translator(model, task)
+            face = face_default(entry) if face in (None, "", "auto") else check_face(face)
+            progress(0.0, desc="translating")
+            return translate_one(translator, source, name, strength, self.limits,
+                                 self.outputs.new(), task, face, entry.face_size or 512,
+                                 tile_reporter(progress))
+        except InputError as err:
+            raise user_error(err) from None
+        except (RuntimeError, MemoryError) as err:  # out of memory on the device, ...
+            raise user_error(f"the model failed on this image ({err})") from None
+
     def translate_task(self, task: str):
         """The API function of a task tab: image file -> translated PNG path."""
         def translate(image, model=None, strength=1.0, face=None, progress=gr.Progress()):
             """Translate one image at its own size (or its largest face); returns the PNG."""
-            try:
-                source, name = upload_source(image, self.limits)
-                strength = check_strength(strength)
-                entry, translator = self.translator(model, task)
-                face = face_default(entry) if face in (None, "", "auto") else check_face(face)
-                progress(0.0, desc="translating")
-                done = translate_one(translator, source, name, strength, self.limits,
-                                     self.outputs.new(), task, face, entry.face_size or 512,
-                                     tile_reporter(progress))
-            except InputError as err:
-                raise user_error(err) from None
-            except (RuntimeError, MemoryError) as err:  # out of memory on the device, ...
-                raise user_error(f"the model failed on this image ({err})") from None
-            if done.note:
-                (done.png.parent / "note.txt").write_text(done.note)
-            return str(done.png)
+            return str(self.translate_image(task, image, model, strength, face, progress).png)
         translate.__name__ = task
         return translate
 
     def page_task(self, task: str):
-        """What the page's Translate button runs: the API function, with problems and notes
-        shown in the tab's message area under this project's own title (Gradio's toasts
-        title every error "Error")."""
-        api = self.translate_task(task)
-
+        """What the page's Translate button runs: (PNG, message, before/after pair), with
+        problems and notes in the tab's message area under this project's own title
+        (Gradio's toasts title every error "Error")."""
         def translate(image, model, strength, face, progress=gr.Progress()):
             try:
-                png = api(image, model, strength, face, progress)
+                done = self.translate_image(task, image, model, strength, face, progress)
             except gr.Error as err:
-                return None, f"**{ERROR_TITLE}:** {err.message}"
-            note = (Path(png).parent / "note.txt")
-            return png, (f"**Face mode:** {note.read_text()}" if note.is_file() else "")
+                return None, f"**{ERROR_TITLE}:** {err.message}", None
+            note = f"**Face mode:** {done.note}" if done.note else ""
+            return str(done.png), note, self.show_pair(image, done)
         return translate
 
     def video(self, clip, model=None, temporal=0, progress=gr.Progress()):
@@ -267,18 +268,18 @@ class Demo:
         return (status, gr.update(choices=choices, value=key, interactive=True),
                 card_markdown(entry), face_default(entry), gr.update(interactive=True))
 
-    def show_pair(self, image: str | None, result: str | None):
-        """(before, after) for the slider; inputs a browser cannot show become PNGs. In
-        face mode the result's folder holds the square it compares with."""
-        if not image or not result:
-            return None
-        before = Path(image)
-        if (Path(result).parent / "before.png").is_file():
-            return str(Path(result).parent / "before.png"), result
-        if before.suffix.lower() not in BROWSER_FORMATS:
-            rgb, alpha = load_image(before)
-            before = save_image(rgb, self.outputs.new() / "input.png", alpha=alpha)
-        return str(before), result
+    def show_pair(self, image, done: Translated):
+        """(before, after) for the slider: the square the face was compared with, or the
+        upload (made a PNG when a browser cannot show it)."""
+        before = done.before
+        if before is None:
+            source, name = upload_source(image, self.limits)
+            if isinstance(source, Path) and source.suffix.lower() in BROWSER_FORMATS:
+                before = source
+            else:
+                rgb, alpha = read_image(source, name, self.limits)
+                before = save_image(rgb, self.outputs.new() / "input.png", alpha=alpha)
+        return str(before), str(done.png)
 
     def batch(self, files, model, strength, progress=gr.Progress()):
         """Translate every image of the uploads (files and zips): gallery, zip, report."""
@@ -308,13 +309,14 @@ class Demo:
         return gallery, archive, "\n".join(lines)
 
 
-def _offers_markdown(task: str) -> str:
-    from translate.hub.zoo import file_state
-
+def _offers_markdown(demo: Demo, task: str) -> str:
+    """The zoo's models for ``task`` as a table; those the catalog lists (verified when it
+    was scanned) are marked installed."""
+    installed = {e.path.stem for e in demo.catalog.entries.values() if e.source == "zoo"}
     rows = ["| Model | What it does | Source | Licence | Size |",
             "| --- | --- | --- | --- | --- |"]
     for e in zoo_offers(task):
-        mark = " (installed)" if file_state(e.name) == "installed" else ""
+        mark = " (installed)" if e.name in installed else ""
         rows.append(f"| `{e.name}`{mark} | {e.description} | [page]({e.homepage}) | "
                     f"{e.licence} | {e.size} |")
     return "\n".join(rows)
@@ -325,7 +327,7 @@ def _zoo_panel(demo: Demo, task: str) -> tuple:
     offers = [e.name for e in zoo_offers(task)]
     with gr.Accordion("Get more models (published, downloaded once)", open=False,
                       elem_id=f"{task}-zoo"):
-        table = gr.Markdown(_offers_markdown(task), elem_id=f"{task}-offers")
+        table = gr.Markdown(_offers_markdown(demo, task), elem_id=f"{task}-offers")
         with gr.Row():
             offer = gr.Dropdown(offers, value=offers[0] if offers else None,
                                 label="Published model", elem_id=f"{task}-offer")
@@ -402,17 +404,16 @@ def _task_events(demo: Demo, task: str, ui: dict) -> None:
               api_description=f"{TASKS[task]}: an image file in, the translated PNG at its "
               "own size (or the face square) out")
     translated = run.click(lambda: [gr.update(interactive=False)] * 2, None, both, **private) \
-        .then(demo.page_task(task), inputs, [ui["result"], ui["status"]], preprocess=False,
+        .then(demo.page_task(task), inputs, [ui["result"], ui["status"], ui["slider"]],
+              preprocess=False,
               concurrency_id=DEVICE_GROUP, concurrency_limit=1, api_visibility="private")
-    translated.then(demo.show_pair, [ui["image"], ui["result"]], ui["slider"],
-                    api_visibility="private")
     translated.then(idle, None, both, **private)
     fetched = fetch.click(lambda: [gr.update(interactive=False)] * 2, None, both, **private) \
         .then(demo.download_task(task), ui["offer"],
               [ui["zoo_status"], ui["model"], ui["card"], ui["face"], run],
               api_name=f"download_{task}", concurrency_id="downloads", concurrency_limit=1)
     fetched.then(lambda: gr.update(interactive=True), None, fetch, **private)
-    fetched.then(lambda: _offers_markdown(task), None, ui["offers"], **private)
+    fetched.then(lambda: _offers_markdown(demo, task), None, ui["offers"], **private)
     fetched.then(lambda: gr.update(interactive=bool(demo.catalog.for_task(task))), None, run,
                  **private)
 

@@ -164,10 +164,7 @@ def translate_face_upload(translator, rgb: np.ndarray, strength: float, face: st
         return translate_rgb(translator, rgb, strength, progress), rgb, NO_FACE
     if face == "paste":
         return blend(result.image, rgb, strength), rgb, ""
-    b = result.crop
-    square = np.asarray(Image.fromarray(np.ascontiguousarray(rgb[b.y0:b.y1, b.x0:b.x1]))
-                        .resize(result.image.shape[1::-1], Image.LANCZOS))
-    return blend(result.image, square, strength), square, ""
+    return blend(result.image, result.square, strength), result.square, ""
 
 
 def safe_stem(name: str) -> str:

@@ -59,11 +59,12 @@ class Box:
 
 @dataclass
 class FaceResult:
-    """What face mode did: the output image, the faces found (largest first) and the
-    square that was translated."""
+    """What face mode did: the output image, the faces found (largest first), the square
+    that was translated and that square of the photo as the model saw it (size x size)."""
     image: np.ndarray
     faces: list[Box]
     crop: Box
+    square: np.ndarray
 
 
 @functools.lru_cache(maxsize=1)
@@ -130,7 +131,7 @@ def translate_face(engine, rgb: np.ndarray, mode: str = "crop", size: int = FACE
                          if box.w > size else cv2.INTER_CUBIC)
     out = to_channels(engine.translate_array(resized, progress=progress), 3)
     if mode == "crop":
-        return FaceResult(out, faces, box)
+        return FaceResult(out, faces, box, resized)
     back = cv2.resize(out, (box.w, box.h), interpolation=cv2.INTER_AREA
                       if size > box.w else cv2.INTER_CUBIC).astype(np.float32)
     weight = feather(box.h, box.w)
@@ -138,4 +139,4 @@ def translate_face(engine, rgb: np.ndarray, mode: str = "crop", size: int = FACE
     region = whole[box.y0:box.y1, box.x0:box.x1].astype(np.float32)
     blended = weight * back + (1 - weight) * region
     whole[box.y0:box.y1, box.x0:box.x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
-    return FaceResult(whole, faces, box)
+    return FaceResult(whole, faces, box, resized)

@@ -85,12 +85,6 @@ def translate_tiled(engine, rgb: np.ndarray, tile: int, overlap: int, batch_size
     return _tiled(engine, rgb, tile, overlap, batch_size, stats_size, 0, progress)
 
 
-def count_tiles(h: int, w: int, tile: int, overlap: int) -> int:
-    """How many tiles :func:`translate_tiled` would use (before grid alignment)."""
-    th, tw = min(tile, h), min(tile, w)
-    return len(tile_starts(h, th, overlap)) * len(tile_starts(w, tw, overlap))
-
-
 def _aligned(engine, rgb: np.ndarray, tile: int, overlap: int, batch_size: int,
              stats_size: int, margin: int, progress=None) -> np.ndarray:
     """Tiles of a local network on the stride grid: pad the image to a multiple of the

@@ -89,11 +89,11 @@ class _Smoother:
     def __call__(self, rgb: np.ndarray, out: np.ndarray) -> np.ndarray:
         x, y = rgb.astype(np.float32), out.astype(np.float32)
         if self.prev_in is not None:
+            moved = np.abs(x - self.prev_in).mean(axis=2, keepdims=True)  # (H, W, 1), 0-255
             if self.keep:
-                moved = np.abs(x - self.prev_in).mean(axis=2, keepdims=True) / 255
-                w = self.keep * np.clip(2 - moved / STILL, 0, 1)
+                w = self.keep * np.clip(2 - moved / (255 * STILL), 0, 1)
                 y = w * self.prev_out + (1 - w) * y
-            self.change_in += float(np.abs(x - self.prev_in).mean())
+            self.change_in += float(moved.mean())
             self.change_out += float(np.abs(y - self.prev_out).mean())
         self.prev_in, self.prev_out = x, y
         return np.clip(np.rint(y), 0, 255).astype(np.uint8)

@@ -177,10 +177,10 @@ class Run:
     docstring for the steps). ``config`` is the resolved copy the run records."""
 
     def __init__(self, config: Config, resume: bool = False):
-        self.config = config = resolved(config, pick_device(config.train.device,
-                                                            "train.device"))
+        asked = pick_device(config.train.device, "train.device")
+        self.config = config = resolved(config, asked)
         t = config.train
-        self.ctx = join_processes(pick_device(t.device, "train.device"))  # torchrun: per GPU
+        self.ctx = join_processes(asked)  # torchrun: one process per GPU
         self.out, self.state = main_first(self.ctx, prepare_run_folder, config, resume,
                                           self.ctx)
         self.device = self.ctx.device
