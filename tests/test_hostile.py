@@ -5,8 +5,12 @@ the test suite installs no system packages."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ import pytest
 from conftest import tiny_config
 from translate.formats.checkpoint import CheckpointError
 from translate.formats.state import load_state
+from translate.train.fields import ConfigError
 from translate.train.loop import train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,3 +134,61 @@ def test_inputs_that_share_a_name_get_an_output_each(tmp_path):
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["photo_gif.png", "photo_jpg.png", "photo_png.png"]
     assert "photo.gif -> photo_gif.png" in proc.stderr
+
+
+def _train_process(config_path: Path) -> subprocess.Popen:
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "translate", "train", str(config_path),
+                             "--quiet"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_lines(path: Path, n: int, proc: subprocess.Popen) -> None:
+    deadline = time.time() + 120
+    while time.time() < deadline and (not path.exists()
+                                      or len(path.read_text().splitlines()) < n):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+
+
+def test_a_run_folder_has_one_trainer_and_a_run_killed_early_starts_again(shapes32,
+                                                                         tmp_path):
+    """Two trainers on one folder: the second is refused and told the first one's PID. A
+    run SIGKILLed before its first checkpoint (the default is every 5000 steps) starts
+    again from step 0 with --resume, and the temporary files of a killed write go."""
+    run = tmp_path / "run"
+    config = tiny_config(shapes32, run, train={"iterations": 100000, "log_every": 1,
+                                               "checkpoint_every": 5000, "sample_every": 0})
+    path = tmp_path / "run.yaml"
+    path.write_text(config.to_yaml())
+    proc = _train_process(path)
+    try:
+        _wait_for_lines(run / "metrics.jsonl", 2, proc)
+        for resume in (False, True):
+            with pytest.raises(ConfigError, match=f"in use by another training process "
+                                                  rf"\(PID {proc.pid}\)"):
+                train(config, resume=resume, progress=False)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (run / "checkpoints" / "latest.pt").exists()
+    (run / "checkpoints").mkdir(exist_ok=True)
+    (run / "checkpoints" / ".latest.pt.x1y2.tmp").write_bytes(b"half a checkpoint")
+    short = tiny_config(shapes32, run, train={"iterations": 3, "log_every": 1,
+                                              "sample_every": 0})
+    with pytest.raises(ConfigError, match="stopped before its first checkpoint; add --resume"):
+        train(short, progress=False)
+    train(short, resume=True, progress=False)
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text()
+             .splitlines()]
+    assert steps == [1, 2, 3]
+    assert load_state(run / "checkpoints" / "latest.pt")["step"] == 3
+    assert not list((run / "checkpoints").glob(".*.tmp"))
+    # the lock went with the run: the folder may be resumed again at once
+    with pytest.raises(ConfigError, match="already reached step 3"):
+        train(short, resume=True, progress=False)
+
+
+def test_train_out_naming_a_file_is_explained(shapes32, tmp_path):
+    (tmp_path / "run").write_text("not a folder")
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        train(tiny_config(shapes32, tmp_path / "run"), progress=False)

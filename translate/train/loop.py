@@ -181,14 +181,23 @@ class Run:
         self.config = config = resolved(config, asked)
         t = config.train
         self.ctx = join_processes(asked)  # torchrun: one process per GPU
-        self.out, self.state = main_first(self.ctx, prepare_run_folder, config, resume,
-                                          self.ctx)
+        self.out, self.state, self.lock = main_first(self.ctx, prepare_run_folder, config,
+                                                     resume, self.ctx)
         self.device = self.ctx.device
         torch.manual_seed(t.seed)
         random.seed(t.seed)
         np.random.seed(t.seed)
-        self.dataset, self.preview = self._data()
-        self._networks()
+        try:
+            self.dataset, self.preview = self._data()
+            self._networks()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Let other processes train into the run folder (process 0 held its lock)."""
+        if self.lock is not None:
+            self.lock.release()
 
     @property
     def is_main(self) -> bool:
@@ -349,6 +358,9 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
     Raises :class:`TrainingInterrupted` after saving a checkpoint on SIGINT/SIGTERM.
     """
     run = Run(config, resume)
-    start = run.restore()
-    run.announce()
-    return run.finish(run.loop(start, progress))
+    try:
+        start = run.restore()
+        run.announce()
+        return run.finish(run.loop(start, progress))
+    finally:
+        run.release()

@@ -6,11 +6,14 @@
     checkpoints/latest.pt          full training state, written atomically
                                    (:class:`~translate.formats.state.TrainingState`)
     generator_a2b.safetensors      exported generator(s), self-describing
+    .lock                          held (flock) by the process training into the folder;
+                                   it names that process's PID
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import sys
@@ -83,28 +86,103 @@ def _parse(line: str) -> dict | None:
     return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None
 
 
+class RunLock:
+    """An exclusive lock on a run folder: ``.lock``, flock-ed while one process trains into
+    the folder, holding that process's PID. The kernel drops the lock when the process dies,
+    however it dies, so a killed run never leaves the folder locked."""
+
+    def __init__(self, out: Path):
+        self.path = out / ".lock"
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "unknown"
+            self.file.close()
+            raise ConfigError(f"run folder {out} is in use by another training process "
+                              f"(PID {holder}); wait for it to finish or stop it, or set "
+                              "train.out to a new folder") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"{os.getpid()}\n")
+        self.file.flush()
+
+    def release(self) -> None:
+        if not self.file.closed:
+            self.file.close()  # closing the descriptor drops the flock
+
+
+# What training itself writes into a run folder; a folder holding only these (and no
+# checkpoint) is a run stopped before its first checkpoint.
+RUN_FILES = {".lock", "config.yaml", "metrics.jsonl", "samples", "checkpoints"}
+
+
 def prepare_run_folder(config: Config, resume: bool, ctx: Context | None = None
-                       ) -> tuple[Path, TrainingState | None]:
-    """Check the run folder against ``resume``; return it and the state to resume from.
-    With several processes, process 0 checks and creates the folder and the others only
-    read the checkpoint (see :func:`translate.train.replicas.main_first`)."""
+                       ) -> tuple[Path, TrainingState | None, RunLock | None]:
+    """Lock the run folder and check it against ``resume``; return it, the state to resume
+    from (None: start at step 0) and the lock (None on processes other than 0). With
+    several processes, process 0 checks and creates the folder and the others only read the
+    checkpoint (see :func:`translate.devices.main_first`). A run stopped before its first
+    checkpoint starts again from step 0 with ``resume``."""
     ctx = ctx or Context()
     out = Path(config.train.out)
     latest = out / "checkpoints" / "latest.pt"
     if not ctx.is_main:
         if resume and not latest.is_file():
+            if (out / "config.yaml").is_file():
+                return out, None, None  # process 0 restarts the run from step 0
             raise ConfigError(f"{latest} is not visible to process {ctx.rank}: train.out must "
                               "be on storage that every node reads")
-        return out, TrainingState.read(latest) if resume else None
+        return out, TrainingState.read(latest) if resume else None, None
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"train.out {out} is a file, not a folder; set train.out to a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(out)
+    try:
+        _remove_partial_writes(out)
+        return out, _state_to_resume(config, resume, out, ctx), lock
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _remove_partial_writes(out: Path) -> None:
+    """Temporary files of writes a kill interrupted (``.latest.pt.*.tmp``): nobody else
+    writes here while we hold the lock, so none of them is in progress."""
+    for folder in (out, out / "checkpoints", out / "samples"):
+        if folder.is_dir():
+            for tmp in folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+
+
+def _state_to_resume(config: Config, resume: bool, out: Path, ctx: Context
+                     ) -> TrainingState | None:
+    latest = out / "checkpoints" / "latest.pt"
+    entries = {p.name for p in out.iterdir()} - {".lock"}
+    unstarted = not latest.is_file() and entries and entries <= RUN_FILES
     if not resume:
-        if out.exists() and any(out.iterdir()):
+        if unstarted:
+            raise ConfigError(f"run folder {out} holds a run stopped before its first "
+                              "checkpoint; add --resume to start it again from step 0, or set "
+                              "train.out to a new folder")
+        if entries:
             raise ConfigError(f"run folder {out} already holds a run; add --resume to continue "
                               "it, or set train.out to a new folder")
-        out.mkdir(parents=True, exist_ok=True)
-        return out, None
+        return None
+    if unstarted:
+        print(f"note: {out} has no checkpoint yet (the run stopped before its first); "
+              "starting it again from step 0", file=sys.stderr)
+        (out / "metrics.jsonl").unlink(missing_ok=True)
+        return None
     if not latest.is_file():
         raise ConfigError(f"nothing to resume: {latest} does not exist")
-    state = TrainingState.read(latest)
+    return _checked_state(config, TrainingState.read(latest), ctx)
+
+
+def _checked_state(config: Config, state: TrainingState, ctx: Context) -> TrainingState:
+    """``state`` if ``config`` may continue it (only resumable keys changed, the same number
+    of processes, steps left to train), else :class:`ConfigError`."""
     saved = config_from_dict(state.config)
     bad = [k for k in changed_keys(saved, config) if k not in RESUMABLE_CHANGES]
     if bad:
@@ -129,7 +207,7 @@ def prepare_run_folder(config: Config, resume: bool, ctx: Context | None = None
               f"{config.train.iterations}: at step {step} the LR goes from {before:.3g} to "
               f"{after:.3g} (set train.decay_from to choose where the decay starts)",
               file=sys.stderr)
-    return out, state
+    return state
 
 
 def _get(config: Config, dotted: str):
