@@ -192,3 +192,32 @@ def test_train_out_naming_a_file_is_explained(shapes32, tmp_path):
     (tmp_path / "run").write_text("not a folder")
     with pytest.raises(ConfigError, match="is a file, not a folder"):
         train(tiny_config(shapes32, tmp_path / "run"), progress=False)
+
+
+def test_convert_never_replaces_a_file_it_did_not_write_unless_asked(tmp_path):
+    """An unrelated out/photo.png used to be replaced without a word."""
+    from PIL import Image
+
+    from conftest import run_cli
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(src / "photo.png")
+    Image.new("RGB", (40, 30), (9, 9, 9)).save(src / "other.png")
+    (out / "photo.png").write_bytes(b"the user's own file")
+    common = ("convert", "--checkpoint", str(ROOT / "models" / "day2night.safetensors"),
+              "--input", str(src), "--output", str(out), "--device", "cpu", "--quiet",
+              "--workers", "0")
+    proc = run_cli(*common)
+    assert proc.returncode == 2
+    assert "1 output(s) already exist" in proc.stderr and "--overwrite" in proc.stderr
+    assert (out / "photo.png").read_bytes() == b"the user's own file"
+    assert not (out / "other.png").exists()  # nothing was written
+    run_cli(*common, "--skip-existing", check=True)
+    assert (out / "photo.png").read_bytes() == b"the user's own file"
+    assert (out / "other.png").is_file()
+    run_cli(*common, "--overwrite", check=True)
+    assert Image.open(out / "photo.png").size == (40, 30)
+    proc = run_cli(*common[:5], "--output", str(src / "photo.png"), *common[7:])
+    assert proc.returncode == 2 and "is a file; name a folder" in proc.stderr

@@ -54,7 +54,8 @@ def cmd_convert(args) -> int:
         print(f"using {translator.describe()}", file=sys.stderr)
     options = Options(batch_size=args.batch_size, tile=args.tile, overlap=args.overlap,
                       format=args.format, quality=args.quality,
-                      skip_existing=args.skip_existing, workers=args.workers, face=args.face,
+                      skip_existing=args.skip_existing, overwrite=args.overwrite,
+                      workers=args.workers, face=args.face,
                       tile_progress=not args.quiet,
                       video=VideoOptions(crf=args.crf, codec=args.codec,
                                          temporal=args.temporal))
@@ -177,8 +178,12 @@ def register_convert(sub) -> None:
     p.add_argument("--format", default="same", choices=("same", "png", "jpg", "webp"),
                    help="output format (default: the input's, PNG for others)")
     p.add_argument("--quality", type=positive, default=95, help="JPEG/WebP quality (95)")
-    p.add_argument("--skip-existing", action="store_true",
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--skip-existing", action="store_true",
                    help="skip images whose output exists (resume a stopped run)")
+    existing.add_argument("--overwrite", action="store_true",
+                   help="replace files already at output paths (by default convert stops "
+                   "before writing if any exists)")
     p.add_argument("--workers", type=non_negative, default=2,
                    help="decoder and encoder processes each (default 2; 0: none)")
     p.add_argument("--norm-stats", choices=("running", "image"),

@@ -8,8 +8,10 @@ complete or is absent). Images larger than the tile threshold go through
 everything else is still written.
 
 Safety: the output folder may not be the input folder or lie inside it, and no output path
-may equal an input path, so inputs are never overwritten. ``skip_existing`` skips images
-whose output exists, which makes a stopped run resumable.
+may equal an input path, so inputs are never overwritten. A file already at an output path
+is never replaced unless asked: ``skip_existing`` keeps it (which makes a stopped run
+resumable), ``overwrite`` replaces it, and without either the conversion stops before
+writing anything.
 
 On a CUDA device: batches travel through pinned memory with asynchronous copies, and the
 model runs on one batch while the previous batch's results are copied back and handed to
@@ -62,6 +64,7 @@ class Options:
     format: str = "same"   # same, png, jpg, webp
     quality: int = 95
     skip_existing: bool = False
+    overwrite: bool = False  # replace files already at output paths
     workers: int = 2       # decoder and encoder processes each; 0 does all in-process
     device_codec: bool | None = None  # JPEG codec on the engine's device; None: on CUDA
     face: str | None = None  # crop or paste: the largest face (translate.infer.faces)
@@ -122,6 +125,8 @@ def plan(input_spec: str | Path, output_dir: str | Path, fmt: str = "same"
         raise UsageError(f"--format must be one of same, {', '.join(FORMATS)}")
     root, files = find_inputs(input_spec)
     out = Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--output {out} is a file; name a folder for the outputs")
     out_r, root_r = out.resolve(), root.resolve()
     if Path(input_spec).is_file() is False and (out_r == root_r or root_r in out_r.parents):
         raise UsageError(f"output folder {out} is inside the input folder {root}; choose a "
@@ -212,11 +217,18 @@ class _Writer:
 def plan_jobs(input_spec: str | Path, output_dir: str | Path, options: Options
               ) -> tuple[list[tuple[Path, Path]], list[Path]]:
     """(source, destination) pairs to convert, and the destinations skipped because they
-    exist already (with ``options.skip_existing``)."""
+    exist already (with ``options.skip_existing``). Existing destinations without
+    ``skip_existing`` or ``overwrite``: :class:`UsageError`, before anything is written."""
     jobs = plan(input_spec, output_dir, options.format)
-    if not options.skip_existing:
-        return jobs, []
     exists = [dst.exists() for _, dst in jobs]
+    if options.overwrite or not any(exists):
+        return jobs, []
+    if not options.skip_existing:
+        found = [dst for (_, dst), e in zip(jobs, exists) if e]
+        names = ", ".join(str(p) for p in found[:3]) + (", ..." if len(found) > 3 else "")
+        raise UsageError(f"{len(found)} output(s) already exist ({names}); add --skip-existing "
+                         "to keep them and convert the rest, or --overwrite to replace them "
+                         "(nothing was written)")
     return ([job for job, e in zip(jobs, exists) if not e],
             [dst for (_, dst), e in zip(jobs, exists) if e])
 
