@@ -221,3 +221,58 @@ def test_convert_never_replaces_a_file_it_did_not_write_unless_asked(tmp_path):
     assert Image.open(out / "photo.png").size == (40, 30)
     proc = run_cli(*common[:5], "--output", str(src / "photo.png"), *common[7:])
     assert proc.returncode == 2 and "is a file; name a folder" in proc.stderr
+
+
+def _generator_file(path: Path, **meta: str) -> Path:
+    """A 1 KB safetensors file whose metadata claims to be a translate generator."""
+    import torch
+    from safetensors.torch import save_file
+
+    base = {"format": "translate-generator", "format_version": "1", "arch": "resnet",
+            "kwargs": json.dumps({"ngf": 8, "depth": 2}), "direction": "a2b"}
+    save_file({"w": torch.zeros(16)}, str(path), metadata={**base, **meta})
+    return path
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"kwargs": json.dumps({"ngf": 1024, "depth": 8})}, "2,605 M parameters, above the limit"),
+    ({"kwargs": json.dumps({"depth": 10 ** 6})}, "depth = 1000000 is not a whole number"),
+    ({"arch": "unet", "kwargs": json.dumps({"depth": 30, "ngf": 1})}, "is not a whole number"
+     r"|needs sizes in multiples of \d+ px, above the limit"),
+    ({"arch": "unet", "kwargs": json.dumps({"depth": 14, "ngf": 1})},
+     "needs sizes in multiples of 16384 px, above the limit of 1024"),
+    ({"kwargs": json.dumps({"ngf": -3})}, "ngf = -3 is not a whole number"),
+    ({"kwargs": json.dumps({"ngf": "8"})}, "ngf = '8' is not a whole number"),
+    ({"kwargs": json.dumps({"colour": 1})}, "takes no argument.s. colour; it takes"),
+    ({"kwargs": "{not json"}, "metadata field 'kwargs' is not a JSON object"),
+    ({"kwargs": "[1, 2]"}, "metadata field 'kwargs' is not a JSON object"),
+    ({"card": "{"}, "metadata field 'card' is not a JSON object"),
+    ({"direction": "sideways"}, "expected a2b or b2a"),
+    ({"arch": "transformer"}, "unknown architecture 'transformer'"),
+])
+def test_hostile_model_metadata_is_refused_before_building(tmp_path, meta, message):
+    """A 1 KB file asking for a 2.6 G-parameter network used to allocate tens of GB in
+    convert (and kill the demo); malformed metadata gave raw tracebacks."""
+    import resource
+
+    from translate.formats.checkpoint import load_generator
+
+    path = _generator_file(tmp_path / "g.safetensors", **meta)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_generator(path)
+    assert str(path) in str(info.value)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 200
+
+
+def test_convert_explains_a_refused_model_file(tmp_path):
+    from conftest import run_cli
+
+    path = _generator_file(tmp_path / "big.safetensors",
+                           kwargs=json.dumps({"ngf": 1024, "depth": 8}))
+    (tmp_path / "in").mkdir()
+    proc = run_cli("convert", "--checkpoint", str(path), "--input", str(tmp_path / "in"),
+                   "--output", str(tmp_path / "out"), "--device", "cpu", "--quiet")
+    assert proc.returncode == 2, proc.stderr
+    assert "above the limit of 250 M" in proc.stderr and "Traceback" not in proc.stderr

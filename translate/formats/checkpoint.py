@@ -30,7 +30,7 @@ from torch import nn
 from translate import __version__
 from translate.errors import UserError
 from translate.files import atomic_write
-from translate.networks import GENERATORS, build_generator, stride_of
+from translate.networks import GENERATORS, ArchitectureError, build_generator, stride_of
 
 GENERATOR_FORMAT = "translate-generator"
 
@@ -55,9 +55,14 @@ class GeneratorSpec:
     direction: str
     norm_stats: str = "running"
 
-    def build(self) -> nn.Module:
-        """The network, weights not initialised (they are loaded next)."""
-        return build_generator(self.arch, self.kwargs, init=False)
+    def build(self, where: str | Path = "checkpoint") -> nn.Module:
+        """The network, weights not initialised (they are loaded next). Arguments that are
+        not valid or build too large a network: :class:`CheckpointError` naming ``where``."""
+        try:
+            return build_generator(self.arch, self.kwargs, init=False)
+        except ArchitectureError as err:
+            raise CheckpointError(f"{where}: its description is refused: {err}",
+                                  where) from None
 
     def entry(self, net_name: str) -> dict[str, Any]:
         """Its entry in a training state's ``exports`` (``net``: its name in ``nets``)."""
@@ -129,11 +134,17 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu"
     meta = read_generator_metadata(path)
     arch = meta.get("arch", "")
     if arch not in GENERATORS:
-        raise CheckpointError(f"{path}: unknown architecture '{arch}' "
+        raise CheckpointError(f"{path}: unknown architecture '{arch[:40]}' "
                               f"(this version knows {', '.join(GENERATORS)})", path)
-    spec = GeneratorSpec(arch, json.loads(meta["kwargs"]), meta.get("direction", "a2b"),
-                         meta.get("norm_stats", "running"))
-    net = spec.build()
+    direction = meta.get("direction", "a2b")
+    norm_stats = meta.get("norm_stats", "running")
+    if direction not in ("a2b", "b2a") or norm_stats not in ("running", "image"):
+        raise CheckpointError(f"{path}: its metadata has direction {direction[:20]!r} and "
+                              f"norm_stats {norm_stats[:20]!r}; expected a2b or b2a, and "
+                              "running or image", path)
+    spec = GeneratorSpec(arch, _json_field(meta, "kwargs", path, None), direction, norm_stats)
+    config, card = _json_field(meta, "config", path, {}), _json_field(meta, "card", path, {})
+    net = spec.build(path)
     tensors = {}
     with safe_open(str(path), framework="pt") as f:
         for name in f.keys():
@@ -143,13 +154,28 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu"
     try:
         net.load_state_dict(tensors, strict=True)
     except RuntimeError as err:
-        raise CheckpointError(f"{path}: weights do not fit {arch}({spec.kwargs}): {err}",
-                              path) from None
-    info = spec.info(net, meta.get("method", ""), meta.get("step", ""),
-                     json.loads(meta.get("config") or "{}"), json.loads(meta.get("card") or "{}"),
-                     meta)
-    info["stride"] = int(meta.get("stride", info["stride"]))
+        detail = " ".join(str(err).split())
+        raise CheckpointError(f"{path}: weights do not fit {arch}({spec.kwargs}): "
+                              f"{detail[:600]}", path) from None
+    info = spec.info(net, meta.get("method", ""), meta.get("step", ""), config, card,
+                     meta)  # the stride is the network's own, whatever the metadata says
     return net.to(device).eval(), info
+
+
+def _json_field(meta: dict[str, str], key: str, path, default):
+    """The JSON object in metadata field ``key`` (``default`` when absent, or None: it must
+    be there); :class:`CheckpointError` when it is not a JSON object."""
+    text = meta.get(key)
+    if text is None and default is not None:
+        return default
+    try:
+        value = json.loads(text or "")
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: metadata field '{key}' is not a JSON object "
+                              f"({(text or 'missing')[:40]!r})", path)
+    return value
 
 
 def choose_direction(direction: str | None, available: list[str], where) -> str:

@@ -124,6 +124,6 @@ def generator_from_state(state: TrainingState | dict[str, Any], direction: str |
         raise CheckpointError(f"{where}: holds no generator description", where)
     direction = choose_direction(direction, sorted(state.exports), where)
     spec = state.generator(direction)
-    net = spec.build()
+    net = spec.build(where)
     net.load_state_dict(state.generator_weights(direction))
     return net.eval(), spec.info(net, state.model, state.step, state.config)

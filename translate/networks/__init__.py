@@ -6,6 +6,9 @@ file by ``GENERATORS[arch](**kwargs)``, so constructor arguments are the whole d
 
 from __future__ import annotations
 
+import inspect
+
+import torch
 from torch import nn
 
 from translate.networks.animegan import AnimeGANv2Generator
@@ -42,9 +45,78 @@ def discriminator_kwargs(cfg, in_channels: int) -> dict:
     return kwargs
 
 
-def build_generator(arch: str, kwargs: dict, init: bool = True) -> nn.Module:
+# Bounds on what a file's description may ask to build (the largest generator shipped or
+# trained by default has 54 M parameters and a stride of 256).
+MAX_PARAMETERS = 250_000_000  # 1 GB of fp32 weights
+MAX_STRIDE = 1024
+MAX_INT_ARGUMENT = 1024
+
+
+class ArchitectureError(ValueError):
+    """Constructor arguments that are not valid, or build a network beyond the bounds."""
+
+
+def check_generator(arch: str, kwargs) -> None:
+    """Refuse, before any memory is allocated, arguments that ``GENERATORS[arch]`` does not
+    take, values of the wrong type or out of range, and networks with more than
+    ``MAX_PARAMETERS`` parameters or a stride above ``MAX_STRIDE`` (counted on the meta
+    device, which holds no data). Raises :class:`ArchitectureError`."""
     if arch not in GENERATORS:
-        raise ValueError(f"unknown generator '{arch}'; known: {', '.join(GENERATORS)}")
+        raise ArchitectureError(f"unknown generator '{arch}'; known: {', '.join(GENERATORS)}")
+    if not isinstance(kwargs, dict):
+        raise ArchitectureError(f"{arch} arguments must be a mapping, not {type(kwargs).__name__}")
+    params = inspect.signature(GENERATORS[arch]).parameters
+    unknown = sorted(str(k)[:40] for k in kwargs if k not in params)
+    if unknown:
+        raise ArchitectureError(f"{arch} takes no argument(s) {', '.join(unknown)}; it takes "
+                                + ", ".join(params))
+    for name, value in kwargs.items():
+        if value is None and "None" in str(params[name].annotation):
+            continue  # an optional argument left unset
+        _check_argument(arch, name, value, params[name].default)
+    with torch.device("meta"):
+        try:
+            net = GENERATORS[arch](**kwargs)
+        except (ValueError, TypeError, KeyError, RuntimeError) as err:
+            raise ArchitectureError(f"{arch}({_short(kwargs)}) cannot be built: "
+                                    f"{str(err)[:200]}") from None
+    count = sum(p.numel() for p in net.parameters())
+    if count > MAX_PARAMETERS:
+        raise ArchitectureError(f"{arch}({_short(kwargs)}) has {count / 1e6:,.0f} M parameters, "
+                                f"above the limit of {MAX_PARAMETERS / 1e6:.0f} M")
+    if stride_of(net) > MAX_STRIDE:
+        raise ArchitectureError(f"{arch}({_short(kwargs)}) needs sizes in multiples of "
+                                f"{stride_of(net)} px, above the limit of {MAX_STRIDE}")
+
+
+def _check_argument(arch: str, name: str, value, default) -> None:
+    """``value`` must have the type of the parameter's default (an int where the default is
+    None); ints lie in 0..MAX_INT_ARGUMENT."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int) or default is None:
+        ok = (isinstance(value, int) and not isinstance(value, bool)
+              and 0 <= value <= MAX_INT_ARGUMENT)
+    elif isinstance(default, str):
+        ok = isinstance(value, str) and len(value) <= 64
+    else:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok:
+        want = ("true or false" if isinstance(default, bool) else
+                f"a whole number from 0 to {MAX_INT_ARGUMENT}" if isinstance(default, int)
+                or default is None else "a short string" if isinstance(default, str)
+                else "a number")
+        raise ArchitectureError(f"{arch} argument {name} = {repr(value)[:40]} is not {want}")
+
+
+def _short(kwargs: dict) -> str:
+    return ", ".join(f"{k}={repr(v)[:20]}" for k, v in kwargs.items())
+
+
+def build_generator(arch: str, kwargs: dict, init: bool = True) -> nn.Module:
+    """``GENERATORS[arch](**kwargs)`` once :func:`check_generator` accepts the arguments;
+    weights initialised unless ``init`` is False (they are loaded next)."""
+    check_generator(arch, kwargs)
     net = GENERATORS[arch](**kwargs)
     return init_weights(net) if init and not getattr(net, "own_init", False) else net
 
