@@ -16,8 +16,10 @@ class FileServer:
     ``range_support``: answer ``Range`` with 206 (else ignore it and send 200 with the whole
     file). ``drop_after[name] = n``: the next response for ``name`` announces its full length
     but the connection is closed after ``n`` body bytes (once). ``chunk_delay[name] = s``:
-    the body is sent in 64 KiB pieces ``s`` seconds apart (a slow server). ``requests``
-    lists ``(path, Range header or None)``.
+    the body is sent in 64 KiB pieces ``s`` seconds apart (a slow server).
+    ``trickle[name] = s``: one byte every ``s`` seconds. ``endless``: names answered with
+    zeros for ever, without a Content-Length. ``requests`` lists ``(path, Range header or
+    None)``.
     """
 
     def __init__(self):
@@ -25,6 +27,8 @@ class FileServer:
         self.range_support = True
         self.drop_after: dict[str, int] = {}
         self.chunk_delay: dict[str, float] = {}
+        self.trickle: dict[str, float] = {}
+        self.endless: set[str] = set()
         self.requests: list[tuple[str, str | None]] = []
         server = self
 
@@ -36,6 +40,8 @@ class FileServer:
                 name = self.path.lstrip("/")
                 wanted = self.headers.get("Range")
                 server.requests.append((name, wanted))
+                if name in server.endless:
+                    return self.zeros()
                 data = server.files.get(name)
                 if data is None:
                     self.send_error(404, "Not Found")
@@ -65,12 +71,34 @@ class FileServer:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True
                     return
+                if name in server.trickle:
+                    return self.trickle(body, server.trickle[name])
                 delay = server.chunk_delay.get(name, 0.0)
                 for at in range(0, len(body), 1 << 16):
                     self.wfile.write(body[at:at + (1 << 16)])
                     if delay:
                         self.wfile.flush()
                         time.sleep(delay)
+
+            def zeros(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    while True:
+                        self.wfile.write(bytes(1 << 16))
+                except OSError:  # the client hung up
+                    pass
+
+            def trickle(self, body: bytes, delay: float):
+                try:
+                    for at in range(len(body)):
+                        self.wfile.write(body[at:at + 1])
+                        self.wfile.flush()
+                        time.sleep(delay)
+                except OSError:
+                    pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True

@@ -197,7 +197,7 @@ def test_unknown_name_and_occupied_folder_are_usage_errors(tmp_path):
 
 
 def test_registry_urls_and_override(monkeypatch):
-    assert DATASETS["night2day"].url == ("http://efrosgans.eecs.berkeley.edu/pix2pix/"
+    assert DATASETS["night2day"].url == ("https://efrosgans.eecs.berkeley.edu/pix2pix/"
                                          "datasets/night2day.tar.gz")
     assert DATASETS["maps_unpaired"].url.endswith("/cyclegan/datasets/maps.zip")
     assert {e.layout for e in DATASETS.values()} == {"aligned", "unpaired"}
@@ -325,3 +325,92 @@ def test_progress_is_reported_to_a_function_across_a_resume(server, tmp_path):
     assert seen[-1] == (len(BLOB), len(BLOB))
     assert all(b[0] > a[0] for a, b in zip(seen, seen[1:]))  # growing, also after resuming
     assert all(total == len(BLOB) for _, total in seen)
+
+
+def test_a_server_streaming_without_end_stops_at_the_cap(server, tmp_path):
+    """Zeros for ever used to fill the disk and leave the .part behind."""
+    from translate.hub.download import Limits
+
+    server.endless.add("zeros.bin")
+    with pytest.raises(DownloadError, match="more than the cap of 5000000 bytes") as info:
+        fetch(server.url("zeros.bin"), tmp_path / "z.bin", progress=False,
+              limits=Limits(max_bytes=5_000_000))
+    assert "partial file was deleted" in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_announced_size_above_the_cap_is_refused_before_the_body(server, tmp_path):
+    from translate.hub.download import Limits
+
+    with pytest.raises(DownloadError, match="announces 300000 bytes, above the cap"):
+        fetch(server.url("blob.bin"), tmp_path / "b.bin", progress=False,
+              limits=Limits(max_bytes=100_000))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_trickling_server_is_given_up_on(server, tmp_path):
+    """One byte every few seconds used to keep a download alive for ever: below the
+    minimum rate over a window it counts as a dropped connection, resumed, then given up
+    with the bytes kept."""
+    import time
+
+    from translate.hub.download import Limits
+
+    server.files["slow.bin"] = b"x" * 1000
+    server.trickle["slow.bin"] = 0.05
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"below 100 bytes/s.*kept in") as info:
+        fetch(server.url("slow.bin"), tmp_path / "s.bin", progress=False, attempts=2,
+              limits=Limits(min_rate=100, window=0.5))
+    assert time.monotonic() - start < 10
+    assert "failed after 2 attempt(s)" in str(info.value)
+    assert (tmp_path / "s.bin.part").stat().st_size > 0
+
+
+def test_the_overall_deadline_ends_a_download(server, tmp_path):
+    from translate.hub.download import Limits
+
+    server.files["slow.bin"] = b"x" * 1000
+    server.trickle["slow.bin"] = 0.05
+    with pytest.raises(DownloadError, match="the deadline of 1 s passed"):
+        fetch(server.url("slow.bin"), tmp_path / "s.bin", progress=False, attempts=4,
+              limits=Limits(deadline=1, min_rate=1, window=100))
+
+
+def test_registry_downloads_use_https_and_carry_a_cap():
+    from translate.hub.datasets import DATASETS
+    from translate.hub.download import approx_bytes, cap_for
+    from translate.hub.photos import PACKAGES
+    from translate.hub.zoo import REGISTRY
+
+    urls = ([e.url for e in REGISTRY.values()] + [e.url for e in DATASETS.values()]
+            + [p.url for p in PACKAGES.values()])
+    assert all(u.startswith("https://") for u in urls), [u for u in urls if "https" not in u]
+    assert approx_bytes("~1.9 GB") == int(1.9 * 1024 ** 3)
+    assert approx_bytes("16 MB") == 16 << 20
+    assert cap_for("~9 MB") == 64 << 20 and cap_for("~8 GB") == 16 << 30
+
+
+def test_a_full_disk_is_explained_and_the_bytes_kept(server, tmp_path):
+    """The write fails as on a full disk (a file-size limit in a child process stands in
+    for it): a DownloadError saying so, the partial file kept for a resume."""
+    import subprocess
+    import sys
+
+    script = f"""
+import resource, signal, sys
+from translate.hub.download import DownloadError, fetch
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+try:
+    fetch({server.url('blob.bin')!r}, {str(tmp_path / 'b.bin')!r}, progress=False)
+except DownloadError as err:
+    print(err)
+    sys.exit(1)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "the disk is full" in proc.stdout and "kept there" in proc.stdout
+    assert (tmp_path / "b.bin.part").stat().st_size <= 100_000
+    assert not (tmp_path / "b.bin").exists()

@@ -50,9 +50,9 @@ def test_registry_lists_every_published_model():
                                  | {f"cyclegan-{n}" for n in CYCLEGAN}
                                  | {f"animeganv2-{n}" for n in ANIME})
     r = zoo.REGISTRY
-    assert r["pix2pix-day2night"].url == ("http://efrosgans.eecs.berkeley.edu/pix2pix/"
+    assert r["pix2pix-day2night"].url == ("https://efrosgans.eecs.berkeley.edu/pix2pix/"
                                           "models-pytorch/day2night.pth")
-    assert r["cyclegan-sat2map"].url == ("http://efrosgans.eecs.berkeley.edu/cyclegan/"
+    assert r["cyclegan-sat2map"].url == ("https://efrosgans.eecs.berkeley.edu/cyclegan/"
                                          "pretrained_models/sat2map.pth")
     assert r["animeganv2-paprika"].url == ("https://github.com/bryandlee/animegan2-pytorch/"
                                            "raw/main/weights/paprika.pt")

@@ -22,12 +22,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from translate.hub.download import ArchiveError, DownloadError, extract_archive, fetch
+from translate.hub.download import (ArchiveError, DownloadError, Limits, cap_for,
+                                    extract_archive, fetch)
 from translate.errors import UserError
 
 DATASETS_URL_ENV = "TRANSLATE_DATASETS_URL"
-PIX2PIX_BASE = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
-CYCLEGAN_BASE = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
+PIX2PIX_BASE = "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
+CYCLEGAN_BASE = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets"
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def download_dataset(name: str, root: str | Path = "datasets", url: str | None =
     if downloaded:
         source = url or entry.url
         print(f"downloading {entry.name} ({entry.size}) from {source}", file=sys.stderr)
-        fetch(source, archive, progress=progress)
+        fetch(source, archive, progress=progress, limits=Limits(max_bytes=cap_for(entry.size)))
     else:
         print(f"using the archive already at {archive}", file=sys.stderr)
     print(f"unpacking {archive} into {folder}", file=sys.stderr)

@@ -9,6 +9,12 @@ mid-body is resumed a few times before giving up. When the server cannot be reac
 error names the URL and says where to put the file by hand: the next run uses a file found
 at ``DEST`` without downloading it.
 
+Bounds (:class:`Limits`): a download stops at ``max_bytes`` (the partial file is deleted),
+when the disk cannot hold what the server announces, when less than ``min_rate`` bytes per
+second arrive over a ``window`` (a stalled or trickling server; resumed like a dropped
+connection) and at an overall ``deadline``. A full disk stops it with the partial file kept
+for a later resume.
+
 :func:`extract_archive` unpacks a ``.tar``, ``.tar.gz``/``.tgz`` or ``.zip`` into a fresh
 hidden folder beside its destination and renames the result into place, so a half-extracted
 dataset never appears under its final name. Archives are refused as a whole, before
@@ -28,9 +34,10 @@ import stat
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
@@ -50,6 +57,35 @@ class DownloadError(Exception):
 
 class ArchiveError(Exception):
     """An archive that is damaged, unsafe to unpack, or holds no dataset."""
+
+
+@dataclass
+class Limits:
+    """Bounds on one download. ``max_bytes``: the most the file may hold (None: no cap);
+    ``deadline``: seconds for the whole download, resumes included; ``min_rate``: bytes per
+    second that must arrive, on average over every ``window`` seconds."""
+
+    max_bytes: int | None = None
+    deadline: float = 6 * 3600.0
+    min_rate: float = 1024.0
+    window: float = 60.0
+    started: float = field(default_factory=time.monotonic)
+
+    def time_left(self) -> float:
+        return self.deadline - (time.monotonic() - self.started)
+
+
+def approx_bytes(size: str) -> int:
+    """Bytes in a size written for humans (``~220 MB``, ``1.9 GB``)."""
+    found = re.match(r"\s*~?\s*([\d.]+)\s*([KMG]?)B", size, re.I)
+    if not found:
+        raise ValueError(f"not a size: {size!r}")
+    return int(float(found.group(1)) * 1024 ** " KMG".index(found.group(2).upper() or " "))
+
+
+def cap_for(size: str) -> int:
+    """The byte cap for a file announced as ``size``: twice that, at least 64 MiB."""
+    return max(2 * approx_bytes(size), 64 << 20)
 
 
 @dataclass(frozen=True)
@@ -84,6 +120,10 @@ class _Restart(Exception):
     """The partial file cannot be continued (server ignored or mangled the range)."""
 
 
+class _TooLarge(Exception):
+    """The server sends more than the cap; the partial file is worthless."""
+
+
 def _content_range(value: str | None) -> tuple[int | None, int | None]:
     """(first byte, total size) of a ``Content-Range: bytes A-B/N`` (or ``bytes */N``)."""
     found = re.match(r"\s*bytes\s+(?:(\d+)-\d+|\*)/(\d+|\*)", value or "")
@@ -107,7 +147,8 @@ def _unreachable(url: str, dest: Path, err: Exception) -> DownloadError:
                          f"machine offline?\n{by_hand(url, dest)}")
 
 
-def _fetch_once(url: str, part: Path, dest: Path, timeout: float, progress) -> int:
+def _fetch_once(url: str, part: Path, dest: Path, timeout: float, progress,
+                limits: Limits) -> int:
     """One request: append to (or restart) ``part``. Returns the complete size in bytes.
     ``progress``: True for a bar, or a function told (bytes so far, total or None)."""
     offset = part.stat().st_size if part.exists() else 0
@@ -146,7 +187,8 @@ def _fetch_once(url: str, part: Path, dest: Path, timeout: float, progress) -> i
             offset, total, mode = 0, length, "wb"
         if total is None and length is not None:
             total = offset + length
-        received = _copy_body(response, part, mode, offset, total, dest.name, progress)
+        _check_room(url, part, total, offset, limits)
+        received = _copy_body(response, part, mode, offset, total, dest.name, progress, limits)
         if total is not None and received < total:
             raise _Interrupted(f"connection closed at {received} of {total} bytes")
         if total is not None and received > total:
@@ -154,28 +196,66 @@ def _fetch_once(url: str, part: Path, dest: Path, timeout: float, progress) -> i
         return received
 
 
+def _check_room(url: str, part: Path, total: int | None, offset: int, limits: Limits) -> None:
+    """Refuse, before the body, a file above the cap or one the disk cannot hold."""
+    if total is not None and limits.max_bytes is not None and total > limits.max_bytes:
+        raise _TooLarge(f"the server announces {total} bytes, above the cap of "
+                        f"{limits.max_bytes} for this file")
+    free = shutil.disk_usage(part.parent).free
+    if total is not None and total - offset + DISK_MARGIN > free:
+        raise DownloadError(f"download of {url} failed: it needs {total - offset} more bytes "
+                            f"and the disk holding {part.parent} has {free} free")
+
+
 def _copy_body(response, part: Path, mode: str, received: int, total: int | None,
-               label: str, progress) -> int:
-    """Write the response body to ``part``; returns the bytes it then holds."""
+               label: str, progress, limits: Limits) -> int:
+    """Write the response body to ``part`` within ``limits``; returns the bytes it then
+    holds."""
     bar = _progress_bar(total, received, label, progress is True)
     report = progress if callable(progress) else None
+    window_start, window_bytes = time.monotonic(), 0
     try:
         with open(part, mode) as f:
             while True:
                 try:
-                    chunk = response.read(CHUNK)
+                    chunk = response.read1(CHUNK)  # what has arrived, up to CHUNK
                 except (OSError, HTTPException) as err:  # reset, timeout, bad chunking
                     raise _Interrupted(f"{type(err).__name__}: {err}") from None
                 if not chunk:
                     break
-                f.write(chunk)
                 received += len(chunk)
+                if limits.max_bytes is not None and received > limits.max_bytes:
+                    raise _TooLarge(f"the server sent more than the cap of {limits.max_bytes} "
+                                    "bytes for this file")
+                _write(f, chunk, part, received - len(chunk))
                 bar.update(len(chunk))
                 if report is not None:
                     report(received, total)
+                window_bytes += len(chunk)
+                now = time.monotonic()
+                if limits.time_left() < 0:
+                    raise _Interrupted(f"the deadline of {limits.deadline:.0f} s passed")
+                if now - window_start >= limits.window:
+                    if window_bytes < limits.min_rate * (now - window_start):
+                        raise _Interrupted(f"the server sent {window_bytes} bytes in "
+                                           f"{now - window_start:.0f} s, below "
+                                           f"{limits.min_rate:.0f} bytes/s")
+                    window_start, window_bytes = now, 0
     finally:
         bar.close()
     return received
+
+
+def _write(f, chunk: bytes, part: Path, kept: int) -> None:
+    try:
+        f.write(chunk)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise DownloadError(f"cannot write {part}: the disk is full (or the file size "
+                                f"limit reached); the {kept} bytes received are kept there: "
+                                "free some space and run the same command again to "
+                                "resume") from None
+        raise
 
 
 def _progress_bar(total: int | None, initial: int, label: str, enabled: bool):
@@ -187,7 +267,7 @@ def _progress_bar(total: int | None, initial: int, label: str, enabled: bool):
 
 
 def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float = 30.0,
-          attempts: int = 4, progress=True) -> Fetched:
+          attempts: int = 4, progress=True, limits: Limits | None = None) -> Fetched:
     """Download ``url`` to ``dest`` atomically, resuming ``dest.part`` when one exists.
     ``progress``: a bar on stderr (True), none (False), or a function called with (bytes
     received, total bytes or None) after every chunk.
@@ -196,16 +276,23 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float 
     up to ``attempts`` times in total. With ``sha256`` (hex) the completed file must match
     it; otherwise the partial file is deleted and :class:`DownloadError` raised. Raises
     :class:`DownloadError` (with instructions for installing the file by hand) when the
-    server is unreachable or answers with an error.
+    server is unreachable or answers with an error. ``limits``: see :class:`Limits` (the
+    defaults when None: no cap, 6 hours, 1 KiB/s over each minute).
     """
+    limits = limits or Limits()
+    limits.started = time.monotonic()
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
     dest.parent.mkdir(parents=True, exist_ok=True)
     restarted = False
     for attempt in range(1, attempts + 1):
         try:
-            size = _fetch_once(url, part, dest, timeout, progress)
+            size = _fetch_once(url, part, dest, timeout, progress, limits)
             break
+        except _TooLarge as why:
+            part.unlink(missing_ok=True)
+            raise DownloadError(f"download of {url} failed: {why}; the partial file was "
+                                "deleted. Check the URL.") from None
         except _Restart as why:
             if restarted:
                 raise DownloadError(f"download of {url} failed: {why}") from None
@@ -213,10 +300,10 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float 
             part.unlink(missing_ok=True)
             restarted = True
         except _Interrupted as why:
-            if attempt == attempts:
+            if attempt == attempts or limits.time_left() < 0:
                 kept = part.stat().st_size if part.exists() else 0
                 raise DownloadError(
-                    f"download of {url} failed after {attempts} attempts ({why}). The "
+                    f"download of {url} failed after {attempt} attempt(s) ({why}). The "
                     f"{kept} bytes received are kept in {part}; run the same command again "
                     f"to resume.\n{by_hand(url, dest)}") from None
             print(f"note: {why}; resuming", file=sys.stderr)

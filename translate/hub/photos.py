@@ -31,11 +31,11 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from translate.hub.download import ArchiveError, fetch, sha256_of
+from translate.hub.download import ArchiveError, Limits, cap_for, fetch, sha256_of
 from translate.files import new_folder
 
 PHOTOS_URL_ENV = "TRANSLATE_PHOTOS_URL"
-DEBIAN = "http://deb.debian.org/debian/pool/main"
+DEBIAN = "https://deb.debian.org/debian/pool/main"
 PYPI = "https://files.pythonhosted.org/packages"
 
 
@@ -268,7 +268,8 @@ def assemble(out: str | Path, cache: str | Path, packages: dict[str, Package] | 
             archive = cache / package.file
             if not (archive.is_file() and sha256_of(archive) == package.sha256):
                 print(f"downloading {package.name} ({package.size})", file=sys.stderr)
-                fetch(package.source_url(), archive, sha256=package.sha256, progress=progress)
+                fetch(package.source_url(), archive, sha256=package.sha256, progress=progress,
+                      limits=Limits(max_bytes=cap_for(package.size)))
             for photo, blob in read_photos(package, archive, chosen).items():
                 split = next(p.split for p in chosen if p.name == photo)
                 (work / split).mkdir(exist_ok=True)

@@ -31,7 +31,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from translate.hub.download import DownloadError, fetch, sha256_of
+from translate.hub.download import DownloadError, Limits, cap_for, fetch, sha256_of
 from translate.errors import UserError
 from translate.files import atomic_write
 
@@ -40,8 +40,8 @@ CACHE_ENV = "TRANSLATE_CACHE"
 KINDS = ("reference-pix2pix", "reference-cyclegan", "animeganv2")
 SIDECAR_KEYS = ("name", "task", "kind", "url", "sha256", "description", "direction")
 
-PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{}.pth"
-CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{}.pth"
+PIX2PIX_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{}.pth"
+CYCLEGAN_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{}.pth"
 ANIMEGAN_URL = "https://github.com/bryandlee/animegan2-pytorch/raw/main/weights/{}.pt"
 
 
@@ -271,7 +271,8 @@ def download(name: str, folder: str | Path | None = None, url: str | None = None
               file=sys.stderr)
         side.unlink(missing_ok=True)
     print(f"downloading {entry.name} ({entry.size}) from {source}", file=sys.stderr)
-    got = fetch(source, path, sha256=entry.sha256, progress=progress)
+    got = fetch(source, path, sha256=entry.sha256, progress=progress,
+                limits=Limits(max_bytes=cap_for(entry.size)))
     meta = entry.sidecar(got.sha256, source)
     _write_sidecar(side, meta)
     return dict(meta, path=str(path)), "downloaded"
