@@ -118,7 +118,7 @@ def test_corrupt_files_are_reported_once_and_skipped(tmp_path, capsys):
     items = paired_items(root, "aligned")
     err = capsys.readouterr().err
     assert len(items) == 2
-    assert "skipping 2 unreadable file(s)" in err
+    assert "skipping 2 file(s)" in err
     assert "broken.jpg" in err and "empty.png" in err
 
 

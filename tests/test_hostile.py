@@ -276,3 +276,75 @@ def test_convert_explains_a_refused_model_file(tmp_path):
                    "--output", str(tmp_path / "out"), "--device", "cpu", "--quiet")
     assert proc.returncode == 2, proc.stderr
     assert "above the limit of 250 M" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_decode_limits_are_configurable_in_training_check_and_convert(shapes32, tmp_path,
+                                                                     capsys):
+    """Images just under Pillow's 200 MP ceiling used to be decoded at 4 GB each in
+    training and conversion; each now has its own limit, set lower by default and
+    configurable, and a larger image is named and left out without being decoded."""
+    import shutil
+
+    from PIL import Image
+
+    from conftest import run_cli
+    from translate.data.check import check_dataset
+    from translate.train.loop import build_dataset
+
+    root = tmp_path / "data"
+    shutil.copytree(shapes32, root)
+    for side in "AB":
+        Image.new("RGB", (400, 300), (90, 90, 90)).save(root / "train" / side / "big.png")
+    config = tiny_config(root, tmp_path / "run", data={"max_megapixels": 0.1})
+    n = len(build_dataset(config))
+    err = capsys.readouterr().err
+    assert "big.png: 400x300 is 0.12 megapixels, above the limit of 0.1" in err
+    assert n == len(build_dataset(tiny_config(root, tmp_path / "run"))) - 1
+    report = check_dataset(root, max_megapixels=0.1)
+    assert {u["path"] for u in report["unreadable"]} == {"train/A/big.png", "train/B/big.png"}
+
+    out = tmp_path / "out"
+    proc = run_cli("convert", "--checkpoint", str(ROOT / "models" / "day2night.safetensors"),
+                   "--input", str(root / "train" / "A"), "--output", str(out),
+                   "--device", "cpu", "--quiet", "--workers", "0", "--max-megapixels", "0.1")
+    assert proc.returncode == 1
+    assert "big.png: 400x300 is 0.12 megapixels, above the limit of 0.1 (--max-megapixels" \
+        in proc.stderr
+    assert not (out / "big.png").exists() and len(list(out.iterdir())) == n
+
+
+def test_files_sharing_a_name_in_a_paired_domain_are_named(shapes32, tmp_path, capsys):
+    """A/x.png and A/x.jpg: data check said '1/2 readable' naming neither, and training
+    silently used one of them."""
+    import shutil
+
+    from translate.data.check import check_dataset, format_report
+    from translate.data.datasets import paired_items
+
+    root = tmp_path / "data"
+    shutil.copytree(shapes32, root)
+    first = sorted((root / "train" / "A").iterdir())[0]
+    shutil.copy(first, first.with_suffix(".bmp"))
+    text = format_report(check_dataset(root))
+    assert f"{first.name}: shares its name with {first.stem}.bmp" in text
+    items = paired_items(root, "paired")
+    assert first.stem not in {i.name for i in items}
+    assert f"{first.stem}.bmp: shares its name with {first.name}" in capsys.readouterr().err
+
+
+def test_eval_names_an_unreadable_test_image(shapes32, tmp_path):
+    """eval used to call an unreadable test image's partner 'no counterpart' and not name
+    the unreadable file at all."""
+    import shutil
+
+    from translate.infer.engine import Translator
+    from translate.infer.evaluate import evaluate
+
+    root = tmp_path / "data"
+    shutil.copytree(shapes32, root)
+    broken = sorted((root / "test" / "B").iterdir())[0]
+    broken.write_bytes(b"not an image")
+    engine = Translator.from_checkpoint(ROOT / "models" / "day2night.safetensors",
+                                        device="cpu")
+    result = evaluate(engine, root, "a2b")
+    assert any(f.startswith(f"{broken}: cannot read image") for f in result["failed"])

@@ -20,8 +20,12 @@ from translate.files import atomic_write
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm",
                     ".gif")
 
-# Refuse decompression bombs: anything above this many pixels is an error, not an allocation.
-Image.MAX_IMAGE_PIXELS = 200_000_000
+# Refuse decompression bombs: an image above the limit is an error, found from its header
+# before its pixels are decoded. Callers choose lower limits (training, the demo) or higher
+# ones (conversion, up to Pillow's own ceiling, set here).
+DEFAULT_MAX_PIXELS = 200_000_000
+CEILING_PIXELS = 1_000_000_000
+Image.MAX_IMAGE_PIXELS = CEILING_PIXELS
 
 
 class ImageError(ValueError):
@@ -70,28 +74,39 @@ def _alpha(img: Image.Image) -> np.ndarray | None:
     return None
 
 
-def load_image(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+def check_pixels(path, width: int, height: int, max_pixels: int) -> None:
+    """:class:`ImageError` when ``width * height`` is above ``max_pixels``."""
+    if width * height > max_pixels:
+        raise ImageError(path, f"{width}x{height} is {width * height / 1e6:.3g} megapixels, "
+                               f"above the limit of {max_pixels / 1e6:.3g}")
+
+
+def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS
+               ) -> tuple[np.ndarray, np.ndarray | None]:
     """Decode an image file to (uint8 RGB (H, W, 3), uint8 alpha (H, W) or None), with the
     EXIF orientation applied.
 
     Raises :class:`ImageError` for files that are not images or are damaged, and for images
-    larger than ``Image.MAX_IMAGE_PIXELS`` (decompression bombs).
+    of more than ``max_pixels`` pixels (found from the header, before decoding).
     """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
+                check_pixels(path, *img.size, min(max_pixels, CEILING_PIXELS))
                 img = ImageOps.exif_transpose(img)
                 img.load()
                 return _to_rgb_array(img), _alpha(img)
+    except ImageError:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as err:
         raise ImageError(path, f"cannot read image ({err})") from None
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
+def load_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an image file to uint8 RGB (H, W, 3); see :func:`load_image`."""
-    return load_image(path)[0]
+    return load_image(path, max_pixels)[0]
 
 
 def _header_orientation(img: Image.Image) -> int:
@@ -108,13 +123,18 @@ def _header_orientation(img: Image.Image) -> int:
     return img.getexif().get(0x0112, 1)
 
 
-def image_size(path: str | Path | BinaryIO) -> tuple[int, int]:
+def image_size(path: str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS
+               ) -> tuple[int, int]:
     """(width, height) after EXIF orientation, reading only the header: a file whose pixel
-    data is damaged or cut short still reports its size (``load_image`` finds that out)."""
+    data is damaged or cut short still reports its size (``load_image`` finds that out).
+    :class:`ImageError` for an image of more than ``max_pixels`` pixels."""
     try:
         with Image.open(path) as img:
             w, h = img.size
+            check_pixels(path, w, h, min(max_pixels, CEILING_PIXELS))
             orientation = _header_orientation(img)
+    except ImageError:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ImageError(path, f"cannot read image ({err})") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)

@@ -27,6 +27,6 @@ def non_negative(text: str) -> int:
 
 def positive_number(text: str) -> float:
     value = float(text)
-    if not value > 0:
+    if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
     return value

@@ -5,7 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from translate.cli.args import CliError, non_negative, positive
+from translate.cli.args import CliError, non_negative, positive, positive_number
+
+
+def megapixels(text: str) -> float:
+    import argparse
+
+    value = positive_number(text)
+    if value > 1000:
+        raise argparse.ArgumentTypeError(f"must be at most 1000, got {text}")
+    return value
 
 
 def cmd_export(args) -> int:
@@ -57,6 +66,7 @@ def cmd_convert(args) -> int:
                       skip_existing=args.skip_existing, overwrite=args.overwrite,
                       workers=args.workers, face=args.face,
                       tile_progress=not args.quiet,
+                      max_pixels=int(args.max_megapixels * 1e6),
                       video=VideoOptions(crf=args.crf, codec=args.codec,
                                          temporal=args.temporal))
     if ctx is not None and ctx.distributed:
@@ -186,6 +196,9 @@ def register_convert(sub) -> None:
                    "before writing if any exists)")
     p.add_argument("--workers", type=non_negative, default=2,
                    help="decoder and encoder processes each (default 2; 0: none)")
+    p.add_argument("--max-megapixels", type=megapixels, default=100,
+                   help="larger images are reported and skipped without being decoded "
+                   "(default 100: about 2 GB of memory and minutes on a CPU; at most 1000)")
     p.add_argument("--norm-stats", choices=("running", "image"),
                    help="batch-norm statistics: running averages, or each image's own "
                    "(default: what the checkpoint says)")

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from translate.cli.args import non_negative, positive
+from translate.cli.args import non_negative, positive, positive_number
 from translate.hub.datasets import DataUsageError
 from translate.hub.download import ArchiveError, DownloadError
 from translate.hub.zoo import ZooError
@@ -134,7 +134,9 @@ def cmd_data_download(args) -> int:
 def cmd_data_check(args) -> int:
     from translate.data.check import check_dataset, format_report
 
-    report = check_dataset(args.dir, args.layout, args.full, args.workers)  # DatasetError: 2
+    limit = {"max_megapixels": args.max_megapixels} if args.max_megapixels else {}
+    report = check_dataset(args.dir, args.layout, args.full, args.workers,
+                           **limit)  # DatasetError: 2
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0 if report["ok"] else 1
 
@@ -244,6 +246,9 @@ def _register_check(dsub) -> None:
                    "header and end marker do not show)")
     p.add_argument("--workers", type=positive,
                    help="reader threads (default: CPU count, at most 8)")
+    p.add_argument("--max-megapixels", type=positive_number,
+                   help="images larger than this are unusable, as in training with the same "
+                   "data.max_megapixels (default: training's, 50)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_data_check)
 

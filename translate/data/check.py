@@ -28,7 +28,8 @@ import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from translate.data.datasets import DatasetError, resolve_layout, split_folder
+from translate.data.datasets import (TRAIN_MAX_MEGAPIXELS, DatasetError, resolve_layout,
+                                     split_folder)
 from translate.images import ImageError, image_size, is_image_file, list_images, load_image
 
 PNG_MAGIC, PNG_END = b"\x89PNG", b"\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -50,14 +51,15 @@ def _tail_problem(path: Path) -> str | None:
     return None
 
 
-def _inspect(path: Path, full: bool) -> tuple[int, int, str | None, str | None]:
+def _inspect(path: Path, full: bool, max_pixels: int
+             ) -> tuple[int, int, str | None, str | None]:
     """(width, height, unreadable reason or None, suspect reason or None)."""
     try:
-        w, h = image_size(path)
+        w, h = image_size(path, max_pixels)
         if w < 1 or h < 1:
             return 0, 0, "empty image", None
         if full:
-            load_image(path)
+            load_image(path, max_pixels)
             return w, h, None, None
         return w, h, None, _tail_problem(path)
     except ImageError as err:
@@ -79,8 +81,9 @@ def _spread(values: list[float], digits: int | None = None) -> dict:
 class _Scanner:
     """Inspects files in a thread pool and gathers unreadable and suspect files."""
 
-    def __init__(self, root: Path, full: bool, workers: int):
+    def __init__(self, root: Path, full: bool, workers: int, max_pixels: int):
         self.root, self.full, self.workers = root, full, max(1, workers)
+        self.max_pixels = max_pixels
         self.unreadable: list[dict] = []
         self.suspect: list[dict] = []
 
@@ -90,19 +93,29 @@ class _Scanner:
         except ValueError:
             return str(path)
 
-    def domain(self, folder: Path, aligned: bool = False) -> tuple[dict, dict[str, tuple]]:
-        """Stats of the images in ``folder`` and {stem: (w, h)} of the readable ones."""
+    def domain(self, folder: Path, aligned: bool = False, paired: bool = False
+               ) -> tuple[dict, dict[str, tuple]]:
+        """Stats of the images in ``folder`` and {stem: (w, h)} of the readable ones. With
+        ``paired``, files sharing a stem (x.png, x.jpg) are unusable, as in training."""
         files = list_images(folder) if folder.is_dir() else []
         with ThreadPoolExecutor(self.workers) as pool:
-            results = list(pool.map(lambda p: _inspect(p, self.full), files, chunksize=16))
+            results = list(pool.map(lambda p: _inspect(p, self.full, self.max_pixels), files,
+                                    chunksize=16))
         sizes: dict[str, tuple] = {}
+        stems: dict[str, list[Path]] = {}
+        for path in files:
+            stems.setdefault(path.stem, []).append(path)
         for path, (w, h, bad, suspect) in zip(files, results):
+            if paired and len(stems[path.stem]) > 1:
+                bad = ("shares its name with " + ", ".join(
+                    q.name for q in stems[path.stem] if q != path)
+                    + ": which one is the pair is ambiguous, so neither is used")
             if bad:
                 self.unreadable.append({"path": self.rel(path), "reason": bad})
                 continue
             if suspect:
                 self.suspect.append({"path": self.rel(path), "reason": suspect})
-            sizes[path.stem] = (w, h)
+            sizes[path.stem if paired or aligned else path.name] = (w, h)
         ws = [w for w, _ in sizes.values()]
         hs = [h for _, h in sizes.values()]
         stats = {"folder": self.rel(folder), "files": len(files), "readable": len(sizes),
@@ -136,7 +149,7 @@ def _check_split(scan: _Scanner, root: Path, layout: str, split: str) -> dict | 
         out["domains"] = {"A|B": stats}
         out["pairs"] = len(sizes)
     elif layout == "paired":
-        (sa, a), (sb, b) = scan.domain(folder / "A"), scan.domain(folder / "B")
+        (sa, a), (sb, b) = (scan.domain(folder / d, paired=True) for d in "AB")
         out["domains"] = {"A": sa, "B": sb}
         both = a.keys() & b.keys()
         out["pairs"] = len(both)
@@ -154,8 +167,10 @@ def _check_split(scan: _Scanner, root: Path, layout: str, split: str) -> dict | 
 
 
 def check_dataset(root: str | Path, layout: str = "auto", full: bool = False,
-                  workers: int | None = None) -> dict:
-    """Inspect the dataset at ``root``; see the module docstring. Returns a JSON-ready dict
+                  workers: int | None = None, max_megapixels: float = TRAIN_MAX_MEGAPIXELS
+                  ) -> dict:
+    """Inspect the dataset at ``root``; see the module docstring. Images above
+    ``max_megapixels`` count as unusable, as in training. Returns a JSON-ready dict
     with ``ok`` (False when training would fail), ``problems`` (why), ``warnings``,
     ``trainable`` ({'pix2pix': bool, 'cyclegan': bool}) and the per-split details.
     Raises DatasetError only when ``root`` is not a folder."""
@@ -173,7 +188,7 @@ def check_dataset(root: str | Path, layout: str = "auto", full: bool = False,
         report["ok"] = False
         return report
     layout = report["layout"]
-    scan = _Scanner(root, full, workers)
+    scan = _Scanner(root, full, workers, int(max_megapixels * 1e6))
     train = _check_split(scan, root, layout, "train")
     test = _check_split(scan, root, layout, "test")
     report["splits"] = [s for s in (train, test) if s is not None]
@@ -227,7 +242,7 @@ def _add_warnings(report: dict) -> None:
                 warnings.append(f"{stats['folder']}: {stats['ignored_files']} file(s) "
                                 "without an image extension are ignored")
     if report["unreadable"]:
-        warnings.append(f"{len(report['unreadable'])} unreadable file(s) will be skipped")
+        warnings.append(f"{len(report['unreadable'])} unusable file(s) will be skipped")
     if report["suspect"]:
         warnings.append(f"{len(report['suspect'])} file(s) look truncated; --full decodes "
                         "every image to be sure")

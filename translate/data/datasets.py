@@ -37,8 +37,8 @@ from torch.utils.data import Dataset, Sampler  # noqa: E402
 
 from translate.errors import UserError  # noqa: E402
 from translate.images import IMAGE_EXTENSIONS as _EXTS  # noqa: E402
-from translate.images import (ImageError, image_size, list_images, load_rgb,  # noqa: E402
-                              to_channels, to_tensor)
+from translate.images import (DEFAULT_MAX_PIXELS, ImageError, image_size,  # noqa: E402
+                              list_images, load_rgb, to_channels, to_tensor)
 
 LAYOUTS_HELP = """\
 Layouts that work (ROOT is data.root):
@@ -152,12 +152,19 @@ def split_folder(root: Path, layout: str, split: str) -> Path | None:
     return None
 
 
-def _readable(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Split ``paths`` into files whose header decodes and (file, reason) for the rest."""
+# Training leaves out larger images (data.max_megapixels): each is decoded at full size
+# every time it is drawn.
+TRAIN_MAX_MEGAPIXELS = 50.0
+
+
+def _readable(paths: list[Path], max_pixels: int = DEFAULT_MAX_PIXELS
+              ) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Split ``paths`` into files whose header decodes (within ``max_pixels``) and (file,
+    reason) for the rest."""
     good, bad = [], []
     for p in paths:
         try:
-            w, h = image_size(p)
+            w, h = image_size(p, max_pixels)
             if w < 1 or h < 1:
                 raise ImageError(p, "empty image")
             good.append(p)
@@ -171,7 +178,7 @@ def report_unreadable(bad: list[tuple[Path, str]], stream=None) -> None:
     if not bad:
         return
     stream = stream or sys.stderr
-    print(f"warning: skipping {len(bad)} unreadable file(s):", file=stream)
+    print(f"warning: skipping {len(bad)} file(s):", file=stream)
     for path, reason in bad[:50]:
         print(f"  {path}: {reason}", file=stream)
     if len(bad) > 50:
@@ -191,9 +198,11 @@ class PairItem:
 
 
 def paired_items(root: str | Path, layout: str, split: str = "train",
-                 report=report_unreadable) -> list[PairItem]:
-    """The pairs of a paired or aligned dataset split; unreadable or unmatched files are
-    reported and left out. An empty result for the train split is a DatasetError."""
+                 report=report_unreadable, max_pixels: int = DEFAULT_MAX_PIXELS
+                 ) -> list[PairItem]:
+    """The pairs of a paired or aligned dataset split; unreadable or unmatched files, and
+    images above ``max_pixels``, are reported and left out. An empty result for the train
+    split is a DatasetError."""
     root = Path(root)
     folder = split_folder(root, layout, split)
     if folder is None:
@@ -202,13 +211,13 @@ def paired_items(root: str | Path, layout: str, split: str = "train",
         return []
     bad: list[tuple[Path, str]] = []
     if layout == "aligned":
-        files, bad = _readable(list_images(folder))
+        files, bad = _readable(list_images(folder), max_pixels)
         items = [PairItem(p.stem, p, p) for p in files]
     elif layout == "paired":
-        a_files, bad_a = _readable(list_images(folder / "A"))
-        b_files, bad_b = _readable(list_images(folder / "B"))
-        bad = bad_a + bad_b
-        a_by, b_by = {p.stem: p for p in a_files}, {p.stem: p for p in b_files}
+        a_files, bad_a = _readable(list_images(folder / "A"), max_pixels)
+        b_files, bad_b = _readable(list_images(folder / "B"), max_pixels)
+        (a_by, same_a), (b_by, same_b) = _by_stem(a_files), _by_stem(b_files)
+        bad = bad_a + bad_b + same_a + same_b
         items = [PairItem(s, a_by[s], b_by[s]) for s in sorted(a_by.keys() & b_by.keys())]
         only_a, only_b = sorted(a_by.keys() - b_by.keys()), sorted(b_by.keys() - a_by.keys())
         if only_a or only_b:
@@ -224,6 +233,20 @@ def paired_items(root: str | Path, layout: str, split: str = "train",
         raise DatasetError(f"no usable training pairs in {folder}. Found:\n"
                            f"{describe_tree(root)}\n{LAYOUTS_HELP}")
     return items
+
+
+def _by_stem(files: list[Path]) -> tuple[dict[str, Path], list[tuple[Path, str]]]:
+    """{name without extension: file}, and (file, reason) for files that share their name
+    with another (x.png and x.jpg): which one pairs with the other domain's x is
+    ambiguous, so all of them are left out."""
+    groups: dict[str, list[Path]] = {}
+    for p in files:
+        groups.setdefault(p.stem, []).append(p)
+    unique = {stem: group[0] for stem, group in groups.items() if len(group) == 1}
+    shared = [(p, "shares its name with " + ", ".join(q.name for q in group if q != p)
+               + ": which one is the pair is ambiguous, so neither is used")
+              for group in groups.values() if len(group) > 1 for p in group]
+    return unique, shared
 
 
 def sample_seed(seed: int, position: int) -> int:
@@ -364,9 +387,11 @@ class DomainItem:
 
 
 def domain_items(root: str | Path, layout: str, split: str = "train",
-                 report=report_unreadable) -> tuple[list[DomainItem], list[DomainItem]]:
-    """The A and B images of a split, for unpaired training. Paired and aligned datasets
-    work too: their pairing is simply not used. An empty train domain is a DatasetError."""
+                 report=report_unreadable, max_pixels: int = DEFAULT_MAX_PIXELS
+                 ) -> tuple[list[DomainItem], list[DomainItem]]:
+    """The A and B images of a split, for unpaired training (images above ``max_pixels``
+    are reported and left out). Paired and aligned datasets work too: their pairing is
+    simply not used. An empty train domain is a DatasetError."""
     root = Path(root)
     folder = split_folder(root, layout, split)
     if folder is None:
@@ -374,13 +399,13 @@ def domain_items(root: str | Path, layout: str, split: str = "train",
             raise DatasetError(f"no '{split}' split under {root}.\n{LAYOUTS_HELP}")
         return [], []
     if layout == "aligned":
-        files, bad = _readable(list_images(folder))
+        files, bad = _readable(list_images(folder), max_pixels)
         a = [DomainItem(p, "left") for p in files]
         b = [DomainItem(p, "right") for p in files]
     else:
         dirs = ((folder.parent / f"{folder.name}A", folder.parent / f"{folder.name}B")
                 if layout == "unpaired" else (folder / "A", folder / "B"))
-        (fa, bad_a), (fb, bad_b) = (_readable(list_images(d)) for d in dirs)
+        (fa, bad_a), (fb, bad_b) = (_readable(list_images(d), max_pixels) for d in dirs)
         a, b, bad = [DomainItem(p) for p in fa], [DomainItem(p) for p in fb], bad_a + bad_b
     report(bad)
     if split == "train" and (not a or not b):

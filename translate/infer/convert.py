@@ -42,9 +42,10 @@ from translate.infer.jpeg import (JPEG_SUFFIXES, EncodedJpeg, decode_jpegs, enco
                            input_from_uint8, read_jpeg, to_uint8_batch)
 from translate.errors import UserError
 from translate.files import atomic_write
-from translate.images import (ALPHA_FORMATS, ImageError, is_image_file, load_image, save_image,
-                     to_channels, to_tensor, to_uint8)
+from translate.images import (ALPHA_FORMATS, ImageError, image_size, is_image_file, load_image,
+                             save_image, to_channels, to_tensor, to_uint8)
 
+CONVERT_MAX_PIXELS = 100_000_000  # a 100 MP image takes about 2 GB and minutes on a CPU
 FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 WRITABLE = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -70,6 +71,7 @@ class Options:
     face: str | None = None  # crop or paste: the largest face (translate.infer.faces)
     video: VideoOptions = field(default_factory=VideoOptions)  # codec, crf, temporal
     tile_progress: bool = False  # a progress bar over the tiles of each large image
+    max_pixels: int = CONVERT_MAX_PIXELS  # larger images are reported, not decoded
 
 
 @dataclass
@@ -161,9 +163,11 @@ class _Decode(Dataset):
     JPEGs come as their bytes (:class:`EncodedJpeg`) in place of ``rgb``, to be decoded on
     the device."""
 
-    def __init__(self, jobs: list[tuple[Path, Path]], device_jpeg: bool = False):
+    def __init__(self, jobs: list[tuple[Path, Path]], device_jpeg: bool = False,
+                 max_pixels: int = CONVERT_MAX_PIXELS):
         self.jobs = jobs
         self.device_jpeg = device_jpeg
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -174,14 +178,16 @@ class _Decode(Dataset):
             return i, VIDEO, None, None  # decoded frame by frame in the main process
         if not is_image_file(src):
             return i, None, None, "not an image file (unknown extension)"
-        if self.device_jpeg:
-            encoded = read_jpeg(src)
-            if encoded is not None:
-                return i, encoded, None, None
         try:
-            rgb, alpha = load_image(src)
+            image_size(src, self.max_pixels)  # the header: refuse a huge image undecoded
+            if self.device_jpeg:
+                encoded = read_jpeg(src)
+                if encoded is not None:
+                    return i, encoded, None, None
+            rgb, alpha = load_image(src, self.max_pixels)
         except ImageError as err:
-            return i, None, None, err.reason
+            return i, None, None, err.reason + (
+                " (--max-megapixels raises the limit)" if "megapixels" in err.reason else "")
         return i, rgb, alpha, None
 
 
@@ -273,7 +279,8 @@ class _Conversion:
     def run(self, skipped: list[Path]) -> Report:
         self.report.skipped = skipped
         start = time.perf_counter()
-        loader = DataLoader(_Decode(self.jobs, self.device_codec), batch_size=None,
+        loader = DataLoader(_Decode(self.jobs, self.device_codec, self.options.max_pixels),
+                            batch_size=None,
                             num_workers=self.options.workers, collate_fn=lambda x: x,
                             prefetch_factor=8 if self.options.workers else None)
         self.writer = _Writer(self.options.workers)

@@ -102,11 +102,13 @@ class Case:
     truth_part: str = "whole"
 
 
-def scoring_cases(root: str | Path, direction: str = "a2b", layout: str = "auto"
-               ) -> tuple[list[Case], list[tuple[Path, str]]]:
+def scoring_cases(root: str | Path, direction: str = "a2b", layout: str = "auto",
+                  unusable: list[tuple[Path, str]] | None = None
+                  ) -> tuple[list[Case], list[tuple[Path, str]]]:
     """The test inputs of ``direction`` with their true counterparts, and the target
-    domain's test images (path, part) for FID/KID. Raises :class:`EvalError` when the
-    dataset has no test split."""
+    domain's test images (path, part) for FID/KID. Files left out (unreadable, too large,
+    ambiguous) are added to ``unusable`` as (path, reason). Raises :class:`EvalError` when
+    the dataset has no test split."""
     root = Path(root)
     try:
         layout = resolve_layout(root, layout, ("test", "val"))
@@ -114,7 +116,8 @@ def scoring_cases(root: str | Path, direction: str = "a2b", layout: str = "auto"
         raise EvalError(f"{root} has no test split to score on (test/ or val/; for unpaired "
                         f"data testA/ and testB/).\n{err}") from None
     src, dst = ("a", "b") if direction == "a2b" else ("b", "a")
-    quiet = lambda bad: None  # noqa: E731  (unreadable files are reported when scored)
+    quiet = (unusable.extend if unusable is not None  # reported with the scores
+             else lambda bad: None)
     cases: list[Case] = []
     if layout in ("paired", "aligned"):
         items = paired_items(root, layout, "test", report=quiet)
@@ -240,13 +243,15 @@ def evaluate(engine, root: str | Path, direction: str | None = None, layout: str
     ``kid_std`` (when ``features`` is given), ``failed`` (unreadable files) and
     ``notes`` (what was not computed and why)."""
     direction = direction or engine.direction
-    cases, targets = scoring_cases(root, direction, layout)
+    unusable: list[tuple[Path, str]] = []
+    cases, targets = scoring_cases(root, direction, layout, unusable)
     if limit:
         cases = cases[:limit]
     out_channels = int(engine.info.get("kwargs", {}).get("out_channels", 3))
     scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "identity_psnr": [],
                                       "identity_ssim": []}
-    fakes, failed, notes = [], [], []
+    fakes, notes = [], []
+    failed = [f"{path}: {reason}" for path, reason in unusable]
     for case in cases:
         try:
             x = read_part(case.source, case.part)

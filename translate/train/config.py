@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from translate.data.datasets import TRAIN_MAX_MEGAPIXELS
 from translate.train.diffaugment import parse_policy
 from translate.train.fields import ConfigError, opt
 from translate.train.methods import METHODS
@@ -66,6 +67,9 @@ class DataConfig:
     gpu_augment: bool = opt(False, "loader workers only decode and resize; random crops and "
                             "flips happen on the training device (same distribution, other "
                             "draws than the CPU pipeline)")
+    max_megapixels: float = opt(TRAIN_MAX_MEGAPIXELS, "images larger than this are reported and left out "
+                                "(each is decoded at full size every time it is drawn)",
+                                minimum=0.01)
 
 
 @dataclass

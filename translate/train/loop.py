@@ -69,10 +69,11 @@ def build_dataset(config: Config, split: str = "train"):
     d = config.data
     layout = resolve_layout(d.root, d.layout)
     sizes = (d.load_size, d.crop_size, d.flip, d.channels_a, d.channels_b)
+    limit = int(d.max_megapixels * 1e6)
     if METHODS[config.model].paired:
-        items = paired_items(d.root, layout, split)
+        items = paired_items(d.root, layout, split, max_pixels=limit)
         return PairedDataset(items, *sizes) if items else None
-    a, b = domain_items(d.root, layout, split)
+    a, b = domain_items(d.root, layout, split, max_pixels=limit)
     return UnpairedDataset(a, b, *sizes) if a and b else None
 
 
