@@ -348,3 +348,37 @@ def test_eval_names_an_unreadable_test_image(shapes32, tmp_path):
                                         device="cpu")
     result = evaluate(engine, root, "a2b")
     assert any(f.startswith(f"{broken}: cannot read image") for f in result["failed"])
+
+
+BOMB = """model:
+  a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]
+  b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+  c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+  d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+  e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+  f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+  g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+  h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+  i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+@pytest.mark.parametrize("text, message", [
+    (BOMB, "aliases .*name. are not allowed"),
+    ("train:\n  lr: " + "[" * 5000 + "]" * 5000 + "\n", "nest more than 16 levels"),
+    ("train:\n  lr: [" + ", ".join(["1"] * 20000) + "]\n", r"train.lr must be a number, got "
+                                                          r"\[1, 1, 1, 1, \.\.\.\]"),
+    ("train:\n  " + "k" * 1000 + ": 1\n", "unknown key 'k{40}' in 'train'"),
+])
+def test_hostile_yaml_is_refused_quickly_and_briefly(tmp_path, text, message):
+    """An alias bomb in `model:` used to hang train at 2 GB; 5000 nested '[' gave a
+    RecursionError; messages held the whole value."""
+    from translate.train.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(path)
+    assert time.monotonic() - start < 5
+    assert len(str(info.value)) < 1000

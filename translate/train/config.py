@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -185,7 +186,7 @@ def _unknown_key(where: str, key: str, cls: type) -> ConfigError:
     close = difflib.get_close_matches(key, keys, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     place = f"in '{where}'" if where else "at the top level"
-    return ConfigError(f"unknown key '{key}' {place}{hint}; valid keys {place}: "
+    return ConfigError(f"unknown key '{key[:40]}' {place}{hint}; valid keys {place}: "
                        + ", ".join(keys), f"{where}.{key}" if where else key)
 
 
@@ -224,22 +225,23 @@ def _coerce(name: str, value: Any, f: dataclasses.Field, hint: Any) -> Any:
     except (TypeError, ValueError):
         kind = {bool: "true or false", int: "an integer", float: "a number"}.get(base,
                                                                               "a string")
-        raise ConfigError(f"{name} must be {kind}, got {value!r}", name) from None
+        raise ConfigError(f"{name} must be {kind}, got {show(value)}", name) from None
     if base is float and not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number; got {value!r}", name)
+        raise ConfigError(f"{name} must be a finite number; got {show(value)}", name)
     choices = f.metadata.get("choices")
     if choices and value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}",
+        raise ConfigError(f"{name} must be one of {', '.join(map(str, choices))}; "
+                          f"got {show(value)}",
                           name)
     low = f.metadata.get("min")
     if low is not None and value < low:
-        raise ConfigError(f"{name} must be at least {low}; got {value!r}", name)
+        raise ConfigError(f"{name} must be at least {low}; got {show(value)}", name)
     return value
 
 
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
     if not isinstance(raw, dict):
-        raise ConfigError(f"'{where}' must be a mapping of keys to values, got {raw!r}")
+        raise ConfigError(f"'{where}' must be a mapping of keys to values, got {show(raw)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -278,6 +280,53 @@ def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
     return section
 
 
+MAX_CONFIG_BYTES = 1 << 20
+MAX_NESTING = 16
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """Safe YAML without aliases (``*name``: a few lines can expand to gigabytes) and with
+    at most ``MAX_NESTING`` levels of nesting."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a config file; write the "
+                "value out", self.peek_event().start_mark)
+        self.depth += 1
+        try:
+            if self.depth > MAX_NESTING:
+                raise yaml.composer.ComposerError(
+                    None, None, f"values nest more than {MAX_NESTING} levels deep",
+                    self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def read_yaml(text: str, where: str) -> Any:
+    """``text`` parsed as config YAML (see :class:`_ConfigLoader`); ConfigError naming
+    ``where`` when it cannot be."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where} is {len(text)} bytes; a config is at most "
+                          f"{MAX_CONFIG_BYTES}")
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where} is not valid YAML: {str(err)[:300]}") from None
+
+
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel, _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlist, _SHOW.maxdict = 2, 40, 40, 4, 4
+
+
+def show(value: Any) -> str:
+    """A short repr of ``value`` for messages, whatever its size."""
+    return _SHOW.repr(value)
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``'train.lr=1e-4'`` -> ``('train.lr', 1e-4)``; the value is read as YAML."""
     key, sep, value = text.partition("=")
@@ -285,8 +334,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise ConfigError(f"override '{text}' must look like section.key=value, "
                           "for example train.iterations=1000")
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
+        parsed = read_yaml(value, f"override {key.strip()}") if value.strip() else ""
+    except ConfigError as err:
+        if "not valid YAML" not in str(err):
+            raise
         parsed = value
     return key.strip(), parsed
 
@@ -335,7 +386,7 @@ def _method_options(method, moved: dict[str, Any], raw: dict[str, Any]):
     given = {k: v for k, v in moved.items() if k in names}
     section = raw.get("method") or {}
     if not isinstance(section, dict):
-        raise ConfigError(f"'method' must be a mapping of keys to values, got {section!r}",
+        raise ConfigError(f"'method' must be a mapping of keys to values, got {show(section)}",
                           "method")
     given.update(section)
     return _build(method.options, given, "method")
@@ -370,7 +421,7 @@ def _check(config: Config) -> None:
     for beta in ("beta1", "beta2"):
         if getattr(config.train, beta) >= 1:
             raise ConfigError(f"train.{beta} must be below 1 (an Adam moment decay); got "
-                              f"{getattr(config.train, beta)!r}", f"train.{beta}")
+                              f"{show(getattr(config.train, beta))}", f"train.{beta}")
     try:
         parse_policy(config.loss.diffaugment)
     except ValueError as err:
@@ -387,10 +438,10 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path} is not valid YAML: {err}") from None
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path} is {path.stat().st_size} bytes; a config is at most "
+                              f"{MAX_CONFIG_BYTES}")
+        raw = read_yaml(path.read_text(errors="replace"), str(path)) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path} must hold a YAML mapping")
     for text in overrides:
