@@ -382,3 +382,23 @@ def test_hostile_yaml_is_refused_quickly_and_briefly(tmp_path, text, message):
         load_config(path)
     assert time.monotonic() - start < 5
     assert len(str(info.value)) < 1000
+
+
+def test_inputs_do_not_follow_link_loops(tmp_path):
+    """A glob used to follow a link loop (one loop: the image converted 41 times; two: a
+    hang)."""
+    from PIL import Image
+
+    from translate.infer.convert import find_inputs
+
+    inner = tmp_path / "in" / "a" / "b"
+    inner.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(inner / "x.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "in" / "a" / "y.png")
+    (inner / "loop").symlink_to("..")
+    (inner / "loop2").symlink_to("../..")
+    expected = [inner / "x.png", tmp_path / "in" / "a" / "y.png"]
+    for spec in (f"{tmp_path}/in/**/*.png", f"{tmp_path}/in/**/*", str(tmp_path / "in")):
+        start = time.monotonic()
+        assert find_inputs(spec)[1] == expected, spec
+        assert time.monotonic() - start < 5

@@ -104,10 +104,15 @@ def find_inputs(spec: str | Path) -> tuple[Path, list[Path]]:
     if path.is_file():
         return path.parent, [path]
     if glob.has_magic(text):
-        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        root = _glob_root(text)
+        rest = Path(*path.parts[len(root.parts) if str(root) != "." else 0:])
+        # pathlib's ** does not descend into linked folders, so a link loop cannot repeat
+        # or hang the listing (glob.glob's does); hidden files are left out like glob's
+        files = sorted(p for p in root.glob(str(rest)) if p.is_file() and not any(
+            part.startswith(".") for part in p.relative_to(root).parts))
         if not files:
             raise UsageError(f"no files match {text}")
-        return _glob_root(text), files
+        return root, files
     raise UsageError(f"input {text} does not exist")
 
 
