@@ -402,3 +402,99 @@ def test_inputs_do_not_follow_link_loops(tmp_path):
         start = time.monotonic()
         assert find_inputs(spec)[1] == expected, spec
         assert time.monotonic() - start < 5
+
+
+def _children(pid: int) -> set[int]:
+    """Live descendants of ``pid`` (from /proc)."""
+    found, frontier = set(), {pid}
+    while frontier:
+        parents, frontier = frontier, set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) in parents and fields[0] != "Z":
+                child = int(stat.parent.name)
+                found.add(child)
+                frontier.add(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def many_photos(tmp_path) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(150):
+        Image.fromarray(rng.integers(0, 255, (192, 256, 3), np.uint8)).save(
+            folder / f"p{i:03d}.png")
+    return folder
+
+
+def _convert_process(src: Path, out: Path, *extra: str) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "translate", "convert", "--checkpoint",
+         str(ROOT / "models" / "day2night.safetensors"), "--input", str(src), "--output",
+         str(out), "--device", "cpu", "--quiet", "--workers", "2", *extra],
+        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _wait_for_outputs(out: Path, proc: subprocess.Popen) -> None:
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.is_dir() and list(out.glob("*.png"))):
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+
+
+def test_convert_helpers_die_with_a_killed_convert(many_photos, tmp_path):
+    """4 helper processes (300+ MB each) used to outlive a SIGKILLed convert."""
+    import signal
+
+    proc = _convert_process(many_photos, tmp_path / "out")
+    try:
+        _wait_for_outputs(tmp_path / "out", proc)
+        helpers = _children(proc.pid)
+        assert len(helpers) >= 4, helpers
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(pid) for pid in helpers):
+        time.sleep(0.1)
+    left = [pid for pid in helpers if _alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "helper processes outlived their parent"
+
+
+def test_ctrl_c_stops_convert_cleanly(many_photos, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) used to print 4
+    tracebacks and exit -2."""
+    import signal
+
+    out = tmp_path / "out"
+    proc = _convert_process(many_photos, out)
+    _wait_for_outputs(out, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--skip-existing" in err
+    assert not list(out.glob(".*"))  # no partial file
+    written = len(list(out.iterdir()))
+    assert 0 < written < 150
+    proc = _convert_process(many_photos, out, "--skip-existing")
+    proc.communicate(timeout=300)
+    assert proc.returncode == 0
+    assert len(list(out.iterdir())) == 150

@@ -8,6 +8,9 @@
   CUDA, one GPU per process (``cuda:LOCAL_RANK``); gloo on the CPU. Without those variables
   nothing here communicates and every helper does what a single process would do.
 
+Helper processes (data loaders, encoders) call :func:`helper_process_setup` first: they
+leave Ctrl-C to the main process and die with it, however it dies.
+
 Training replicas build on this (:mod:`translate.train.replicas`), as does conversion shared
 between processes (:mod:`translate.infer.shared`). This module imports nothing else of the
 project but :mod:`translate.errors`.
@@ -16,8 +19,11 @@ project but :mod:`translate.errors`.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import pickle
+import signal
+import sys
 from dataclasses import dataclass, field
 from typing import Callable, Sequence, TypeVar
 
@@ -33,6 +39,21 @@ ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 # compute dtype of each precision (None: fp32, no autocast)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 PRECISION_CHOICES = ("auto", *PRECISIONS)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def helper_process_setup(*_) -> None:
+    """In a helper process (loader or encoder worker): ignore SIGINT, which the main process
+    handles, and (on Linux) be sent SIGKILL when the main process dies, so that no helper
+    outlives a killed command. Arguments are ignored (it serves as a worker_init_fn)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
 
 
 class DeviceError(UserError, ValueError):

@@ -75,7 +75,13 @@ def cmd_convert(args) -> int:
         if not ctx.is_main:  # process 0 prints the merged report; all exit alike
             return 1 if report.failed else 0
     else:
-        report = convert(translator, args.input, args.output, options, progress=not args.quiet)
+        try:
+            report = convert(translator, args.input, args.output, options,
+                             progress=not args.quiet)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: every file in {args.output} is complete; continue with the "
+                  "same command and --skip-existing", file=sys.stderr)
+            return 130
     print_report(report, args.output)
     return 1 if report.failed else 0
 
@@ -198,17 +204,11 @@ def register_convert(sub) -> None:
                    help="decoder and encoder processes each (default 2; 0: none)")
     p.add_argument("--max-megapixels", type=megapixels, default=100,
                    help="larger images are reported and skipped without being decoded "
-                   "(default 100: about 2 GB of memory and minutes on a CPU; at most 1000)")
+                   "(default 100, at most 1000; each megapixel costs memory and time)")
     p.add_argument("--norm-stats", choices=("running", "image"),
                    help="batch-norm statistics: running averages, or each image's own "
                    "(default: what the checkpoint says)")
-    p.add_argument("--crf", type=non_negative, default=18,
-                   help="videos: encoder quality, lower is better and larger (default 18)")
-    p.add_argument("--codec", default="libx264", choices=("libx264", "mpeg4", "libvpx-vp9"),
-                   help="videos: the encoder (default libx264: H.264, yuv420p)")
-    p.add_argument("--temporal", type=non_negative, default=0, metavar="N",
-                   help="videos: blend each frame with the previous output where the input "
-                   "barely changed, keeping N/(N+1) of it (less flicker; default 0: off)")
+    _video_options(p)
     p.add_argument("--face", choices=("crop", "paste"),
                    help="face mode: translate a square around the largest face at the "
                    "model's face size (512 unless its card says); crop writes that square, "
@@ -219,3 +219,13 @@ def register_convert(sub) -> None:
                    "bf16/fp16 on a recent GPU usually faster")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_convert)
+
+
+def _video_options(p) -> None:
+    p.add_argument("--crf", type=non_negative, default=18,
+                   help="videos: encoder quality, lower is better and larger (default 18)")
+    p.add_argument("--codec", default="libx264", choices=("libx264", "mpeg4", "libvpx-vp9"),
+                   help="videos: the encoder (default libx264: H.264, yuv420p)")
+    p.add_argument("--temporal", type=non_negative, default=0, metavar="N",
+                   help="videos: blend each frame with the previous output where the input "
+                   "barely changed, keeping N/(N+1) of it (less flicker; default 0: off)")

@@ -40,12 +40,13 @@ from translate.infer.video import (VideoError, VideoOptions, VideoStats, convert
 from translate.infer.video import output_suffix as video_suffix
 from translate.infer.jpeg import (JPEG_SUFFIXES, EncodedJpeg, decode_jpegs, encode_jpegs,
                            input_from_uint8, read_jpeg, to_uint8_batch)
+from translate.devices import helper_process_setup
 from translate.errors import UserError
 from translate.files import atomic_write
 from translate.images import (ALPHA_FORMATS, ImageError, image_size, is_image_file, load_image,
                              save_image, to_channels, to_tensor, to_uint8)
 
-CONVERT_MAX_PIXELS = 100_000_000  # a 100 MP image takes about 2 GB and minutes on a CPU
+CONVERT_MAX_PIXELS = 100_000_000  # larger images take gigabytes and minutes on a CPU
 FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
 WRITABLE = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -204,7 +205,8 @@ class _Writer:
     """Encodes in worker processes with a bounded number of images in flight."""
 
     def __init__(self, workers: int):
-        self.pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        self.pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                         initializer=helper_process_setup)
                      if workers > 0 else None)
         self.pending: list[Future] = []
         self.limit = max(2, 4 * workers)
@@ -217,12 +219,15 @@ class _Writer:
             self.pending.pop(0).result()
         self.pending.append(self.pool.submit(_encode, *args))
 
-    def close(self) -> None:
-        for f in self.pending:
-            f.result()
+    def close(self, cancel: bool = False) -> None:
+        """Wait for the images in flight; with ``cancel`` (Ctrl-C), only for those being
+        written now (each output is complete or absent either way)."""
+        if not cancel:
+            for f in self.pending:
+                f.result()
         self.pending = []
         if self.pool is not None:
-            self.pool.shutdown()
+            self.pool.shutdown(wait=True, cancel_futures=cancel)
 
 
 def plan_jobs(input_spec: str | Path, output_dir: str | Path, options: Options
@@ -285,7 +290,7 @@ class _Conversion:
         self.report.skipped = skipped
         start = time.perf_counter()
         loader = DataLoader(_Decode(self.jobs, self.device_codec, self.options.max_pixels),
-                            batch_size=None,
+                            batch_size=None, worker_init_fn=helper_process_setup,
                             num_workers=self.options.workers, collate_fn=lambda x: x,
                             prefetch_factor=8 if self.options.workers else None)
         self.writer = _Writer(self.options.workers)
@@ -302,6 +307,9 @@ class _Conversion:
                 else:
                     self.add(i, rgb, alpha)
             self.flush(drain=True)
+        except KeyboardInterrupt:
+            self.writer.close(cancel=True)
+            raise
         finally:
             self.bar.close()
             self.writer.close()

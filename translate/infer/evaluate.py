@@ -240,8 +240,7 @@ def evaluate(engine, root: str | Path, direction: str | None = None, layout: str
     """Translate the test inputs of ``root`` with ``engine`` (an :class:`~translate.
     inference.Engine`) and score them. Returns a dict with ``images``, ``psnr``, ``ssim``
     and ``identity_psnr``/``identity_ssim`` (when counterparts exist), ``fid``/``kid``/
-    ``kid_std`` (when ``features`` is given), ``failed`` (unreadable files) and
-    ``notes`` (what was not computed and why)."""
+    ``kid_std`` (when ``features`` is given), ``failed`` (unusable files) and ``notes``."""
     direction = direction or engine.direction
     unusable: list[tuple[Path, str]] = []
     cases, targets = scoring_cases(root, direction, layout, unusable)
