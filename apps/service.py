@@ -17,6 +17,7 @@ import time
 import uuid
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -238,33 +239,46 @@ def batch_items(paths: list[Path], names: list[str], limits: Limits, result: Bat
         if not zipfile.is_zipfile(path):
             items.append((name, path))
             continue
-        total = 0
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                member = info.filename
-                if (info.is_dir() or Path(member).name.startswith(".")
-                        or "__MACOSX" in Path(member).parts):
-                    continue
-                label = f"{name}/{member}"
-                if info.file_size > limits.max_file_bytes:
-                    result.failed.append((label, f"{info.file_size / 2**20:.1f} MB; the limit "
-                                          f"is {limits.max_file_bytes / 2**20:g} MB"))
-                    continue
-                total += info.file_size
-                if total > limits.max_zip_bytes:
-                    result.failed.append((label, "the zip holds more than "
-                                          f"{limits.max_zip_bytes / 2**20:g} MB of files; "
-                                          "the rest was left out"))
-                    break
-                try:
-                    items.append((label, archive.read(info)))
-                except (zipfile.BadZipFile, OSError, NotImplementedError) as err:
-                    result.failed.append((label, f"cannot be read from the zip ({err})"))
+        try:
+            items += _zip_members(path, name, limits, result)
+        except (zipfile.BadZipFile, OSError, ValueError) as err:
+            result.failed.append((name, f"not a readable zip ({err})"))
     if len(items) > limits.max_batch_images:
         for label, _ in items[limits.max_batch_images:]:
             result.failed.append((label, f"more than {limits.max_batch_images} images in "
                                   "one batch; left out"))
         items = items[:limits.max_batch_images]
+    return items
+
+
+def _zip_members(path: Path, name: str, limits: Limits, result: BatchResult
+                 ) -> list[tuple[str, bytes]]:
+    """The image members of one uploaded zip, read into memory; a member that cannot be
+    read (damaged, encrypted, an unknown compression) is recorded and the others kept."""
+    items: list[tuple[str, bytes]] = []
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            member = info.filename
+            if (info.is_dir() or Path(member).name.startswith(".")
+                    or "__MACOSX" in Path(member).parts):
+                continue
+            label = f"{name}/{member}"
+            if info.file_size > limits.max_file_bytes:
+                result.failed.append((label, f"{info.file_size / 2**20:.1f} MB; the limit "
+                                      f"is {limits.max_file_bytes / 2**20:g} MB"))
+                continue
+            total += info.file_size
+            if total > limits.max_zip_bytes:
+                result.failed.append((label, "the zip holds more than "
+                                      f"{limits.max_zip_bytes / 2**20:g} MB of files; "
+                                      "the rest was left out"))
+                break
+            try:
+                items.append((label, archive.read(info)))
+            except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError,
+                    EOFError, ValueError, zlib.error) as err:  # RuntimeError: encrypted
+                result.failed.append((label, f"cannot be read from the zip ({err})"))
     return items
 
 

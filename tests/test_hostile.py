@@ -498,3 +498,52 @@ def test_ctrl_c_stops_convert_cleanly(many_photos, tmp_path):
     proc.communicate(timeout=300)
     assert proc.returncode == 0
     assert len(list(out.iterdir())) == 150
+
+
+def test_one_bad_zip_member_does_not_lose_the_batch(tmp_path):
+    """An encrypted or damaged member used to fail a whole demo batch."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    pytest.importorskip("gradio", reason="the demo needs the demo extra")
+    from translate.cli.demo import load_app
+
+    load_app()
+    from translate.apps.service import Limits, run_batch
+    from translate.infer.engine import Translator
+
+    def png(colour) -> bytes:
+        buf = io.BytesIO()
+        Image.new("RGB", (40, 32), colour).save(buf, "PNG")
+        return buf.getvalue()
+
+    upload = tmp_path / "photos.zip"
+    with zipfile.ZipFile(upload, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("good.png", png((200, 100, 50)))
+        archive.writestr("secret.png", png((1, 2, 3)))
+        archive.writestr("broken.png", png((9, 9, 9)) * 4)
+        archive.writestr("also_good.png", png((50, 100, 200)))
+    data = bytearray(upload.read_bytes())
+    with zipfile.ZipFile(upload) as archive:
+        info = archive.getinfo("broken.png")
+    start = info.header_offset + 30 + len("broken.png") + 10
+    data[start:start + 40] = bytes(40)  # damage the compressed stream
+    central = data.index(b"PK\x01\x02")  # the first central-directory entry
+    for entry in range(central, len(data) - 4):
+        if data[entry:entry + 4] == b"PK\x01\x02" and \
+                data[entry + 46:entry + 56] == b"secret.png":
+            data[entry + 8] |= 0x1  # general purpose flag: encrypted
+    upload.write_bytes(bytes(data))
+
+    engine = Translator.from_checkpoint(ROOT / "models" / "day2night.safetensors",
+                                        device="cpu")
+    result = run_batch(engine, [upload], ["photos.zip"], 1.0, Limits(), tmp_path / "out", "x")
+    assert sorted(name for _, name in result.written) == ["photos.zip/also_good.png",
+                                                          "photos.zip/good.png"]
+    reasons = dict(result.failed)
+    assert "encrypted" in reasons["photos.zip/secret.png"]
+    assert "photos.zip/broken.png" in reasons
+    with zipfile.ZipFile(result.archive) as archive:
+        assert len(archive.namelist()) == 2
