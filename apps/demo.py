@@ -18,8 +18,10 @@ and return the translated PNG (at the input's size, or the face square with crop
 ``/download_<task>`` takes a zoo model name and returns (status, model list, card, face).
 
 Safety: every translation runs in one concurrency group (``device``, one at a time) behind
-a queue of bounded size; uploads above the size limit are refused by the server, images
-above the pixel limit are refused from their header; a bad upload is answered with a
+a queue of bounded size; uploads above the size limit are refused by the server, and so
+are uploads beyond a client's rate or the upload folder's budget (:mod:`.guard`); uploads
+and results are deleted after 15 minutes; images above the pixel limit are refused from
+their header, and a batch has a pixel and a time budget; a bad upload is answered with a
 message in the page (``gr.Error``) and affects no other request. No extra paths are
 served (no ``allowed_paths``), there is no flagging, and the server binds 127.0.0.1 with no
 share link unless :func:`serve` is told otherwise.
@@ -37,6 +39,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 from gradio.utils import get_upload_folder  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
 
 from translate.formats.checkpoint import CheckpointError  # noqa: E402
 from translate.images import save_image  # noqa: E402
@@ -44,9 +47,10 @@ from translate.images import save_image  # noqa: E402
 from .catalog import (TASKS, Catalog, ModelEntry, TranslatorCache,  # noqa: E402
                       UnknownModel, card_markdown, scan, zoo_offers)
 from .examples import example_photos  # noqa: E402
+from .guard import UploadGuard  # noqa: E402
 from .service import (FACE_MODES, InputError, Limits, OutputFolder,  # noqa: E402
-                      check_face, check_strength, decode_data_url, read_image, run_batch,
-                      Translated, translate_one, translate_video)
+                      check_face, check_strength, decode_data_url, read_image,
+                      release_memory, run_batch, Translated, translate_one, translate_video)
 
 ERROR_TITLE = "Not translated"
 FACE_TASKS = ("real2anime",)      # tabs that offer face mode
@@ -168,6 +172,8 @@ class Demo:
             raise user_error(err) from None
         except (RuntimeError, MemoryError) as err:  # out of memory on the device, ...
             raise user_error(f"the model failed on this image ({err})") from None
+        finally:
+            release_memory()
 
     def translate_task(self, task: str):
         """The API function of a task tab: image file -> translated PNG path."""
@@ -208,6 +214,8 @@ class Demo:
             raise user_error(err) from None
         except (RuntimeError, MemoryError) as err:
             raise user_error(f"the model failed on this clip ({err})") from None
+        finally:
+            release_memory()
 
     def page_video(self, clip, model, temporal, progress=gr.Progress()):
         """The Video tab's button: :meth:`video` with problems in the tab's message area."""
@@ -296,9 +304,12 @@ class Demo:
             progress((done, total), desc=f"translating {name}" if name else "done",
                      unit="images")
 
-        result = run_batch(translator, paths, [p.name for p in paths], strength,
-                           self.limits, self.outputs.new(), entry.task or "translated",
-                           progress=report)
+        try:
+            result = run_batch(translator, paths, [p.name for p in paths], strength,
+                               self.limits, self.outputs.new(), entry.task or "translated",
+                               progress=report)
+        finally:
+            release_memory()
         lines = [f"Translated **{len(result.written)}** image(s) with `{entry.key}`."]
         if result.failed:
             lines += ["", f"Could not translate {len(result.failed)}:"]
@@ -487,7 +498,7 @@ def build_app(models_dir: str | Path | None = None, *, device: str = "auto",
     atexit.register(outputs.remove)
     demo = Demo(catalog, TranslatorCache(device), limits, outputs, models_dir, zoo)
     with gr.Blocks(title="translate: image-to-image demo", analytics_enabled=False,
-                   delete_cache=(1800, 3600)) as app:
+                   delete_cache=(300, 900)) as app:
         gr.Markdown("# translate\nImage-to-image translation at your image's own size. "
                     f"Uploads: {limits.describe()}.")
         skipped = [f"skipped {p.name}: {why.replace(f'{p}: ', '')}"
@@ -509,8 +520,9 @@ def serve(models_dir: str | Path | None = None, *, host: str = "127.0.0.1", port
           queue_size: int = 16, block: bool = True):
     """Build the app and start its server (blocking unless ``block`` is False)."""
     app = build_app(models_dir, device=device, limits=limits, queue_size=queue_size)
+    guard = Middleware(UploadGuard, limits=limits, folder=get_upload_folder())
     app.launch(server_name=host, server_port=port, share=share,
-               max_file_size=limits.largest_upload, allowed_paths=None, show_error=False,
+               app_kwargs={"middleware": [guard]}, max_file_size=limits.largest_upload, allowed_paths=None, show_error=False,
                ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False,
                footer_links=["api", "settings"], prevent_thread_lock=True, quiet=True)
     print(startup_text(app, share), flush=True)

@@ -9,6 +9,8 @@ the demo's own output folder.
 from __future__ import annotations
 
 import base64
+import ctypes
+import gc
 import io
 import re
 import shutil
@@ -41,6 +43,10 @@ class Limits:
     max_zip_bytes: int = 200 * 2**20     # uncompressed total of the images in one zip
     max_video_bytes: int = 100 * 2**20   # per video file
     max_video_seconds: float = 60.0      # per video; its frames obey max_pixels
+    max_batch_pixels: int = 80_000_000   # all images of one batch together
+    max_batch_seconds: float = 120.0     # a batch starts no image after this
+    upload_bytes_per_minute: int = 200 * 2**20  # per client
+    max_upload_folder_bytes: int = 2 * 2**30    # uploads and results of all clients
 
     def describe(self) -> str:
         return (f"up to {self.max_file_bytes / 2**20:g} MB and "
@@ -178,7 +184,7 @@ class OutputFolder:
     """The demo's own output files: one fresh subfolder per request, removed after
     ``max_age`` seconds (and with the folder when the demo stops)."""
 
-    def __init__(self, root: str | Path | None = None, max_age: float = 3600.0):
+    def __init__(self, root: str | Path | None = None, max_age: float = 900.0):
         self.root = Path(root or tempfile.mkdtemp(prefix="translate-demo-"))
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_age = max_age
@@ -200,6 +206,16 @@ class OutputFolder:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def release_memory() -> None:
+    """Hand the memory a large request freed back to the system (glibc's allocator keeps it
+    for the process otherwise: hundreds of MB after a large image)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def translate_one(translator, source: Source, name: str, strength: float, limits: Limits,
@@ -282,6 +298,30 @@ def _zip_members(path: Path, name: str, limits: Limits, result: BatchResult
     return items
 
 
+class _Budget:
+    """What one batch may still use of the model: pixels (``max_batch_pixels``) and time
+    (``max_batch_seconds``), so that no batch holds the one model slot for long."""
+
+    def __init__(self, limits: Limits):
+        self.pixels, self.start = 0, time.monotonic()
+
+    def refusal(self, source: Source, name: str, limits: Limits) -> str | None:
+        """Why the image ``source`` is left out, or None (its pixels are then counted)."""
+        if time.monotonic() - self.start > limits.max_batch_seconds:
+            return (f"left out: the batch ran for more than {limits.max_batch_seconds:g} s; "
+                    "send the rest in another batch")
+        try:
+            w, h = image_size(io.BytesIO(source) if isinstance(source, bytes) else source)
+        except ImageError:
+            return None  # reported when it is read
+        if self.pixels + w * h > limits.max_batch_pixels:
+            return (f"left out: one batch translates at most "
+                    f"{limits.max_batch_pixels / 1e6:g} megapixels in all; send the rest in "
+                    "another batch")
+        self.pixels += w * h
+        return None
+
+
 def run_batch(translator, paths: list[Path], names: list[str], strength: float,
               limits: Limits, out_dir: Path, suffix: str,
               progress: Callable[[int, int, str], None] | None = None) -> BatchResult:
@@ -290,9 +330,14 @@ def run_batch(translator, paths: list[Path], names: list[str], strength: float,
     result = BatchResult()
     items = batch_items(paths, names, limits, result)
     taken: set[str] = set()
+    budget = _Budget(limits)
     for i, (name, source) in enumerate(items):
         if progress:
             progress(i, len(items), name)
+        why = budget.refusal(source, name, limits)
+        if why:
+            result.failed.append((name, why))
+            continue
         stem = safe_stem(name)
         unique, n = stem, 1
         while unique in taken:

@@ -332,3 +332,44 @@ def test_sigterm_stops_the_demo_and_removes_its_temporary_folders(models, tmp_pa
     assert demo.proc.wait(30) == 0
     left = [p for p in made if p.exists()]
     assert not left, left
+
+
+# ------------------------------------------------------------- one client, many requests
+
+def test_uploads_beyond_a_clients_rate_are_refused_before_they_are_stored(models, tmp_path):
+    """62 uploads of 19 MB in 10 s used to add 1.2 GB to the upload folder: Gradio stores
+    uploads outside the queue. Beyond the client's rate they are refused unread (429)."""
+    temp = tmp_path / "gradio"
+    demo = DemoServer("--models", str(models), "--upload-mb-per-minute", "1", temp=temp)
+    try:
+        before = sum(p.stat().st_size for p in temp.rglob("*") if p.is_file())  # examples
+        blob = bytes(400_000)
+        answers = [httpx.post(demo.url + "gradio_api/upload",
+                              files={"files": (f"f{i}.png", blob, "image/png")}, timeout=30)
+                   for i in range(4)]
+        codes = [a.status_code for a in answers]
+        assert codes[:2] == [200, 200] and codes[2:] == [429, 429], codes
+        assert "at most 1 MB a minute" in answers[2].json()["detail"]
+        stored = sum(p.stat().st_size for p in temp.rglob("*") if p.is_file()) - before
+        assert 800_000 <= stored < 1_000_000  # the two accepted uploads only
+    finally:
+        demo.stop()
+
+
+def test_a_batch_has_a_pixel_and_a_time_budget(tmp_path):
+    """A 64-image batch could hold the one model slot for about an hour."""
+    from translate.apps.service import Limits, run_batch
+
+    engine = Translator.from_checkpoint(ROOT / "models" / "day2night.safetensors",
+                                        device="cpu")
+    paths = [write_png(tmp_path / f"p{i}.png", 300, 400, seed=i) for i in range(3)]
+    names = [p.name for p in paths]
+    result = run_batch(engine, paths, names, 1.0, Limits(max_batch_pixels=300_000),
+                       tmp_path / "out", "x")
+    assert [name for _, name in result.written] == ["p0.png", "p1.png"]
+    assert result.failed == [("p2.png", "left out: one batch translates at most 0.3 "
+                              "megapixels in all; send the rest in another batch")]
+    result = run_batch(engine, paths, names, 1.0, Limits(max_batch_seconds=1e-9),
+                       tmp_path / "out2", "x")
+    assert result.written == [] and len(result.failed) == 3
+    assert "the batch ran for more than 1e-09 s" in result.failed[0][1]
