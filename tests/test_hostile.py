@@ -547,3 +547,25 @@ def test_one_bad_zip_member_does_not_lose_the_batch(tmp_path):
     assert "photos.zip/broken.png" in reasons
     with zipfile.ZipFile(result.archive) as archive:
         assert len(archive.namelist()) == 2
+
+
+def test_a_diverged_run_stops_without_exporting_nan(shapes32, tmp_path):
+    """train.lr=1e30 used to export NaN weights with exit status 0, and metrics.jsonl
+    gained NaN (not JSON)."""
+    from conftest import run_cli
+
+    run = tmp_path / "run"
+    config = tiny_config(shapes32, run, train={"iterations": 6, "lr": 1e30, "log_every": 1,
+                                               "sample_every": 0})
+    path = tmp_path / "run.yaml"
+    path.write_text(config.to_yaml())
+    proc = run_cli("train", str(path), "--quiet")
+    assert proc.returncode == 2, proc.stderr
+    assert re.search(r"training diverged at step \d: the loss term \w+ is not a finite "
+                     r"number.*Lower train.lr \(now 1e\+30\)", proc.stderr, re.S)
+    assert "Traceback" not in proc.stderr
+    assert not list(run.glob("*.safetensors"))
+    assert not (run / "checkpoints" / "latest.pt").exists()
+    metrics = run / "metrics.jsonl"
+    for line in (metrics.read_text() if metrics.exists() else "").splitlines():
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} in metrics.jsonl"))

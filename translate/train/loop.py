@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import random
 import signal
 import sys
@@ -40,6 +41,7 @@ from translate.data.datasets import (PairedDataset, StreamSampler, UnpairedDatas
                                      worker_init)
 from translate.devices import main_first, pick_device, resolve_precision
 from translate.devices import start as join_processes
+from translate.errors import UserError
 from translate.formats.state import TrainingState
 from translate.train.augment import DecodeOnly
 from translate.train.config import Config
@@ -51,8 +53,21 @@ from translate.train.run_folder import (MetricsLog, default_norm_stats, export_a
                                         prepare_run_folder, write_samples)
 from translate.train.schedule import lr_factor, make_optimizers
 
-__all__ = ["Run", "TrainingInterrupted", "build_dataset", "lr_factor", "make_optimizers",
+__all__ = ["Run", "TrainingDiverged", "TrainingInterrupted", "build_dataset", "lr_factor", "make_optimizers",
            "train", "train_step"]
+
+
+class TrainingDiverged(UserError):
+    """A loss term or a weight stopped being a finite number; nothing was saved after it."""
+
+    def __init__(self, step: int, what: str, config: Config):
+        super().__init__(
+            f"training diverged at step {step}: {what} is not a finite number. Nothing was "
+            f"exported and no checkpoint was written after it (the run folder keeps the last "
+            f"good one). Lower train.lr (now {config.train.lr:g})"
+            + (", or use train.precision=fp32" if config.train.precision == "fp16" else "")
+            + ", and start again")
+        self.step = step
 
 
 class TrainingInterrupted(Exception):
@@ -263,9 +278,16 @@ class Run:
                   f"{t.batch_size} per process, effective batch {t.batch_size * ctx.world}",
                   file=sys.stderr)
 
+    def check_weights(self, step: int) -> None:
+        """:class:`TrainingDiverged` unless every weight is a finite number."""
+        for name, p in self.method.nets.named_parameters():
+            if not torch.isfinite(p).all():
+                raise TrainingDiverged(step, f"the weight {name}", self.config)
+
     def checkpoint(self, step: int, name: str = "latest.pt") -> None:
         """Every process's state into ``checkpoints/<name>``, written by process 0 (the
-        others wait until the file is complete)."""
+        others wait until the file is complete); never NaN weights."""
+        self.check_weights(step)
         method, device = self.method, self.device
         others = self.replicas.gather({"rng": rng_state(device), "method": method.state_dict()})
         if not self.is_main:
@@ -312,6 +334,10 @@ class Run:
                     s.step()
                 step += 1
                 terms, signum = self.replicas.finish_step(terms, stop["signum"])  # agreed
+                bad = next((k for k, v in terms.items() if not math.isfinite(v)), None)
+                if bad is not None:
+                    bar.close()
+                    raise TrainingDiverged(step, f"the loss term {bad}", self.config)
                 self.log.add(terms)
                 bar.update(1)
                 self.after_step(step, bar, signum)
@@ -347,6 +373,7 @@ class Run:
     def finish(self, step: int) -> Path:
         """Check the replicas agree bit for bit, export the generators; the run folder."""
         self.replicas.verify()
+        self.check_weights(step)
         if self.is_main:
             paths = export_all(self.method, self.out, self.config, step, self.norm_stats)
             print("exported " + ", ".join(str(p) for p in paths), file=sys.stderr)
