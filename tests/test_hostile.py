@@ -569,3 +569,55 @@ def test_a_diverged_run_stops_without_exporting_nan(shapes32, tmp_path):
     metrics = run / "metrics.jsonl"
     for line in (metrics.read_text() if metrics.exists() else "").splitlines():
         json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} in metrics.jsonl"))
+
+
+def _file_size_limit(limit: int):
+    """For subprocess preexec_fn: writes beyond ``limit`` bytes fail as on a full disk."""
+    import resource
+    import signal
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_a_write_that_fails_is_explained_in_train_and_convert(shapes32, tmp_path):
+    """A full disk used to give raw tracebacks (torch.save's own RuntimeError in train).
+    A file-size limit stands in for the full disk; then the limit goes and the work
+    continues as the message says."""
+    from conftest import run_cli
+
+    run = tmp_path / "run"
+    config = tiny_config(shapes32, run, train={"iterations": 4, "checkpoint_every": 2,
+                                               "sample_every": 0})
+    path = tmp_path / "run.yaml"
+    path.write_text(config.to_yaml())
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "translate", "train", str(path), "--quiet"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                          preexec_fn=_file_size_limit(100_000))
+    assert proc.returncode == 1, proc.stderr
+    assert f"cannot write {run / 'checkpoints' / 'latest.pt'}: File too large" in proc.stderr
+    assert "continue with --resume" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list((run / "checkpoints").iterdir())  # no partial checkpoint
+    run_cli("train", str(path), "--resume", "--quiet", check=True)
+    assert load_state(run / "checkpoints" / "latest.pt")["step"] == 4
+
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.new("RGB", (300, 200), (i * 80, 90, 200)).save(src / f"p{i}.bmp")  # 180 KB out
+    cmd = [sys.executable, "-m", "translate", "convert", "--checkpoint",
+           str(ROOT / "models" / "day2night.safetensors"), "--input", str(src), "--output",
+           str(tmp_path / "out"), "--device", "cpu", "--quiet"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300, preexec_fn=_file_size_limit(100_000))
+    assert proc.returncode == 1, proc.stderr
+    assert "File too large" in proc.stderr and "--skip-existing" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not list((tmp_path / "out").glob(".*"))
+    run_cli(*cmd[3:], "--skip-existing", check=True)
+    assert len(list((tmp_path / "out").iterdir())) == 3

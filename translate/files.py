@@ -41,10 +41,53 @@ def atomic_write(path: str | Path, write) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, DEFAULT_MODE)
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename is None:  # a failed write names no file: name the one meant
+            raise OSError(err.errno, err.strerror, str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class KeptErrors:
+    """A binary file for writers that replace the OSError of a failed write with their own
+    error (torch.save raises RuntimeError on a full disk): ``error`` keeps the OSError, so
+    the caller can raise it instead."""
+
+    def __init__(self, path: str | Path):
+        self.file = open(path, "wb")
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def write_with(writer, tmp: str | Path) -> None:
+    """``writer(file)`` on a :class:`KeptErrors` file at ``tmp``; a write that failed raises
+    its OSError (disk full, ...), whatever the writer made of it."""
+    out = KeptErrors(tmp)
+    try:
+        writer(out)
+        out.flush()
+    except Exception:
+        if out.error is not None:
+            raise out.error from None
+        raise
+    finally:
+        out.close()
 
 
 @contextlib.contextmanager

@@ -1,11 +1,14 @@
 """Command line: ``translate SUBCOMMAND ...``. Each subcommand parses its arguments and makes
 one call into the package. Exit status: 0 success, 1 the job ran but something failed
 (for example some images could not be converted), 2 usage or configuration errors,
-130/143 training stopped by SIGINT/SIGTERM after saving a checkpoint."""
+130/143 training stopped by SIGINT/SIGTERM after saving a checkpoint (130: convert stopped
+by Ctrl-C). A file that cannot be written (full disk, read-only folder) is exit status 1
+with what was kept and how to continue."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from translate import __version__
@@ -44,6 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:  # CliError and the package's own errors
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in WRITE_ERRORS:
+            raise
+        where = f" {err.filename}" if err.filename else ""
+        print(f"error: cannot write{where}: {err.strerror}. "
+              + AFTER_WRITE_ERROR.get(args.command, "Nothing was left half-written."),
+              file=sys.stderr)
+        return 1
+
+
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES,
+                errno.EPERM)
+AFTER_WRITE_ERROR = {
+    "train": "The run folder keeps its last complete checkpoint; make room (or fix the "
+             "folder's permissions) and continue with --resume.",
+    "convert": "Every output already written is complete; make room (or fix the folder's "
+               "permissions) and continue with the same command and --skip-existing.",
+}
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 
 from translate import __version__
@@ -112,7 +112,8 @@ def write_generator(net: nn.Module, spec: GeneratorSpec, path: str | Path, *, me
         "config": json.dumps(config or {}, sort_keys=True),
         "card": json.dumps(card or {}),  # in the order its author wrote it
     }
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    blob = save(tensors, metadata=meta)  # written by Python, so a full disk is an OSError
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(blob))
 
 
 def read_generator_metadata(path: str | Path) -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from translate.files import atomic_write
+from translate.files import atomic_write, write_with
 from translate.formats.checkpoint import CheckpointError, GeneratorSpec, choose_direction
 
 STATE_FORMAT = "translate-train-state"
@@ -76,7 +76,7 @@ class TrainingState:
     def write(self, path: str | Path) -> Path:
         """Write atomically: a kill leaves the previous file or the new one, never a part."""
         raw = self.to_dict()
-        return atomic_write(path, lambda tmp: torch.save(raw, tmp))
+        return atomic_write(path, lambda tmp: write_with(lambda f: torch.save(raw, f), tmp))
 
     @classmethod
     def read(cls, path: str | Path, map_location: str | torch.device = "cpu",
