@@ -82,7 +82,7 @@ def test_a_decompression_bomb_is_a_reported_file_not_a_crash(shapes32, tmp_path)
 
     bomb = bomb_png(tmp_path / "bomb.png")
     assert bomb.stat().st_size < 1000
-    with pytest.raises(ImageError, match="cannot read image"):
+    with pytest.raises(ImageError, match="30000x30000 is 900 megapixels, above the limit"):
         image_size(bomb)
     import shutil
 
