@@ -34,7 +34,7 @@ def cmd_export(args) -> int:
         if not isinstance(card, dict):
             raise CliError(f"--card {args.card}: expected a JSON object")
     for target, direction, parity in export(path, args.direction, args.format, args.out,
-                                            args.dtype, args.opset, card):
+                                            args.dtype, args.opset, card, args.raw):
         if parity is not None:
             print(f"onnx parity ({direction}): max |onnx - torch| = "
                   f"{parity:.1e} (tolerance {ONNX_TOLERANCE:.0e})", file=sys.stderr)
@@ -161,6 +161,9 @@ def register_export(sub) -> None:
     p.add_argument("--card", metavar="JSON",
                    help="JSON object merged into the model card stored with the weights "
                    "(task, data, scores, ...; shown by the demo)")
+    p.add_argument("--raw", action="store_true",
+                   help="a run that kept a moving average of its weights (train.ema) "
+                   "exports the average; --raw exports the trained weights instead")
     p.set_defaults(func=cmd_export)
 
 

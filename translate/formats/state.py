@@ -34,7 +34,8 @@ class TrainingState:
     ``rng``, ``method``: process 0's random states and method memory (image pools, earlier
     targets); ``replicas``: the same for processes 1.. of a launch (``world_size`` in all);
     ``log``: unwritten metric sums; ``best``: the best periodic-eval score so far;
-    ``scaler``: the fp16 gradient scaler's state (None otherwise).
+    ``scaler``: the fp16 gradient scaler's state (None otherwise); ``ema``: the moving
+    average of the generators' weights (``train.ema``), keyed like ``nets``, or empty.
     """
 
     step: int
@@ -50,6 +51,7 @@ class TrainingState:
     scaler: dict[str, Any] | None = None
     world_size: int = 1
     replicas: list[dict[str, Any]] = field(default_factory=list)
+    ema: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def model(self) -> str:
@@ -88,9 +90,12 @@ class TrainingState:
         """The description of the generator exported for ``direction``."""
         return GeneratorSpec.from_entry(direction, self.exports[direction])
 
-    def generator_weights(self, direction: str) -> dict[str, torch.Tensor]:
+    def generator_weights(self, direction: str, raw: bool = False) -> dict[str, torch.Tensor]:
+        """The state dict of the generator of ``direction``: its moving average when the
+        run kept one, unless ``raw`` asks for the trained weights themselves."""
         prefix = self.exports[direction]["net"] + "."
-        return {k[len(prefix):]: v for k, v in self.nets.items() if k.startswith(prefix)}
+        source = self.nets if raw or not self.ema else self.ema
+        return {k[len(prefix):]: v for k, v in source.items() if k.startswith(prefix)}
 
 
 def load_state(path: str | Path, map_location: str | torch.device = "cpu",
@@ -115,9 +120,11 @@ def load_state(path: str | Path, map_location: str | torch.device = "cpu",
 
 
 def generator_from_state(state: TrainingState | dict[str, Any], direction: str | None,
-                         where: Path | str = "checkpoint") -> tuple[nn.Module, dict[str, Any]]:
+                         where: Path | str = "checkpoint", raw: bool = False
+                         ) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a generator held in a training state (or its dict); returns (net, info) like
-    :func:`~translate.formats.checkpoint.load_generator`."""
+    :func:`~translate.formats.checkpoint.load_generator`. Its weights are the run's moving
+    average when it kept one (``train.ema``), unless ``raw``."""
     if not isinstance(state, TrainingState):
         state = TrainingState.from_dict(state, where)
     if not state.exports:
@@ -125,5 +132,7 @@ def generator_from_state(state: TrainingState | dict[str, Any], direction: str |
     direction = choose_direction(direction, sorted(state.exports), where)
     spec = state.generator(direction)
     net = spec.build(where)
-    net.load_state_dict(state.generator_weights(direction))
-    return net.eval(), spec.info(net, state.model, state.step, state.config)
+    net.load_state_dict(state.generator_weights(direction, raw))
+    weights = "raw" if raw or not state.ema else "ema"
+    return net.eval(), spec.info(net, state.model, state.step, state.config,
+                                 extra={"weights": weights})

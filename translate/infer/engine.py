@@ -70,12 +70,30 @@ def _checkpoint_step(path: Path) -> int:
         return -1
 
 
-def load_any(path: str | Path, direction: str | None = None) -> tuple[nn.Module, dict]:
+def _raw_weights(path: Path, direction: str | None) -> tuple[nn.Module, dict]:
+    """The trained (not averaged) weights of a run folder's or a checkpoint's generator."""
+    latest = path / "checkpoints" / "latest.pt" if path.is_dir() else path
+    if not latest.is_file() or latest.suffix not in (".pt", ".pth"):
+        raise CheckpointError(f"{path}: the trained weights (--raw) are kept in training "
+                              "checkpoints; name a run folder or a checkpoint")
+    state = read_weights(latest)
+    if not (isinstance(state, dict) and state.get("format") == STATE_FORMAT):
+        raise CheckpointError(f"{latest}: not a training checkpoint, so it has no separate "
+                              "trained weights (--raw)")
+    return generator_from_state(state, direction, latest, raw=True)
+
+
+def load_any(path: str | Path, direction: str | None = None, raw: bool = False
+             ) -> tuple[nn.Module, dict]:
     """(generator, info) from an exported file, a run folder, a training checkpoint or a
-    generator state dict of another project."""
+    generator state dict of another project. A training checkpoint gives the moving average
+    of the weights when the run kept one (``train.ema``); ``raw``: the trained weights
+    themselves (training checkpoints only)."""
     path = Path(path)
     if direction is not None and direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}")
+    if raw:
+        return _raw_weights(path, direction)
     if path.is_dir():  # a run folder: its export, unless training went on after it
         files = _exported_files(path)
         latest = path / "checkpoints" / "latest.pt"

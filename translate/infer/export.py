@@ -34,18 +34,23 @@ def _target(path: Path, out: str | None, direction: str, ext: str, several: bool
 
 def export(source: str | Path, direction: str | None = None, fmt: str = "safetensors",
            out: str | None = None, dtype: str = "fp32", opset: int = 17,
-           card: dict | None = None) -> list[tuple[Path, str, float | None]]:
+           card: dict | None = None, raw: bool = False) -> list[tuple[Path, str, float | None]]:
     """Export every generator of ``source`` (or the one of ``direction``).
 
     ``source`` is a run folder (its latest training state), a training checkpoint, an
     exported file or a generator state dict of another project (see
     :mod:`translate.formats.reference`). Returns (written file, direction, ONNX parity or None) per
     generator. ``card`` entries (what the model is, how it was made, its scores) are
-    merged into the model card stored in safetensors metadata.
+    merged into the model card stored in safetensors metadata. A run that kept a moving
+    average of its weights (``train.ema``) exports the average; ``raw``: the trained
+    weights.
     """
     path = Path(source)
     if path.is_dir() and (path / "checkpoints" / "latest.pt").is_file():
         path = path / "checkpoints" / "latest.pt"
+    if raw and path.suffix not in (".pt", ".pth"):
+        raise ExportUsageError(f"{path}: --raw exports the trained weights kept in training "
+                               "checkpoints; name a run folder or a checkpoint")
     if fmt == "onnx" and dtype != "fp32":
         raise ExportUsageError("--dtype applies to safetensors exports; ONNX exports are "
                                "float32")
@@ -56,7 +61,7 @@ def export(source: str | Path, direction: str | None = None, fmt: str = "safeten
     written: list[tuple[Path, str, float | None]] = []
     for d in directions:
         try:
-            net, info = load_any(path, d)
+            net, info = load_any(path, d, raw)
         except CheckpointError:
             if direction or d is None:
                 raise

@@ -132,6 +132,8 @@ class TrainConfig(MovedOptions):
     channels_last: bool = opt(False, "networks and batches in the channels-last (NHWC) layout")
     compile: bool = opt(False, "torch.compile the networks (the first iterations pay the "
                         "compilation)")
+    ema: float = opt(0.0, "decay of an exponential moving average of the generators' weights, "
+                     "used for samples, evaluation and export (0: off; e.g. 0.999)", minimum=0)
 
 
 MODELS = tuple(METHODS)
@@ -418,6 +420,9 @@ def _check(config: Config) -> None:
     elif d.crop_size % 4:
         raise ConfigError(f"the {g.arch} generator downsamples twice, so data.crop_size must "
                           f"be a multiple of 4; got {d.crop_size}")
+    if config.train.ema >= 1:
+        raise ConfigError(f"train.ema must be below 1 (a decay; 0 turns it off); got "
+                          f"{show(config.train.ema)}", "train.ema")
     for beta in ("beta1", "beta2"):
         if getattr(config.train, beta) >= 1:
             raise ConfigError(f"train.{beta} must be below 1 (an Adam moment decay); got "

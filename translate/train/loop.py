@@ -12,8 +12,11 @@ logging, sample grids, checkpoints, resume and interruption; the method owns the
                           TrainingInterrupted on SIGINT/SIGTERM
     run.finish(step)      replicas verified, generators exported
 
-Resume restores networks, optimizers, schedules, method memory (pools, earlier targets), RNG
-states and the position in the data stream, so a resumed run continues with exactly the
+With ``train.ema`` the trainer also keeps a moving average of the generators' weights
+(:mod:`translate.train.ema`), which samples, evaluations and exports use.
+
+Resume restores networks, optimizers, schedules, method memory (pools, earlier targets), the
+weight average, RNG states and the position in the data stream, so a resumed run continues with exactly the
 batches, dropout masks and losses of an uninterrupted one (bit for bit on the CPU).
 
 Under torchrun, one process per GPU trains data-parallel replicas and process 0 alone writes
@@ -45,6 +48,7 @@ from translate.errors import UserError
 from translate.formats.state import TrainingState
 from translate.train.augment import DecodeOnly
 from translate.train.config import Config
+from translate.train.ema import GeneratorEMA
 from translate.train.methods import METHODS, Method, build_method
 from translate.train.periodic_eval import PeriodicEval
 from translate.train.precision import Precision, TrainSpeed
@@ -244,6 +248,8 @@ class Run:
         self.speed.prepare(self.method)
         self.optimizers, self.schedulers = make_optimizers(
             self.method, config, fused=self.device.type == "cuda")
+        self.ema = (GeneratorEMA(self.method.nets, [e.name for e in self.method.exports()],
+                                 t.ema) if t.ema else None)
         self.log = MetricsLog(self.out / "metrics.jsonl")
         self.norm_stats = default_norm_stats(config, self.replicas.normalised_batch_factor)
         self.evaluator = PeriodicEval(config, self.device, self.norm_stats, main=self.is_main)
@@ -263,6 +269,8 @@ class Run:
         self.log.load(state.log)
         self.evaluator.load(state.best)
         self.speed.precision.load_state_dict(state.scaler)
+        if self.ema is not None:
+            self.ema.load_state_dict(state.ema)
         if self.is_main:
             self.log.truncate_after(state.step)
             print(f"resuming {self.out} at step {state.step}", file=sys.stderr)
@@ -277,6 +285,11 @@ class Run:
             print(f"{ctx.world} processes ({ctx.backend}, {self.device.type}): batch "
                   f"{t.batch_size} per process, effective batch {t.batch_size * ctx.world}",
                   file=sys.stderr)
+
+    def averaged(self):
+        """A context in which the generators hold their moving average (train.ema), the
+        weights samples, evaluations and exports use; a no-op without one."""
+        return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
 
     def check_weights(self, step: int) -> None:
         """:class:`TrainingDiverged` unless every weight is a finite number."""
@@ -301,6 +314,7 @@ class Run:
             method=method.state_dict(), rng=rng_state(device), log=self.log.state(),
             best=self.evaluator.state(), scaler=self.speed.precision.state_dict(),
             world_size=self.ctx.world, replicas=others,
+            ema=self.ema.state_dict() if self.ema is not None else {},
         ).write(self.out / "checkpoints" / name)
         self.replicas.barrier()
 
@@ -333,6 +347,8 @@ class Run:
                 for s in self.schedulers.values():
                     s.step()
                 step += 1
+                if self.ema is not None:
+                    self.ema.update(step)
                 terms, signum = self.replicas.finish_step(terms, stop["signum"])  # agreed
                 bad = next((k for k, v in terms.items() if not math.isfinite(v)), None)
                 if bad is not None:
@@ -359,10 +375,12 @@ class Run:
             bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
                              if k.endswith("_total") or k in ("g_l1",)})
         if main and t.sample_every and step % t.sample_every == 0:
-            write_samples(self.method, self.preview,
-                          self.out / "samples" / f"step_{step:06d}.png", self.norm_stats)
+            with self.averaged():
+                write_samples(self.method, self.preview,
+                              self.out / "samples" / f"step_{step:06d}.png", self.norm_stats)
         if self.evaluator.due(step):
-            row, improved = self.evaluator.run(self.method, step) if main else ({}, False)
+            with self.averaged():
+                row, improved = self.evaluator.run(self.method, step) if main else ({}, False)
             if main:
                 self.log.append(row)
             if self.replicas.main_decides(improved):
@@ -375,7 +393,8 @@ class Run:
         self.replicas.verify()
         self.check_weights(step)
         if self.is_main:
-            paths = export_all(self.method, self.out, self.config, step, self.norm_stats)
+            with self.averaged():
+                paths = export_all(self.method, self.out, self.config, step, self.norm_stats)
             print("exported " + ", ".join(str(p) for p in paths), file=sys.stderr)
         return self.out
 
