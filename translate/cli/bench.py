@@ -28,7 +28,7 @@ def register(sub) -> None:
                        "conversion images/s (model only and folder to folder), peak memory, "
                        "TFLOP/s against the measured matmul peak, and the speed-up over "
                        "eager fp32 at batch size 1 measured in the same run.")
-    p.add_argument("--model", choices=("pix2pix", "cyclegan"), default="cyclegan")
+    p.add_argument("--model", choices=("pix2pix", "cyclegan", "cut"), default="cyclegan")
     p.add_argument("--size", type=positive, default=256, help="image size (default 256)")
     p.add_argument("--batch-size", type=positive, default=1)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))

@@ -66,3 +66,13 @@ class ResNetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def features(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+        """The outputs of ``self.model[i]`` for each i in ``layers`` (ascending), running
+        only as far as the last of them (the encoder features CUT compares)."""
+        out = []
+        for i, layer in enumerate(self.model[:max(layers) + 1]):
+            x = layer(x)
+            if i in layers:
+                out.append(x)
+        return out

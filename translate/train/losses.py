@@ -81,3 +81,17 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference, in fp32."""
     return (x.float() - y.float()).abs().mean()
+
+
+def patch_nce(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+    """PatchNCE (Park et al. 2020, eq. 2): q, k are (N, P, D) L2-normalised codes of an
+    output image and of its input at the same P locations. Each q[n, i] must pick its
+    positive k[n, i] out of the codes k[n, j] of the other locations of the same image:
+
+        l(n, i) = -log( exp(q_i . k_i / t) / sum_j exp(q_i . k_j / t) )
+
+    Returns the mean over N * P. ``k`` is a target: no gradient flows into it."""
+    n, p, _ = q.shape
+    logits = torch.bmm(q, k.detach().transpose(1, 2)) / temperature  # [n, i, j] = q_i . k_j
+    target = torch.arange(p, device=q.device).repeat(n)
+    return F.cross_entropy(logits.reshape(n * p, p).float(), target)

@@ -1,0 +1,213 @@
+"""CUT and FastCUT: unpaired translation with one generator, one discriminator and a
+patchwise contrastive loss (Park et al. 2020, "Contrastive Learning for Unpaired
+Image-to-Image Translation", eq. 5):
+
+    L = L_GAN(G, D) + lambda_X * L_PatchNCE(G, H, X) + lambda_Y * L_PatchNCE(G, H, Y)
+
+L_PatchNCE(G, H, X) compares, layer by layer, features of the generator's encoder for an
+input x and for its translation G(x): a small MLP head H_l projects the features at
+``method.patches`` sampled locations of layer l, and the projection of G(x) at each
+location must pick the projection of x at the same location out of those at the other
+locations (:func:`translate.train.losses.patch_nce`, temperature ``method.temperature``).
+The second term, on target-domain images y and G(y), is CUT's identity term.
+
+- ``method.variant: cut`` (the paper's CUT): lambda_X = lambda_Y = 1 (``method.nce``),
+  the two terms averaged.
+- ``method.variant: fastcut``: lambda_X = 10, no identity term, and the input batch is
+  flipped horizontally half the time with G(x)'s features flipped back, which asks the
+  encoder for flip equivariance (the paper's section 4 and appendix).
+
+The discriminator judges target-domain images alone (LSGAN, no image pool):
+L_D = 1/2 [ l(D(y), real) + l(D(G(x)), fake) ]. Per iteration D steps first, then G and
+the heads together. Only G is exported; the heads serve the loss. The encoder layers are
+those of the ResNet generator's layer list (``method.layers``; the paper's 0, 4, 8, 12, 16:
+the padded input, the two downsampling convolutions and two residual blocks).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from translate.networks import (build_discriminator, build_generator, discriminator_kwargs,
+                                generator_kwargs)
+from translate.train import losses
+from translate.train.diffaugment import diff_augment, parse_policy
+from translate.train.fields import ConfigError, opt
+from translate.train.methods.base import Export, Method
+
+VARIANTS = {"cut": {"nce": 1.0, "identity": True, "flip": False},
+            "fastcut": {"nce": 10.0, "identity": False, "flip": True}}
+
+
+@dataclass
+class CUTOptions:
+    """The ``method`` section of a CUT config (Park et al. 2020, section 4: 256 patches per
+    layer, temperature 0.07, heads of 256 units)."""
+    variant: str = opt("cut", "cut: NCE weight 1 with the identity term; fastcut: weight 10, "
+                       "no identity term, flip equivariance", tuple(VARIANTS))
+    nce: float | None = opt(None, "cut: PatchNCE weight (default: 1 for cut, 10 for fastcut)",
+                            minimum=0)
+    patches: int = opt(256, "cut: locations sampled per layer", minimum=1)
+    temperature: float = opt(0.07, "cut: PatchNCE temperature", minimum=1e-4)
+    layers: str = opt("0,4,8,12,16", "cut: encoder layers (indices into the ResNet "
+                      "generator's layer list) whose features are compared")
+    head: int = opt(256, "cut: width of each layer's MLP head", minimum=1)
+
+
+class PatchHeads(nn.Module):
+    """One MLP head per encoder layer (Linear, ReLU, Linear), projecting sampled feature
+    vectors to L2-normalised codes of ``width`` (the paper's H_l)."""
+
+    def __init__(self, channels: list[int], width: int):
+        super().__init__()
+        self.heads = nn.ModuleList(nn.Sequential(nn.Linear(c, width), nn.ReLU(),
+                                                 nn.Linear(width, width)) for c in channels)
+
+    def forward(self, feats: list[torch.Tensor], ids: list[torch.Tensor]
+                ) -> list[torch.Tensor]:
+        """feats[l]: (N, C_l, H_l, W_l); ids[l]: (P_l,) flat locations. Returns
+        (N, P_l, width) codes per layer."""
+        out = []
+        for head, feat, idx in zip(self.heads, feats, ids):
+            flat = feat.flatten(2).transpose(1, 2)[:, idx]  # (N, P, C)
+            out.append(F.normalize(head(flat), dim=-1))
+        return out
+
+
+def encoder_layers(text: str, depth: int) -> list[int]:
+    """The layer indices of ``text`` that lie in a ResNet generator's encoder (its first
+    10 + depth layers: stem, two downsamplings, the residual blocks)."""
+    try:
+        wanted = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise ConfigError(f"method.layers must be comma-separated layer numbers; got "
+                          f"{text[:40]!r}", "method.layers") from None
+    return [i for i in wanted if 0 <= i < 10 + depth]
+
+
+class CUT(Method):
+    name = "cut"
+    paired = False
+    phases = ("d", "g")
+    groups = {"d": ("d",), "g": ("g", "heads")}
+    options = CUTOptions
+    # ResNet generator, instance norm, no dropout, LSGAN (the paper's section 4)
+    config_defaults = {
+        "generator": {"arch": "resnet", "norm": "instance", "dropout": False},
+        "discriminator": {"norm": "instance"},
+        "loss": {"gan": "lsgan"},
+    }
+
+    @classmethod
+    def check(cls, config, given: set[str]) -> None:
+        if config.generator.arch != "resnet":
+            raise ConfigError("model cut compares features of the ResNet generator's encoder; "
+                              f"set generator.arch=resnet (not {config.generator.arch})",
+                              "generator.arch")
+        if not encoder_layers(config.method.layers, config.generator.depth or 9):
+            raise ConfigError("method.layers names no layer of the generator's encoder",
+                              "method.layers")
+
+    def __init__(self, config):
+        super().__init__()
+        self.loss, self.opts = config.loss, config.method
+        g, d = config.generator, config.discriminator
+        self.direction = config.data.direction
+        c_in, c_out = config.data.channels_a, config.data.channels_b
+        if self.direction == "b2a":
+            c_in, c_out = c_out, c_in
+        self.g_arch, self.g_kwargs = g.arch, generator_kwargs(g, c_in, c_out)
+        self.nets["g"] = build_generator(g.arch, self.g_kwargs)
+        self.nets["d"] = build_discriminator(d.arch, discriminator_kwargs(d, c_out),
+                                             d.spectral_norm)
+        self.layers = encoder_layers(self.opts.layers, self.g_kwargs["depth"])
+        with torch.no_grad():
+            probe = self.nets["g"].features(torch.zeros(1, c_in, 32, 32), self.layers)
+        self.nets["heads"] = PatchHeads([f.shape[1] for f in probe], self.opts.head)
+        variant = VARIANTS[self.opts.variant]
+        self.weight = self.opts.nce if self.opts.nce is not None else variant["nce"]
+        self.identity, self.flip = variant["identity"], variant["flip"]
+        if self.identity and c_in != c_out:
+            self.identity = False
+            print("warning: the identity NCE term is skipped: the domains have different "
+                  "channel counts", file=sys.stderr)
+        self.augment = parse_policy(self.loss.diffaugment)
+
+    def forward(self, batch: dict) -> dict:
+        """real_a, real_b: (N, C, H, W) in [-1, 1] (input and target domain); returns
+        fake_b = G(real_a) and, with the identity term, same_b = G(real_b). FastCUT flips
+        the inputs horizontally half the time (``flipped``)."""
+        real_a, real_b = ((batch["a"], batch["b"]) if self.direction == "a2b"
+                          else (batch["b"], batch["a"]))
+        inputs = torch.cat([real_a, real_b]) if self.identity else real_a
+        flipped = self.flip and bool(torch.rand(()) < 0.5)  # CPU RNG: saved in checkpoints
+        fake = self.nets["g"](inputs.flip(3) if flipped else inputs)
+        n = real_a.shape[0]
+        out = {"real_a": real_a, "real_b": real_b, "fake_b": fake[:n], "flipped": flipped}
+        if self.identity:
+            out["same_b"] = fake[n:]
+        return out
+
+    def objective(self, phase: str, out: dict):
+        return self.d_objective(out) if phase == "d" else self.g_objective(out)
+
+    def judge(self, x: torch.Tensor) -> torch.Tensor:
+        return self.nets["d"](diff_augment(self.augment, x)[0])
+
+    def d_objective(self, out: dict):
+        mode = self.loss.gan
+        terms = {"d_real": losses.discriminator_loss(mode, self.judge(out["real_b"]), True),
+                 "d_fake": losses.discriminator_loss(mode, self.judge(out["fake_b"].detach()),
+                                                     False)}
+        total = 0.5 * (terms["d_real"] + terms["d_fake"])
+        if mode == "wgan-gp" and self.loss.gp > 0:
+            terms["d_gp"] = losses.gradient_penalty(self.judge, out["real_b"],
+                                                    out["fake_b"].detach())
+            total = total + self.loss.gp * terms["d_gp"]
+        return total, {k: v.detach() for k, v in terms.items()}
+
+    def g_objective(self, out: dict):
+        terms = {"g_gan": losses.generator_loss(self.loss.gan, self.judge(out["fake_b"])),
+                 "nce": self.patch_nce(out["real_a"], out["fake_b"], out["flipped"])}
+        nce = terms["nce"]
+        if self.identity:
+            terms["nce_identity"] = self.patch_nce(out["real_b"], out["same_b"],
+                                                   out["flipped"])
+            nce = 0.5 * (nce + terms["nce_identity"])
+        total = terms["g_gan"] + self.weight * nce
+        return total, {k: v.detach() for k, v in terms.items()}
+
+    def patch_nce(self, source: torch.Tensor, output: torch.Tensor, flipped: bool
+                  ) -> torch.Tensor:
+        """L_PatchNCE between ``source`` and its translation ``output``, averaged over the
+        layers. ``flipped``: ``output`` was made from the flipped source; its features are
+        flipped back before they are compared."""
+        g, heads = self.nets["g"], self.nets["heads"]
+        feats_q = g.features(output, self.layers)
+        if flipped:
+            feats_q = [f.flip(3) for f in feats_q]
+        ids = [torch.randperm(f.shape[2] * f.shape[3])[:self.opts.patches].to(f.device)
+               for f in feats_q]
+        with torch.no_grad():  # the positives and negatives are targets (no gradient)
+            codes_k = heads(g.features(source, self.layers), ids)
+        codes_q = heads(feats_q, ids)
+        per_layer = [losses.patch_nce(q, k, self.opts.temperature)
+                     for q, k in zip(codes_q, codes_k)]
+        return torch.stack(per_layer).mean()
+
+    @torch.no_grad()
+    def sample_rows(self, batch: dict) -> list[list[torch.Tensor]]:
+        """a | G(a) | b | G(b) (the identity mapping G should leave b alone)"""
+        a, b = ((batch["a"], batch["b"]) if self.direction == "a2b"
+                else (batch["b"], batch["a"]))
+        g = self.nets["g"]
+        fake_b, same_b = g(a), g(b)
+        return [[a[i], fake_b[i], b[i], same_b[i]] for i in range(a.shape[0])]
+
+    def exports(self) -> list[Export]:
+        return [Export(self.direction, "g", self.nets["g"], self.g_arch, self.g_kwargs)]
