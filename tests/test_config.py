@@ -142,6 +142,8 @@ def test_recipes_keep_their_method_settings():
         raw = yaml.safe_load(path.read_text())
         if c.model == "cyclegan":
             assert c.method.pool_size == raw.get("train", {}).get("pool_size", 50), path
+        elif c.model == "cut":
+            assert c.method.variant == raw["method"]["variant"], path
         else:
             assert c.method.l1 == raw.get("loss", {}).get("l1", 100.0), path
 
