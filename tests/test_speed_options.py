@@ -131,7 +131,8 @@ def one_step(config, device="cpu", precision="fp32", channels_last=False, backen
         if channels_last:
             batch = to_channels_last(batch)
         torch.manual_seed(100 + s)
-        rows.append(train_step(method, optimizers, batch, amp))
+        rows.append({k: float(v) for k, v in train_step(method, optimizers, batch,
+                                                        amp).items()})
     return rows
 
 

@@ -152,13 +152,15 @@ def set_rng_state(state: dict, device: torch.device) -> None:
 
 
 def train_step(method: Method, optimizers: dict, batch: dict,
-               precision: Precision | None = None, average=None) -> dict[str, float]:
+               precision: Precision | None = None, average=None
+               ) -> dict[str, torch.Tensor]:
     """One iteration: generators' forward, then each phase's objective and optimizer step.
     While a phase steps, the other groups' parameters need no gradients. ``precision``
     (default fp32) runs forward passes and objectives under autocast; with fp16 its scaler
     scales every phase's loss, steps each optimizer and is updated once per iteration.
     ``average(params)`` (several processes) replaces the phase's gradients by their mean over
-    the processes between backward and step."""
+    the processes between backward and step. Returns the logged terms as 0-dim float32
+    tensors on the device: nothing is read back to the host here."""
     precision = precision or Precision()
     with precision.autocast():
         outputs = method.forward(batch)
@@ -180,8 +182,7 @@ def train_step(method: Method, optimizers: dict, batch: dict,
     for group in method.groups:
         for p in method.parameters_of(group):
             p.requires_grad_(True)
-    values = torch.stack([v.float().reshape(()) for v in logged.values()]).tolist()
-    return dict(zip(logged, values))  # one device-to-host copy for all terms
+    return {k: v.detach().float().reshape(()) for k, v in logged.items()}
 
 
 def resolved(config: Config, device: torch.device) -> Config:
@@ -350,10 +351,6 @@ class Run:
                 if self.ema is not None:
                     self.ema.update(step)
                 terms, signum = self.replicas.finish_step(terms, stop["signum"])  # agreed
-                bad = next((k for k, v in terms.items() if not math.isfinite(v)), None)
-                if bad is not None:
-                    bar.close()
-                    raise TrainingDiverged(step, f"the loss term {bad}", self.config)
                 self.log.add(terms)
                 bar.update(1)
                 self.after_step(step, bar, signum)
@@ -370,7 +367,12 @@ class Run:
         if main and (step % t.log_every == 0 or step == t.iterations):
             now = time.perf_counter()
             lr = self.optimizers[self.method.phases[0]].param_groups[0]["lr"]
-            row = self.log.write(step, {"lr": lr, "seconds": round(now - self.tic, 3)})
+            means = self.log.means()  # the one read of the loss terms per log step
+            bad = next((k for k, v in means.items() if not math.isfinite(v)), None)
+            if bad is not None:
+                bar.close()
+                raise TrainingDiverged(step, f"the loss term {bad}", self.config)
+            row = self.log.write(step, {"lr": lr, "seconds": round(now - self.tic, 3)}, means)
             self.tic = now
             bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
                              if k.endswith("_total") or k in ("g_l1",)})

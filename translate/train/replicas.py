@@ -187,7 +187,8 @@ class Replicas:
                     p.grad.copy_(g.view(p.shape))
 
     @torch.no_grad()
-    def finish_step(self, terms: dict[str, float], signum: int) -> tuple[dict[str, float], int]:
+    def finish_step(self, terms: dict[str, torch.Tensor], signum: int
+                    ) -> tuple[dict[str, torch.Tensor | float], int]:
         """After each iteration: average the running statistics of batch norm (unless
         synchronised batch norm already made them equal), average the logged loss terms over
         the processes, and agree on stopping. ``signum``: the signal this process received
@@ -203,9 +204,10 @@ class Replicas:
                 for t, v in zip(bucket, flat.split([t.numel() for t in bucket])):
                     t.copy_(v.view(t.shape))
         keys = sorted(terms)
-        values = [terms[k] for k in keys] + [float(signum == signal.SIGINT),
-                                             float(signum == signal.SIGTERM)]
-        vec = torch.tensor(values, dtype=torch.float64, device=self.ctx.device)
+        flags = torch.tensor([float(signum == signal.SIGINT), float(signum == signal.SIGTERM)],
+                             dtype=torch.float64, device=self.ctx.device)
+        vec = torch.cat([torch.stack([torch.as_tensor(terms[k], device=self.ctx.device)
+                                      .double() for k in keys]), flags])
         dist.all_reduce(vec)
         out = vec.tolist()
         stop = signal.SIGTERM if out[-1] else signal.SIGINT if out[-2] else 0

@@ -19,6 +19,8 @@ import os
 import sys
 from pathlib import Path
 
+import torch
+
 from translate.devices import Context
 from translate.files import atomic_write
 from translate.formats.checkpoint import write_generator
@@ -36,19 +38,34 @@ class MetricsLog:
 
     def __init__(self, path: Path):
         self.path = path
-        self.sums: dict[str, float] = {}
+        self.sums: dict[str, float | torch.Tensor] = {}
         self.counts: dict[str, int] = {}
 
-    def add(self, terms: dict[str, float]) -> None:
+    def add(self, terms: dict[str, float | torch.Tensor]) -> None:
+        """Add one iteration's terms. Tensors (on the training device) are summed there in
+        float64, so nothing is read back to the host until :meth:`means`."""
         for k, v in terms.items():
+            if torch.is_tensor(v):
+                v = v.detach().double()
             self.sums[k] = self.sums.get(k, 0.0) + v
             self.counts[k] = self.counts.get(k, 0) + 1
 
-    def means(self) -> dict[str, float]:
-        return {k: self.sums[k] / self.counts[k] for k in self.sums}
+    def _host_sums(self) -> dict[str, float]:
+        """The sums as floats: one read from the device for all of them."""
+        keys = list(self.sums)
+        on_device = [k for k in keys if torch.is_tensor(self.sums[k])]
+        values = (torch.stack([self.sums[k] for k in on_device]).tolist()
+                  if on_device else [])
+        host = dict(zip(on_device, values))
+        return {k: host[k] if k in host else float(self.sums[k]) for k in keys}
 
-    def write(self, step: int, extra: dict) -> dict:
-        row = {"step": step, **self.means(), **extra}
+    def means(self) -> dict[str, float]:
+        sums = self._host_sums()
+        return {k: sums[k] / self.counts[k] for k in sums}
+
+    def write(self, step: int, extra: dict, means: dict[str, float] | None = None) -> dict:
+        """Append the means since the last line (``means`` if already read) and ``extra``."""
+        row = {"step": step, **(means if means is not None else self.means()), **extra}
         self.append(row)
         self.sums, self.counts = {}, {}
         return row
@@ -71,7 +88,7 @@ class MetricsLog:
             os.fsync(f.fileno())
 
     def state(self) -> dict:
-        return {"sums": dict(self.sums), "counts": dict(self.counts)}
+        return {"sums": self._host_sums(), "counts": dict(self.counts)}
 
     def load(self, state: dict) -> None:
         self.sums, self.counts = dict(state["sums"]), dict(state["counts"])

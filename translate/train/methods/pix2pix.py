@@ -66,12 +66,11 @@ def mismatched_targets(real_b: torch.Tensor, index: torch.Tensor | None,
     if n > 1 and (idx is None or bool((idx.roll(1) != idx).all())):
         return real_b.roll(1, dims=0), torch.ones(n, dtype=torch.bool)  # the usual case
     wrong = torch.zeros_like(real_b)
-    keep = torch.zeros(n, dtype=torch.bool)
+    keep = torch.zeros(n, dtype=torch.bool)  # decided on the CPU: nothing is read back
     for shift in range(1, n):
         free = ~keep & (idx.roll(shift) != idx)
         if free.any():
-            rows = free.to(real_b.device)
-            wrong[rows] = real_b.roll(shift, dims=0)[rows]
+            wrong = _where_rows(free, real_b.roll(shift, dims=0), wrong)
             keep |= free
     if previous is not None and not keep.all() and previous[0].shape == real_b.shape:
         prev_b, prev_idx = previous
@@ -79,10 +78,16 @@ def mismatched_targets(real_b: torch.Tensor, index: torch.Tensor | None,
         if idx is not None and prev_idx is not None:
             free &= prev_idx.to("cpu") != idx
         if free.any():
-            rows = free.to(real_b.device)
-            wrong[rows] = prev_b[rows]
+            wrong = _where_rows(free, prev_b, wrong)
             keep |= free
     return (wrong, keep) if keep.any() else None
+
+
+def _where_rows(rows: torch.Tensor, chosen: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """``chosen`` in the rows where the CPU bool mask ``rows`` (N,) is set, else ``other``,
+    without boolean indexing on the device (which would wait for the device)."""
+    mask = rows.to(chosen.device, non_blocking=True).view(-1, *[1] * (chosen.dim() - 1))
+    return torch.where(mask, chosen, other)
 
 
 class Pix2Pix(Method):
@@ -126,9 +131,9 @@ class Pix2Pix(Method):
             if found is not None:
                 wrong_b, keep = found
                 wrong_a = real_a
-                if not keep.all():
-                    rows = keep.to(real_b.device)
-                    wrong_a, wrong_b = real_a[rows], wrong_b[rows]
+                if not keep.all():  # CPU mask; the rows are picked by position
+                    rows = keep.nonzero().squeeze(1).to(real_b.device, non_blocking=True)
+                    wrong_a, wrong_b = real_a.index_select(0, rows), wrong_b.index_select(0, rows)
         self.previous = (real_b.detach(), None if index is None else index.to("cpu"))
         return {"real_a": real_a, "real_b": real_b, "fake_b": self.nets["g"](real_a),
                 "wrong_a": wrong_a, "wrong_b": wrong_b}
