@@ -29,5 +29,39 @@ def test_bench_table_pix2pix():
                    "--batch-size", "2", check=True)
     out = proc.stdout
     assert "pix2pix at 32 px, batch 2, fp32" in out
-    for word in ("training", "peak memory", "folder to folder", "baseline", "speed-up"):
+    for word in ("training", "peak memory", "folder to folder", "eager run", "speed-up"):
         assert word in out
+
+
+def test_bench_times_the_real_loader_from_a_folder(shapes32):
+    """--data: the loader alone and training fed by it; FLOPs of a steady-state step
+    (at batch 1 the first pix2pix step has no mismatched pair yet, later ones do)."""
+    proc = run_cli("bench", "--model", "pix2pix", "--size", "32", "--ngf", "4",
+                   "--iterations", "3", "--warmup", "0", "--images", "2", "--workers", "1",
+                   "--data", str(shapes32), "--no-baseline", "--json", check=True)
+    r = json.loads(proc.stdout)
+    folder = r["train"]["from_folder"]
+    assert folder["loader_items_per_s"] > 0 and folder["train_images_per_s"] > 0
+    assert folder["workers"] == 1
+    table = run_cli("bench", "--model", "pix2pix", "--size", "32", "--ngf", "4",
+                    "--iterations", "1", "--warmup", "0", "--images", "2", "--workers", "0",
+                    "--data", str(shapes32), "--no-baseline", check=True).stdout
+    assert "from folder  loader alone" in table
+
+
+def test_bench_counts_flops_of_a_steady_state_step():
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from translate.devices import pick_device
+    from translate.train.bench import measure_training, recipe
+    from translate.train.loop import train_step
+    from translate.train.schedule import make_optimizers
+
+    config = recipe("pix2pix", 32, 1, 4, pick_device("cpu"))
+    method, result = measure_training(config, torch.device("cpu"), "fp32", 1, 0)
+    optimizers, _ = make_optimizers(method, config)
+    batch = {k: torch.rand(1, 3, 32, 32) * 2 - 1 for k in "ab"}
+    with FlopCounterMode(display=False) as later:
+        train_step(method, optimizers, batch)
+    assert result["flops_per_iteration"] == later.get_total_flops()

@@ -15,7 +15,7 @@ def cmd_bench(args) -> int:
     result = run(args.model, args.size, args.batch_size, args.device, args.precision,
                  args.iterations, args.warmup, args.ngf, args.images, args.workers,
                  baseline=not args.no_baseline, channels_last=args.channels_last,
-                 compile_nets=args.compile)
+                 compile_nets=args.compile, data=args.data)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
@@ -45,6 +45,10 @@ def register(sub) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the networks of the measured run (the compilation "
                    "time is reported apart)")
-    p.add_argument("--no-baseline", action="store_true", help="skip the baseline run")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="skip the eager fp32 batch-1 run (the baseline of the speed-up)")
+    p.add_argument("--data", metavar="DIR",
+                   help="a dataset folder: also time the real data loader alone (items/s) "
+                   "and training fed by it")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_bench)

@@ -10,8 +10,9 @@ instance norm) at a chosen size, batch size and precision:
 - conversion: images/s of the generator alone, and folder-to-folder (JPEG files in, JPEG
   files out, through ``translate.infer.convert``) with the overhead over the model-only time for
   the same images;
-- a baseline in the same process: eager fp32, NCHW, batch size 1, as the reference
-  implementation runs, and the speed-up over it.
+- this project's own eager run in the same process (fp32, NCHW, batch size 1, no speed
+  options: the way the reference implementation runs, not the reference itself), and the
+  speed-up over it.
 
 The measured run uses the training speed options where they apply
 (:mod:`translate.train.precision`):
@@ -83,21 +84,29 @@ def matmul_peak(device: torch.device, precision: str) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e12
 
 
-def recipe(model: str, size: int, batch_size: int, ngf: int, device: torch.device):
-    """The standard recipe's config at ``size`` (U-Net depth capped at log2(size))."""
+def recipe_items(model: str, size: int, batch_size: int, ngf: int, device: torch.device
+                 ) -> list[str]:
+    """Overrides of the standard recipe at ``size`` (U-Net depth capped at log2(size))."""
     items = [f"model={model}", "train.out=bench", f"data.load_size={size}",
              f"data.crop_size={size}", f"train.batch_size={batch_size}",
              f"generator.ngf={ngf}", f"discriminator.ndf={ngf}", f"train.device={device.type}"]
     if model == "pix2pix":
         items.append(f"generator.depth={min(8, int(np.log2(size)))}")
-    return load_config(None, items)
+    return items
+
+
+def recipe(model: str, size: int, batch_size: int, ngf: int, device: torch.device):
+    """The standard recipe's config at ``size``."""
+    return load_config(None, recipe_items(model, size, batch_size, ngf, device))
 
 
 def measure_training(config, device, precision, iterations, warmup, channels_last=False,
                      compile_nets=False, optimized=True):
     """Time ``train_step`` on synthetic batches. ``optimized``: fused Adam and cuDNN
-    autotuning on CUDA (off for the baseline). FLOPs are counted on one eager step before
-    any compilation; with ``compile_nets`` the first steps (compilation) are timed apart."""
+    autotuning on CUDA (off for the eager run). FLOPs are counted on the second eager step
+    (steady state: the first has no method memory yet, such as pix2pix's previous target at
+    batch 1), before any compilation; with ``compile_nets`` the first steps (compilation)
+    are timed apart."""
     torch.manual_seed(0)
     configure_backends(device, autotune=optimized)
     method = build_method(config)
@@ -111,7 +120,8 @@ def measure_training(config, device, precision, iterations, warmup, channels_las
         batch = to_channels_last(batch)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    with FlopCounterMode(display=False) as counter:
+    train_step(method, optimizers, batch, amp)  # the first step lacks method memory
+    with FlopCounterMode(display=False) as counter:  # a steady-state step
         train_step(method, optimizers, batch, amp)
     compile_seconds = None
     if compile_nets:
@@ -183,11 +193,49 @@ def measure_folder(translator: Translator, size: int, batch_size: int, images: i
             "end_to_end_overhead": model_rate / rate - 1}
 
 
+def measure_loader(config, method, device, precision, iterations: int, workers: int) -> dict:
+    """The real data path from ``config.data.root``: the loader alone (items/s over
+    ``iterations`` batches after one), then ``iterations`` training steps fed by it."""
+    from torch.utils.data import DataLoader
+
+    from translate.data.datasets import StreamSampler, worker_init
+    from translate.train.loop import build_dataset
+    from translate.train.precision import TrainSpeed
+
+    dataset = build_dataset(config)
+    n = config.train.batch_size
+
+    def batches():
+        return iter(DataLoader(dataset, batch_size=n, num_workers=workers,
+                               sampler=StreamSampler(len(dataset), 0),
+                               worker_init_fn=worker_init, persistent_workers=False,
+                               pin_memory=device.type == "cuda"))
+    stream = batches()
+    next(stream)  # the workers' start
+    start = time.perf_counter()
+    for _ in range(iterations):
+        next(stream)
+    loader_rate = n * iterations / (time.perf_counter() - start)
+    speed, amp = TrainSpeed(config, device), Precision(precision, device)
+    optimizers, _ = make_optimizers(method, config)
+    stream = batches()
+    train_step(method, optimizers, speed.batch(next(stream)), amp)
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(iterations):
+        train_step(method, optimizers, speed.batch(next(stream)), amp)
+    sync(device)
+    return {"loader_items_per_s": loader_rate, "workers": workers,
+            "train_images_per_s": n * iterations / (time.perf_counter() - start)}
+
+
 def run(model: str = "cyclegan", size: int = 256, batch_size: int = 1, device: str = "auto",
         precision: str = "fp32", iterations: int = 5, warmup: int = 2, ngf: int = 64,
         images: int = 32, workers: int = 2, baseline: bool = True,
-        channels_last: bool | None = None, compile_nets: bool = False) -> dict:
-    """``channels_last`` None: on for CUDA, off on the CPU."""
+        channels_last: bool | None = None, compile_nets: bool = False,
+        data: str | None = None) -> dict:
+    """``channels_last`` None: on for CUDA, off on the CPU. ``data``: a dataset folder to
+    also time the real data loader and training fed by it."""
     dev = pick_device(device)
     if channels_last is None:
         channels_last = dev.type == "cuda"
@@ -198,6 +246,12 @@ def run(model: str = "cyclegan", size: int = 256, batch_size: int = 1, device: s
     training["mfu"] = training["tflops"] / peak
     translator = translator_of(method, dev, precision, channels_last, compile_nets)
     conversion = measure_folder(translator, size, batch_size, images, workers)
+    if data:
+        config = load_config(None, [*recipe_items(model, size, batch_size, ngf, dev),
+                                    f"data.root={data}", f"data.load_size={size + size // 8}",
+                                    f"train.precision={precision}"])
+        training["from_folder"] = measure_loader(config, method, dev, precision,
+                                                 iterations, workers)
     result = {"device": device_name(dev), "device_type": dev.type, "model": model,
               "size": size, "batch_size": batch_size, "precision": precision, "ngf": ngf,
               "channels_last": channels_last, "compile": compile_nets,
@@ -232,14 +286,19 @@ def format_table(r: dict) -> str:
           if "compile_seconds" in t else []),
         f"  peak memory  {t['peak_memory_mb']:.0f} MB"
         + (" (process RSS)" if r["device_type"] == "cpu" else " (CUDA allocated)"),
+        *([f"  from folder  loader alone {t['from_folder']['loader_items_per_s']:.3g} items/s "
+           f"({t['from_folder']['workers']} workers); training fed by it "
+           f"{t['from_folder']['train_images_per_s']:.3g} images/s"]
+          if "from_folder" in t else []),
         f"  conversion   model only {c['model_images_per_s']:.3g} images/s; folder to folder "
         f"{c['end_to_end_images_per_s']:.3g} images/s "
         f"({100 * c['end_to_end_overhead']:+.1f}% time over the model)",
     ]
     if "baseline" in r:
         b, s = r["baseline"], r["speedup"]
-        lines.append(f"  baseline     eager fp32 NCHW batch 1: training "
-                     f"{b['train_images_per_s']:.3g} images/s, conversion "
-                     f"{b['convert_images_per_s']:.3g} images/s")
-        lines.append(f"  speed-up     training x{s['train']:.2f}, conversion x{s['convert']:.2f}")
+        lines.append(f"  eager run    this project's eager fp32 NCHW batch 1, no speed "
+                     f"options (baseline): training {b['train_images_per_s']:.3g} images/s, "
+                     f"conversion {b['convert_images_per_s']:.3g} images/s")
+        lines.append(f"  speed-up     over that run: training x{s['train']:.2f}, conversion "
+                     f"x{s['convert']:.2f}")
     return "\n".join(lines)
