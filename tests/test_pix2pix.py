@@ -12,8 +12,9 @@ from conftest import tiny_config
 
 
 def method_for(tmp_path, **loss):
+    """A pix2pix method; DiffAugment off (a default), so that D sees what the test computes."""
     torch.manual_seed(0)
-    return Pix2Pix(tiny_config(tmp_path, tmp_path / "run", loss=loss))
+    return Pix2Pix(tiny_config(tmp_path, tmp_path / "run", loss={"diffaugment": "", **loss}))
 
 
 def batch(n, seed=0):

@@ -32,8 +32,11 @@ def held_out_psnr(translator, root):
 
 
 def test_pix2pix_learns_the_mapping(shapes32, tmp_path, one_thread):
-    """300 iterations on 32 px pairs. Measured (one thread): held-out PSNR 23.97 dB against
-    7.83 dB for returning the input unchanged (the identity baseline)."""
+    """300 iterations on 32 px pairs with the default recipe (mismatched pairs, DiffAugment,
+    weight average). Measured (one thread): held-out PSNR 23.56 dB against 7.83 dB for
+    returning the input unchanged (the identity baseline); over seeds 0-2 23.56 ± 0.05 dB,
+    and 23.65 ± 0.25 dB with the paper's objective (loss.diffaugment="", train.ema=0): level
+    at this short budget."""
     config = tiny_config(shapes32, tmp_path / "run",
                          generator={"ngf": 16, "depth": 5, "dropout": False},
                          discriminator={"ndf": 16},

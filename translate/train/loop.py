@@ -270,8 +270,15 @@ class Run:
         self.log.load(state.log)
         self.evaluator.load(state.best)
         self.speed.precision.load_state_dict(state.scaler)
-        if self.ema is not None:
+        if self.ema is not None and state.ema:
             self.ema.load_state_dict(state.ema)
+        elif self.ema is not None:  # a run from before train.ema existed: it goes on without
+            self.ema = None
+            self.config = dataclasses.replace(self.config, train=dataclasses.replace(
+                self.config.train, ema=0.0))
+            if self.is_main:
+                print("note: this run was started without a weight average (train.ema); it "
+                      "continues without one", file=sys.stderr)
         if self.is_main:
             self.log.truncate_after(state.step)
             print(f"resuming {self.out} at step {state.step}", file=sys.stderr)

@@ -36,6 +36,15 @@ class Export:
         return GeneratorSpec(self.arch, self.kwargs, self.direction, norm_stats)
 
 
+# The networks of the unpaired papers (CycleGAN section 4 and appendix 7; CUT section 4):
+# ResNet generator, instance norm, no dropout, LSGAN.
+UNPAIRED_DEFAULTS: dict[str, dict[str, Any]] = {
+    "generator": {"arch": "resnet", "norm": "instance", "dropout": False},
+    "discriminator": {"norm": "instance"},
+    "loss": {"gan": "lsgan"},
+}
+
+
 @dataclass
 class NoOptions:
     """A method without options of its own."""

@@ -38,7 +38,7 @@ from translate.networks import (build_discriminator, build_generator, discrimina
 from translate.train import losses
 from translate.train.diffaugment import diff_augment, parse_policy
 from translate.train.fields import ConfigError, opt
-from translate.train.methods.base import Export, Method
+from translate.train.methods.base import UNPAIRED_DEFAULTS, Export, Method
 
 VARIANTS = {"cut": {"nce": 1.0, "identity": True, "flip": False},
             "fastcut": {"nce": 10.0, "identity": False, "flip": True}}
@@ -96,12 +96,7 @@ class CUT(Method):
     phases = ("d", "g")
     groups = {"d": ("d",), "g": ("g", "heads")}
     options = CUTOptions
-    # ResNet generator, instance norm, no dropout, LSGAN (the paper's section 4)
-    config_defaults = {
-        "generator": {"arch": "resnet", "norm": "instance", "dropout": False},
-        "discriminator": {"norm": "instance"},
-        "loss": {"gan": "lsgan"},
-    }
+    config_defaults = UNPAIRED_DEFAULTS
 
     @classmethod
     def check(cls, config, given: set[str]) -> None:

@@ -29,7 +29,7 @@ from translate.train.diffaugment import diff_augment, parse_policy
 from translate.networks import (build_discriminator, build_generator, discriminator_kwargs,
                         generator_kwargs)
 from translate.train.fields import ConfigError, opt
-from translate.train.methods.base import Export, Method
+from translate.train.methods.base import UNPAIRED_DEFAULTS, Export, Method
 from translate.train.methods.pool import ImagePool
 
 
@@ -56,12 +56,7 @@ class CycleGAN(Method):
     phases = ("g", "d")
     groups = {"g": ("g_ab", "g_ba"), "d": ("d_a", "d_b")}
     options = CycleGANOptions
-    # ResNet generator, instance norm, no dropout, LSGAN (the paper's section 4, appendix 7)
-    config_defaults = {
-        "generator": {"arch": "resnet", "norm": "instance", "dropout": False},
-        "discriminator": {"norm": "instance"},
-        "loss": {"gan": "lsgan"},
-    }
+    config_defaults = UNPAIRED_DEFAULTS
 
     @classmethod
     def check(cls, config, given: set[str]) -> None:
