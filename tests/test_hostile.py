@@ -448,7 +448,16 @@ def _convert_process(src: Path, out: Path, *extra: str) -> subprocess.Popen:
         [sys.executable, "-m", "translate", "convert", "--checkpoint",
          str(ROOT / "models" / "day2night.safetensors"), "--input", str(src), "--output",
          str(out), "--device", "cpu", "--quiet", "--workers", "2", *extra],
-        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_ctrl_c_as_in_a_terminal)
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A shell that started us in the background ignores SIGINT, and so would the command
+    (Python then installs no KeyboardInterrupt): give it the default, as a terminal does."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_outputs(out: Path, proc: subprocess.Popen) -> None:
