@@ -429,10 +429,17 @@ def _task_events(demo: Demo, task: str, ui: dict) -> None:
                  **private)
 
 
-def _batch_tab(demo: Demo) -> None:
+def _any_model(demo: Demo) -> tuple[list[str], str | None]:
+    """Every model's key, and the one preselected in tabs that take any model: the first
+    task's default, else the first model."""
     keys = list(demo.catalog.entries)
     default = next((demo.catalog.defaults[t] for t in TASKS if demo.catalog.defaults[t]),
                    keys[0] if keys else None)
+    return keys, default
+
+
+def _batch_tab(demo: Demo) -> None:
+    keys, default = _any_model(demo)
     with gr.Tab("Batch", id="batch", elem_id="tab-batch"):
         with gr.Row():
             with gr.Column():
@@ -455,9 +462,7 @@ def _batch_tab(demo: Demo) -> None:
 
 
 def _video_tab(demo: Demo) -> None:
-    keys = list(demo.catalog.entries)
-    default = next((demo.catalog.defaults[t] for t in TASKS if demo.catalog.defaults[t]),
-                   keys[0] if keys else None)
+    keys, default = _any_model(demo)
     with gr.Tab("Video", id="video", elem_id="tab-video"):
         with gr.Row():
             with gr.Column():
@@ -522,7 +527,8 @@ def serve(models_dir: str | Path | None = None, *, host: str = "127.0.0.1", port
     app = build_app(models_dir, device=device, limits=limits, queue_size=queue_size)
     guard = Middleware(UploadGuard, limits=limits, folder=get_upload_folder())
     app.launch(server_name=host, server_port=port, share=share,
-               app_kwargs={"middleware": [guard]}, max_file_size=limits.largest_upload, allowed_paths=None, show_error=False,
+               app_kwargs={"middleware": [guard]}, max_file_size=limits.largest_upload,
+               allowed_paths=None, show_error=False,
                ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False,
                footer_links=["api", "settings"], prevent_thread_lock=True, quiet=True)
     print(startup_text(app, share), flush=True)
