@@ -185,8 +185,8 @@ class _Decode(Dataset):
         if not is_image_file(src):
             return i, None, None, "not an image file (unknown extension)"
         try:
-            image_size(src, self.max_pixels)  # the header: refuse a huge image undecoded
             if self.device_jpeg:
+                image_size(src, self.max_pixels)  # load_image checks this on the host path
                 encoded = read_jpeg(src)
                 if encoded is not None:
                     return i, encoded, None, None
