@@ -16,8 +16,9 @@ With ``train.ema`` the trainer also keeps a moving average of the generators' we
 (:mod:`translate.train.ema`), which samples, evaluations and exports use.
 
 Resume restores networks, optimizers, schedules, method memory (pools, earlier targets), the
-weight average, RNG states and the position in the data stream, so a resumed run continues with exactly the
-batches, dropout masks and losses of an uninterrupted one (bit for bit on the CPU).
+weight average, RNG states and the position in the data stream, so a resumed run continues
+with exactly the batches, dropout masks and losses of an uninterrupted one (bit for bit on
+the CPU).
 
 Under torchrun, one process per GPU trains data-parallel replicas and process 0 alone writes
 the run folder: see :mod:`translate.train.replicas`.
@@ -57,8 +58,8 @@ from translate.train.run_folder import (MetricsLog, default_norm_stats, export_a
                                         prepare_run_folder, write_samples)
 from translate.train.schedule import lr_factor, make_optimizers
 
-__all__ = ["Run", "TrainingDiverged", "TrainingInterrupted", "build_dataset", "lr_factor", "make_optimizers",
-           "train", "train_step"]
+__all__ = ["Run", "TrainingDiverged", "TrainingInterrupted", "build_dataset", "lr_factor",
+           "make_optimizers", "train", "train_step"]
 
 
 class TrainingDiverged(UserError):
@@ -301,9 +302,11 @@ class Run:
 
     def check_weights(self, step: int) -> None:
         """:class:`TrainingDiverged` unless every weight is a finite number."""
-        for name, p in self.method.nets.named_parameters():
-            if not torch.isfinite(p).all():
-                raise TrainingDiverged(step, f"the weight {name}", self.config)
+        names, params = zip(*self.method.nets.named_parameters())
+        finite = torch.stack([torch.isfinite(p).all() for p in params]).tolist()  # one read
+        bad = next((name for name, ok in zip(names, finite) if not ok), None)
+        if bad is not None:
+            raise TrainingDiverged(step, f"the weight {bad}", self.config)
 
     def checkpoint(self, step: int, name: str = "latest.pt") -> None:
         """Every process's state into ``checkpoints/<name>``, written by process 0 (the
