@@ -28,8 +28,8 @@ import statistics
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from translate.data.datasets import (TRAIN_MAX_MEGAPIXELS, DatasetError, resolve_layout,
-                                     split_folder)
+from translate.data.datasets import (TRAIN_MAX_MEGAPIXELS, DatasetError, by_stem,
+                                     resolve_layout, split_folder)
 from translate.images import ImageError, image_size, is_image_file, list_images, load_image
 
 PNG_MAGIC, PNG_END = b"\x89PNG", b"\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -102,14 +102,9 @@ class _Scanner:
             results = list(pool.map(lambda p: _inspect(p, self.full, self.max_pixels), files,
                                     chunksize=16))
         sizes: dict[str, tuple] = {}
-        stems: dict[str, list[Path]] = {}
-        for path in files:
-            stems.setdefault(path.stem, []).append(path)
+        shared = dict(by_stem(files)[1]) if paired else {}
         for path, (w, h, bad, suspect) in zip(files, results):
-            if paired and len(stems[path.stem]) > 1:
-                bad = ("shares its name with " + ", ".join(
-                    q.name for q in stems[path.stem] if q != path)
-                    + ": which one is the pair is ambiguous, so neither is used")
+            bad = shared.get(path, bad)
             if bad:
                 self.unreadable.append({"path": self.rel(path), "reason": bad})
                 continue

@@ -216,7 +216,7 @@ def paired_items(root: str | Path, layout: str, split: str = "train",
     elif layout == "paired":
         a_files, bad_a = _readable(list_images(folder / "A"), max_pixels)
         b_files, bad_b = _readable(list_images(folder / "B"), max_pixels)
-        (a_by, same_a), (b_by, same_b) = _by_stem(a_files), _by_stem(b_files)
+        (a_by, same_a), (b_by, same_b) = by_stem(a_files), by_stem(b_files)
         bad = bad_a + bad_b + same_a + same_b
         items = [PairItem(s, a_by[s], b_by[s]) for s in sorted(a_by.keys() & b_by.keys())]
         only_a, only_b = sorted(a_by.keys() - b_by.keys()), sorted(b_by.keys() - a_by.keys())
@@ -235,7 +235,7 @@ def paired_items(root: str | Path, layout: str, split: str = "train",
     return items
 
 
-def _by_stem(files: list[Path]) -> tuple[dict[str, Path], list[tuple[Path, str]]]:
+def by_stem(files: list[Path]) -> tuple[dict[str, Path], list[tuple[Path, str]]]:
     """{name without extension: file}, and (file, reason) for files that share their name
     with another (x.png and x.jpg): which one pairs with the other domain's x is
     ambiguous, so all of them are left out."""
