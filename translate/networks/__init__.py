@@ -93,19 +93,17 @@ def _check_argument(arch: str, name: str, value, default) -> None:
     """``value`` must have the type of the parameter's default (an int where the default is
     None); ints lie in 0..MAX_INT_ARGUMENT."""
     if isinstance(default, bool):
-        ok = isinstance(value, bool)
+        ok, want = isinstance(value, bool), "true or false"
     elif isinstance(default, int) or default is None:
         ok = (isinstance(value, int) and not isinstance(value, bool)
               and 0 <= value <= MAX_INT_ARGUMENT)
+        want = f"a whole number from 0 to {MAX_INT_ARGUMENT}"
     elif isinstance(default, str):
-        ok = isinstance(value, str) and len(value) <= 64
+        ok, want = isinstance(value, str) and len(value) <= 64, "a short string"
     else:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        want = "a number"
     if not ok:
-        want = ("true or false" if isinstance(default, bool) else
-                f"a whole number from 0 to {MAX_INT_ARGUMENT}" if isinstance(default, int)
-                or default is None else "a short string" if isinstance(default, str)
-                else "a number")
         raise ArchitectureError(f"{arch} argument {name} = {repr(value)[:40]} is not {want}")
 
 
