@@ -18,6 +18,10 @@ Unpaired tasks: cyclegan, cut, fastcut (each with its paper's defaults at this s
     python benchmarks/recipes.py --out docs/recipes.jsonl          # every row, 3 seeds
     python benchmarks/recipes.py --only shapes:+ema --seeds 0      # one row, one seed
     python benchmarks/recipes.py --table docs/recipes.jsonl        # the markdown table
+    python benchmarks/recipes.py --precision bf16 --out docs/recipes.jsonl  # bf16 autocast
+
+Every run states its precision (``train.precision``, fp32 unless ``--precision``); rows of
+the same recipe in another precision are separate rows of the table.
 
 Runs use one thread each and ``--jobs`` processes at a time (2 by default).
 """
@@ -85,7 +89,8 @@ def render(task: str, data_dir: str) -> Path:
     return root
 
 
-def run_one(task: str, recipe: str, seed: int, data_dir: str) -> dict:
+def run_one(task: str, recipe: str, seed: int, data_dir: str, precision: str = "fp32"
+            ) -> dict:
     """Train ``recipe`` on ``task`` with ``seed`` and score it; one JSON-ready row."""
     import torch
 
@@ -105,9 +110,11 @@ def run_one(task: str, recipe: str, seed: int, data_dir: str) -> dict:
                                 "dropout": False},
                   "discriminator": {"ndf": 16, "layers": 2},
                   "train": {"iterations": ITERATIONS, "batch_size": 4, "lr": 5e-4,
-                            "seed": seed, "log_every": 100, "sample_every": 0,
+                            "seed": seed, "precision": precision, "log_every": 100,
+                            "sample_every": 0,
                             "checkpoint_every": ITERATIONS,
-                            "out": str(Path(data_dir) / f"run-{task}-{recipe}-{seed}")}},
+                            "out": str(Path(data_dir)
+                                       / f"run-{task}-{recipe}-{seed}-{precision}")}},
                  extra)
     if tree["model"] != "pix2pix":
         tree["generator"] = {"ngf": 16, "depth": 2}
@@ -118,7 +125,8 @@ def run_one(task: str, recipe: str, seed: int, data_dir: str) -> dict:
     scores = evaluate(engine, root, "a2b")
     inputs = root / ("test" / Path("A") if layout == "paired" else Path("testA"))
     art = score_artefacts(inputs, engine=engine)
-    return {"task": task, "recipe": recipe, "seed": seed, "psnr": round(scores["psnr"], 3),
+    return {"task": task, "recipe": recipe, "precision": precision, "seed": seed,
+            "psnr": round(scores["psnr"], 3),
             "ssim": round(scores["ssim"], 4), "train_seconds": round(seconds, 1),
             **{k: art[k] for k in ("periodicity_median", "hallucination_median",
                                    "fidelity_median")}}
@@ -128,7 +136,9 @@ def table(lines: list[dict]) -> str:
     """Markdown: mean +- spread (population std) over seeds, per task and recipe."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in lines:
-        groups.setdefault((row["task"], row["recipe"]), []).append(row)
+        recipe = row["recipe"] + (f" ({row['precision']})"
+                                  if row.get("precision", "fp32") != "fp32" else "")
+        groups.setdefault((row["task"], recipe), []).append(row)
     out = ["| task | recipe | seeds | PSNR dB | SSIM | periodicity | hallucination | "
            "fidelity | train s |", "|---|---|---|---|---|---|---|---|---|"]
     for (task, recipe), rows in groups.items():
@@ -149,6 +159,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--only", nargs="+", metavar="TASK:RECIPE")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="train.precision of every run")
     parser.add_argument("--table", type=Path, help="print the table of a JSON lines file")
     args = parser.parse_args()
     if args.table:
@@ -160,10 +172,10 @@ def main() -> None:
         render(task, data_dir)
     done = set()
     if args.out and args.out.exists():  # rows already measured are not run again
-        done = {(r["task"], r["recipe"], r["seed"])
+        done = {(r["task"], r["recipe"], r["seed"], r.get("precision", "fp32"))
                 for r in map(json.loads, args.out.read_text().splitlines())}
-    jobs = [(t, r, s, data_dir) for t, r in rows_to_run(args.only) for s in args.seeds
-            if (t, r, s) not in done]
+    jobs = [(t, r, s, data_dir, args.precision) for t, r in rows_to_run(args.only)
+            for s in args.seeds if (t, r, s, args.precision) not in done]
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = {pool.submit(run_one, *job): job for job in jobs}
         for future in as_completed(futures):

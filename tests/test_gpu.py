@@ -18,9 +18,10 @@ from torch import nn
 from translate.train.bench import run as bench_run
 from translate.formats.state import load_state
 from translate.infer.convert import Options, convert
-from translate.infer.jpeg import EncodedJpeg, decode_jpegs, encode_jpegs, read_jpeg
+from translate.data.datasets import PairedDataset, paired_items
+from translate.data.jpeg import EncodedJpeg, decode_jpegs, encode_jpegs, read_jpeg
 from translate.train.diffaugment import diff_augment, parse_policy
-from translate.train.augment import DeviceCrop
+from translate.train.augment import DecodeOnly, DeviceAugment
 from translate.images import load_image
 from translate.infer.engine import Translator
 from translate.train.methods import build_method
@@ -128,14 +129,36 @@ def test_bf16_auto_training_on_cuda_records_precision(shapes32, tmp_path):
     assert f"precision: {expected}" in (out / "config.yaml").read_text()
 
 
-def test_device_crop_on_cuda_equals_the_cpu_crop():
-    images = torch.randint(0, 256, (8, 3, 40, 40), dtype=torch.uint8)
-    seeds = torch.arange(8) * 31 + 5
-    crop = DeviceCrop(40, 32, flip=True, paired=True)
-    cpu = crop({"a": images, "b": images, "seed": seeds}, torch.device("cpu"))
-    gpu = crop({"a": images, "b": images, "seed": seeds}, CUDA)
-    assert gpu["a"].device.type == "cuda"
-    assert torch.equal(gpu["a"].cpu(), cpu["a"]) and torch.equal(gpu["b"], gpu["a"])
+def test_device_augment_on_cuda_equals_the_cpu_one():
+    """Resize (up and down), crop and flip give the same images on CUDA as on the CPU,
+    within one grey level (the two devices' bicubic kernels round differently)."""
+    gen = torch.Generator().manual_seed(0)
+    images = [torch.randint(0, 256, (h, w, 3), dtype=torch.uint8, generator=gen)
+              for h, w in ((40, 40), (40, 40), (64, 50), (30, 20), (40, 40), (90, 120))]
+    seeds = torch.arange(len(images)) * 31 + 5
+    augment = DeviceAugment(40, 32, flip=True, paired=True)
+    raw = {"a": images, "b": [im.clone() for im in images], "seed": seeds}
+    cpu = augment(raw, torch.device("cpu"))
+    gpu = augment(raw, CUDA)
+    assert gpu["a"].device.type == "cuda" and torch.equal(gpu["b"], gpu["a"])
+    assert (gpu["a"].cpu() - cpu["a"]).abs().max() <= 1 / 127.5 + 1e-6
+
+
+def test_training_jpegs_are_decoded_on_cuda(tmp_path):
+    """data.gpu_augment on CUDA: workers hand over JPEG bytes, nvJPEG decodes them, and
+    the batch matches the loader-decoded one within the decoders' few grey levels."""
+    write_jpegs(tmp_path / "train" / "A")
+    write_jpegs(tmp_path / "train" / "B")
+    items = paired_items(tmp_path, "paired")
+    keys = [(k, 11 + k) for k in range(len(items))]
+    augment = DeviceAugment(52, 48, flip=True, paired=True)
+    decoded, encoded = (DecodeOnly(PairedDataset(items, 52, 48, True), jpeg=j)
+                        for j in (False, True))
+    raw = DecodeOnly.collate([encoded[k] for k in keys])
+    assert all(x.dim() == 1 for x in raw["a"])
+    got = augment(raw, CUDA)
+    want = augment(DecodeOnly.collate([decoded[k] for k in keys]), torch.device("cpu"))
+    assert (got["a"].cpu() - want["a"]).abs().mean() < 2 / 127.5
 
 
 def test_diffaugment_on_cuda_keeps_pairs_aligned():

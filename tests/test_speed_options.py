@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -21,14 +22,14 @@ from translate.train.config import ConfigError
 from translate.infer.convert import Options, convert
 from translate.data.datasets import PairedDataset, apply_seeded, paired_items, train_transform
 from translate.train.diffaugment import OPERATIONS, diff_augment, parse_policy
-from translate.train.augment import DecodeOnly, DeviceCrop, crop_params, to_uint8_chw
+from translate.train.augment import DecodeOnly, DeviceAugment, crop_params, resize_bicubic
 from translate.images import to_tensor
 from translate.infer.engine import Translator
 from translate.train.methods import build_method
 from translate.networks.layers import InstanceNorm2d, instance_norm
 from translate.devices import resolve_precision
 from translate.train.precision import Precision, prepare_networks, to_channels_last
-from translate.train.loop import make_optimizers, train, train_step
+from translate.train.loop import loader_workers, make_optimizers, train, train_step
 
 from conftest import TINY, merge, overrides, run_cli, tiny_config
 
@@ -243,44 +244,103 @@ def metric_rows(run):
 
 # --- augmentation on the device ---------------------------------------------------------------
 
-def test_decode_only_returns_the_resized_images_as_exact_uint8(shapes32):
-    values = torch.arange(256, dtype=torch.uint8).view(1, 16, 16)
-    assert torch.equal(to_uint8_chw(to_tensor(values.permute(1, 2, 0).numpy())), values)
+def test_decode_only_hands_over_the_files_as_decoded(shapes32, tmp_path):
     items = paired_items(shapes32, "paired")
-    plain = PairedDataset(items, 36, 36, False)
-    fast = DecodeOnly(PairedDataset(items, 36, 32, True), 36)
+    fast = DecodeOnly(PairedDataset(items, 36, 32, True))
     item = fast[(3, 12345)]
-    assert item["a"].dtype == torch.uint8 and item["a"].shape == (3, 36, 36)
-    assert item["seed"] == 12345
-    assert torch.equal(item["a"], to_uint8_chw(plain[3]["a"]))
+    want = np.array(Image.open(items[3].a).convert("RGB"))
+    assert item["a"].dtype == torch.uint8 and torch.equal(item["a"], torch.from_numpy(want))
+    assert item["seed"] == 12345 and item["index"] == 3
     assert fast[3]["a"].shape == (3, 32, 32)  # plain indices (sample grids) are unchanged
+    batch = DecodeOnly.collate([fast[(0, 1)], fast[(1, 2)]])
+    assert len(batch["a"]) == 2 and batch["seed"].tolist() == [1, 2]
+    jpegs = write_pairs(tmp_path / "jpeg", sizes=[(40, 30)], suffix=".jpg")
+    encoded = DecodeOnly(PairedDataset(paired_items(jpegs, "paired"), 36, 32, True),
+                         jpeg=True)[(0, 1)]
+    assert encoded["a"].dim() == 1  # the file's bytes, decoded on the device
+    assert bytes(encoded["a"].numpy()) == (jpegs / "train" / "A" / "p0.jpg").read_bytes()
 
 
-def coordinates(n: int, size: int) -> torch.Tensor:
-    """uint8 (n, 3, size, size): channel 0 = row, 1 = column, 2 = image number."""
-    rows = torch.arange(size).view(size, 1).expand(size, size)
-    cols = torch.arange(size).view(1, size).expand(size, size)
-    return torch.stack([torch.stack([rows, cols, torch.full_like(rows, i)])
-                        for i in range(n)]).to(torch.uint8)
+def write_pairs(root, sizes, suffix=".png", seed=0):
+    """A paired dataset of smooth random images of the given (width, height) sizes."""
+    rng = np.random.default_rng(seed)
+    for side in "AB":
+        (root / "train" / side).mkdir(parents=True, exist_ok=True)
+    for k, (w, h) in enumerate(sizes):
+        for side in "AB":
+            small = rng.integers(0, 256, (max(2, h // 6), max(2, w // 6), 3), dtype=np.uint8)
+            Image.fromarray(small).resize((w, h), Image.BICUBIC).save(
+                root / "train" / side / f"p{k}{suffix}", quality=95)
+    return root
 
 
-def test_device_crop_cuts_pairs_alike_from_the_seed():
-    crop = DeviceCrop(40, 32, flip=True, paired=True)
-    images = coordinates(16, 40)
-    seeds = torch.arange(16) * 7919 + 3
-    out = crop({"a": images, "b": images.clone(), "seed": seeds}, torch.device("cpu"))
-    assert out["a"].shape == (16, 3, 32, 32) and out["a"].dtype == torch.float32
-    assert torch.equal(out["a"], out["b"])  # identical crop and flip for A and B
-    again = crop({"a": images, "b": images, "seed": seeds}, torch.device("cpu"))
-    assert torch.equal(again["a"], out["a"])  # a function of the seeds alone
-    as_uint8 = ((out["a"] + 1) * 127.5).round().to(torch.long)
-    for k, seed in enumerate(seeds.tolist()):
+@pytest.mark.parametrize("size", [(36, 36), (32, 32), (50, 41), (300, 200), (7, 90)])
+def test_device_resize_matches_the_cpu_resize_within_one_grey_level(size):
+    """OpenCV's INTER_CUBIC (the CPU pipeline) against the device resize, up and down."""
+    w, h = size
+    rng = np.random.default_rng(w * h)
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    cpu = cv2.resize(image, (36, 36), interpolation=cv2.INTER_CUBIC).astype(int)
+    device = resize_bicubic(torch.from_numpy(image).permute(2, 0, 1)[None], 36)
+    diff = np.abs(device[0].permute(1, 2, 0).numpy().astype(int) - cpu)
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
+
+
+def test_device_augment_is_the_cpu_pipeline_given_the_same_draws(tmp_path):
+    """Each output is the CPU pipeline's resize, crop at the drawn offset and flip, within
+    one grey level; images of several sizes share a batch."""
+    root = write_pairs(tmp_path / "d", sizes=[(64, 48), (36, 36), (64, 48), (20, 30)])
+    dataset = DecodeOnly(PairedDataset(paired_items(root, "paired"), 40, 32, True))
+    keys = [(k, 1000 + k) for k in range(4)]
+    batch = DecodeOnly.collate([dataset[key] for key in keys])
+    out = DeviceAugment(40, 32, flip=True, paired=True)(batch, torch.device("cpu"))
+    assert out["a"].shape == (4, 3, 32, 32) and out["a"].dtype == torch.float32
+    for k, (index, seed) in enumerate(keys):
         (top, left, flipped), = crop_params(seed, 40, 32, True, 1)
-        want = images[k, :, top:top + 32, left:left + 32].long()
-        assert torch.equal(as_uint8[k], want.flip(-1) if flipped else want)
-    unpaired = DeviceCrop(40, 32, flip=True, paired=False)(
-        {"a": images, "b": images.clone(), "seed": seeds}, torch.device("cpu"))
-    assert not torch.equal(unpaired["a"], unpaired["b"])  # independent draws per domain
+        for side in "ab":
+            rgb = np.asarray(Image.open(dataset.dataset.items[index].a if side == "a" else
+                                        dataset.dataset.items[index].b).convert("RGB"))
+            want = cv2.resize(rgb, (40, 40), interpolation=cv2.INTER_CUBIC)
+            want = want[top:top + 32, left:left + 32]
+            want = to_tensor(want[:, ::-1].copy() if flipped else want)
+            assert (out[side][k] - want).abs().max() <= 1 / 127.5 + 1e-6
+
+
+def test_device_jpeg_decoding_gives_the_decoded_path(tmp_path):
+    """JPEG bytes decoded on the device (here the CPU's decoder) give the images that
+    loader-decoded files give."""
+    root = write_pairs(tmp_path / "j", sizes=[(48, 40), (48, 40), (30, 30)], suffix=".jpg")
+    items = paired_items(root, "paired")
+    keys = [(k, 7 + k) for k in range(3)]
+    augment = DeviceAugment(36, 32, flip=True, paired=True)
+    decoded, encoded = (DecodeOnly(PairedDataset(items, 36, 32, True), jpeg=j)
+                        for j in (False, True))
+    want = augment(DecodeOnly.collate([decoded[k] for k in keys]), torch.device("cpu"))
+    raw = DecodeOnly.collate([encoded[k] for k in keys])
+    assert all(x.dim() == 1 for x in raw["a"])
+    got = augment(raw, torch.device("cpu"))
+    for side in "ab":
+        assert (got[side] - want[side]).abs().max() <= 3 / 127.5 + 1e-6
+
+
+def test_a_damaged_jpeg_is_replaced_within_its_batch(tmp_path, capfd):
+    """A JPEG whose header is fine but whose data is cut short is decoded by neither the
+    device nor Pillow: it is reported and another image of the batch takes its place."""
+    root = write_pairs(tmp_path / "j", sizes=[(48, 40), (48, 40)], suffix=".jpg")
+    dataset = DecodeOnly(PairedDataset(paired_items(root, "paired"), 36, 32, True), jpeg=True)
+    good, other = dataset[(0, 3)]["a"], dataset[(1, 3)]["a"]
+    cut = good[:len(good) // 2].clone()
+    images = DeviceAugment(36, 32, flip=False).on_device([cut, other], torch.device("cpu"))
+    assert len(images) == 2 and torch.equal(images[0], images[1])
+    assert "damaged JPEG" in capfd.readouterr().err
+
+
+def test_default_loader_workers_follow_the_cores_available(monkeypatch):
+    cores = len(os.sched_getaffinity(0))
+    assert loader_workers(3) == 3 and loader_workers(0) == 0
+    assert loader_workers(None) == max(1, min(8, cores - 1))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(2 * cores))  # more processes than cores
+    assert loader_workers(None) == 1
 
 
 def test_device_crop_draws_as_the_cpu_pipeline_does():

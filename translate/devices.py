@@ -95,6 +95,16 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "bf16" if native_bf16(device) else "fp32"
 
 
+def cores_per_process() -> int:
+    """The CPU cores this process may run on (its affinity, which container limits and
+    ``taskset`` narrow), divided among the processes torchrun started on this node."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
 def launched() -> bool:
     """Whether this process was started by torchrun (or anything setting its variables)."""
     return all(name in os.environ for name in ENV)

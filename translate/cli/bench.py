@@ -15,7 +15,8 @@ def cmd_bench(args) -> int:
     result = run(args.model, args.size, args.batch_size, args.device, args.precision,
                  args.iterations, args.warmup, args.ngf, args.images, args.workers,
                  baseline=not args.no_baseline, channels_last=args.channels_last,
-                 compile_nets=args.compile, data=args.data)
+                 compile_nets=args.compile, data=args.data,
+                 gpu_augment=args.gpu_augment)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0
 
@@ -50,5 +51,8 @@ def register(sub) -> None:
     p.add_argument("--data", metavar="DIR",
                    help="a dataset folder: also time the real data loader alone (items/s) "
                    "and training fed by it")
+    p.add_argument("--gpu-augment", action="store_true",
+                   help="with --data: loader workers only decode; resize, crop, flip and "
+                   "float conversion run on the device (data.gpu_augment)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_bench)

@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import Dataset, Sampler  # noqa: E402
 
+from translate.data.jpeg import EncodedJpeg, read_jpeg  # noqa: E402
 from translate.devices import helper_process_setup  # noqa: E402
 from translate.errors import UserError  # noqa: E402
 from translate.images import IMAGE_EXTENSIONS as _EXTS  # noqa: E402
@@ -338,6 +339,19 @@ def _halves(rgb: np.ndarray, path: Path) -> tuple[np.ndarray, np.ndarray]:
     return rgb[:, :half], rgb[:, half:2 * half]
 
 
+Decoded = np.ndarray | EncodedJpeg  # uint8 (H, W, C), or a plain JPEG's bytes
+
+
+def _load(path: Path, part: str, channels: int, jpeg: bool = False) -> Decoded:
+    """An image (``part`` of the file, see :func:`read_part`) with ``channels``; with
+    ``jpeg``, a whole plain RGB JPEG as its bytes, to be decoded on the training device."""
+    if jpeg and part == "whole" and channels == 3:
+        encoded = read_jpeg(path)
+        if encoded is not None:
+            return encoded
+    return to_channels(read_part(path, part), channels)
+
+
 def read_part(path: Path, part: str = "whole") -> np.ndarray:
     """uint8 RGB (H, W, 3) of a whole file, or of the ``left``/``right`` half of an A | B
     file."""
@@ -365,16 +379,22 @@ class PairedDataset(_Augmented):
     def __len__(self) -> int:
         return len(self.items)
 
-    def load_pair(self, item: PairItem) -> tuple[np.ndarray, np.ndarray]:
+    def load_pair(self, item: PairItem, jpeg: bool = False) -> tuple[Decoded, Decoded]:
         if item.side_by_side:
             a, b = _halves(load_rgb(item.a), item.a)
-        else:
-            a, b = load_rgb(item.a), load_rgb(item.b)
-        return to_channels(a, self.channels[0]), to_channels(b, self.channels[1])
+            return to_channels(a, self.channels[0]), to_channels(b, self.channels[1])
+        return (_load(item.a, "whole", self.channels[0], jpeg),
+                _load(item.b, "whole", self.channels[1], jpeg))
+
+    def decode(self, key, jpeg: bool = False) -> tuple[Decoded, Decoded]:
+        """Item ``key``'s A and B images as decoded (uint8 (H, W, C) at the file's size);
+        with ``jpeg``, plain JPEG files as their bytes (:class:`EncodedJpeg`)."""
+        index = key[0] if isinstance(key, tuple) else key
+        return self.load_first_good(self.items, index, lambda it: self.load_pair(it, jpeg))
 
     def __getitem__(self, key) -> dict:
         index, seed = key if isinstance(key, tuple) else (key, None)
-        a, b = self.load_first_good(self.items, index, self.load_pair)
+        a, b = self.decode(index)
         out = apply_seeded(self.fixed if seed is None else self.random, seed, image=a, b=b)
         return {"a": to_tensor(out["image"]), "b": to_tensor(out["b"]), "index": index}
 
@@ -434,21 +454,30 @@ class UnpairedDataset(_Augmented):
     def __len__(self) -> int:
         return max(len(self.items[0]), len(self.items[1]))
 
-    def load_one(self, item: DomainItem, channels: int) -> np.ndarray:
-        return to_channels(read_part(item.path, item.part), channels)
+    def picks(self, index: int, seed: int | None) -> tuple[tuple[int, int], tuple]:
+        """The A and B images of item ``index`` and their augmentation seeds: drawn from
+        ``seed``, or (index mod |A|, index mod |B|) and no seeds without one."""
+        na, nb = map(len, self.items)
+        if seed is None:
+            return (index % na, index % nb), (None, None)
+        rng = np.random.default_rng(seed)
+        other = int(rng.integers(nb if na >= nb else na))
+        picks = (index, other) if na >= nb else (other, index)
+        return picks, tuple(int(s) for s in rng.integers(0, 2 ** 32, size=2))
+
+    def decode(self, key, jpeg: bool = False) -> tuple[Decoded, Decoded]:
+        """Item ``key``'s A and B images as decoded (see :meth:`PairedDataset.decode`)."""
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        picks, _ = self.picks(index, seed)
+        return tuple(self.load_first_good(items, pick, lambda it, c=chans: _load(
+            it.path, it.part, c, jpeg)) for items, pick, chans in zip(self.items, picks,
+                                                                      self.channels))
 
     def __getitem__(self, key) -> dict:
         index, seed = key if isinstance(key, tuple) else (key, None)
-        (na, nb), out = map(len, self.items), {}
-        if seed is None:
-            picks, seeds = (index % na, index % nb), (None, None)
-        else:
-            rng = np.random.default_rng(seed)
-            other = int(rng.integers(nb if na >= nb else na))
-            picks = (index, other) if na >= nb else (other, index)
-            seeds = tuple(int(s) for s in rng.integers(0, 2 ** 32, size=2))
-        for name, items, pick, chans, s in zip("ab", self.items, picks, self.channels, seeds):
-            img = self.load_first_good(items, pick, lambda it, c=chans: self.load_one(it, c))
+        _, seeds = self.picks(index, seed)
+        out = {}
+        for name, img, s in zip("ab", self.decode(key), seeds):
             out[name] = to_tensor(apply_seeded(self.fixed if s is None else self.random, s,
                                                image=img)["image"])
         out["index"] = index

@@ -16,7 +16,7 @@ writing anything.
 On a CUDA device: batches travel through pinned memory with asynchronous copies, and the
 model runs on one batch while the previous batch's results are copied back and handed to
 the encoders; JPEG inputs are decoded and JPEG outputs encoded on the GPU
-(:mod:`translate.infer.jpeg`). On the CPU the pipeline is the one described above.
+(:mod:`translate.data.jpeg`). On the CPU the pipeline is the one described above.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from tqdm import tqdm
 from translate.infer.video import (VideoError, VideoOptions, VideoStats, convert_video,
                                    is_video_file)
 from translate.infer.video import output_suffix as video_suffix
-from translate.infer.jpeg import (JPEG_SUFFIXES, EncodedJpeg, decode_jpegs, encode_jpegs,
+from translate.data.jpeg import (JPEG_SUFFIXES, EncodedJpeg, decode_jpegs, encode_jpegs,
                            input_from_uint8, read_jpeg, to_uint8_batch)
 from translate.devices import helper_process_setup
 from translate.errors import UserError

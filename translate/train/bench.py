@@ -196,20 +196,20 @@ def measure_folder(translator: Translator, size: int, batch_size: int, images: i
 def measure_loader(config, method, device, precision, iterations: int, workers: int) -> dict:
     """The real data path from ``config.data.root``: the loader alone (items/s over
     ``iterations`` batches after one), then ``iterations`` training steps fed by it."""
-    from torch.utils.data import DataLoader
 
-    from translate.data.datasets import StreamSampler, worker_init
-    from translate.train.loop import build_dataset
+    from translate.data.datasets import StreamSampler
+    from translate.train.augment import DecodeOnly
+    from translate.train.loop import build_dataset, make_loader
     from translate.train.precision import TrainSpeed
 
     dataset = build_dataset(config)
+    if config.data.gpu_augment:
+        dataset = DecodeOnly(dataset, jpeg=device.type == "cuda")
     n = config.train.batch_size
 
     def batches():
-        return iter(DataLoader(dataset, batch_size=n, num_workers=workers,
-                               sampler=StreamSampler(len(dataset), 0),
-                               worker_init_fn=worker_init, persistent_workers=False,
-                               pin_memory=device.type == "cuda"))
+        return iter(make_loader(dataset, config, device, StreamSampler(len(dataset), 0),
+                                workers))
     stream = batches()
     next(stream)  # the workers' start
     start = time.perf_counter()
@@ -226,6 +226,7 @@ def measure_loader(config, method, device, precision, iterations: int, workers: 
         train_step(method, optimizers, speed.batch(next(stream)), amp)
     sync(device)
     return {"loader_items_per_s": loader_rate, "workers": workers,
+            "gpu_augment": config.data.gpu_augment,
             "train_images_per_s": n * iterations / (time.perf_counter() - start)}
 
 
@@ -233,9 +234,10 @@ def run(model: str = "cyclegan", size: int = 256, batch_size: int = 1, device: s
         precision: str = "fp32", iterations: int = 5, warmup: int = 2, ngf: int = 64,
         images: int = 32, workers: int = 2, baseline: bool = True,
         channels_last: bool | None = None, compile_nets: bool = False,
-        data: str | None = None) -> dict:
+        data: str | None = None, gpu_augment: bool = False) -> dict:
     """``channels_last`` None: on for CUDA, off on the CPU. ``data``: a dataset folder to
-    also time the real data loader and training fed by it."""
+    also time the real data loader and training fed by it (``gpu_augment``: with workers
+    that only decode, data.gpu_augment)."""
     dev = pick_device(device)
     if channels_last is None:
         channels_last = dev.type == "cuda"
@@ -249,7 +251,8 @@ def run(model: str = "cyclegan", size: int = 256, batch_size: int = 1, device: s
     if data:
         config = load_config(None, [*recipe_items(model, size, batch_size, ngf, dev),
                                     f"data.root={data}", f"data.load_size={size + size // 8}",
-                                    f"train.precision={precision}"])
+                                    f"train.precision={precision}",
+                                    f"data.gpu_augment={str(gpu_augment).lower()}"])
         training["from_folder"] = measure_loader(config, method, dev, precision,
                                                  iterations, workers)
     result = {"device": device_name(dev), "device_type": dev.type, "model": model,
@@ -287,7 +290,9 @@ def format_table(r: dict) -> str:
         f"  peak memory  {t['peak_memory_mb']:.0f} MB"
         + (" (process RSS)" if r["device_type"] == "cpu" else " (CUDA allocated)"),
         *([f"  from folder  loader alone {t['from_folder']['loader_items_per_s']:.3g} items/s "
-           f"({t['from_folder']['workers']} workers); training fed by it "
+           f"({t['from_folder']['workers']} workers"
+           + (", decode only" if t["from_folder"].get("gpu_augment") else "")
+           + "); training fed by it "
            f"{t['from_folder']['train_images_per_s']:.3g} images/s"]
           if "from_folder" in t else []),
         f"  conversion   model only {c['model_images_per_s']:.3g} images/s; folder to folder "

@@ -62,7 +62,9 @@ class DataConfig:
     load_size: int = opt(286, "images are resized to load_size x load_size ...", minimum=1)
     crop_size: int = opt(256, "... then randomly cropped to crop_size x crop_size", minimum=1)
     flip: bool = opt(True, "random horizontal flips (the same for A and B of a pair)")
-    workers: int = opt(4, "data loader worker processes (0 loads in the main process)", minimum=0)
+    workers: int | None = opt(None, "data loader worker processes (0 loads in the main "
+                              "process; default: one per available core less one, 1 to 8)",
+                              minimum=0)
     channels_a: int = opt(3, "channels of domain A images: 3 (RGB) or 1 (grayscale)", (1, 3))
     channels_b: int = opt(3, "channels of domain B images: 3 (RGB) or 1 (grayscale)", (1, 3))
     gpu_augment: bool = opt(False, "loader workers only decode and resize; random crops and "

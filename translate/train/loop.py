@@ -43,7 +43,8 @@ from tqdm import tqdm
 from translate.data.datasets import (PairedDataset, StreamSampler, UnpairedDataset,
                                      domain_items, fixed_batch, paired_items, resolve_layout,
                                      worker_init)
-from translate.devices import main_first, pick_device, resolve_precision
+from translate.devices import (cores_per_process, main_first, pick_device,
+                               resolve_precision)
 from translate.devices import start as join_processes
 from translate.errors import UserError
 from translate.formats.state import TrainingState
@@ -194,6 +195,27 @@ def resolved(config: Config, device: torch.device) -> Config:
                                                                  precision=precision))
 
 
+def loader_workers(asked: int | None) -> int:
+    """``data.workers``, or by default one loader process per core of this process's share
+    (:func:`~translate.devices.cores_per_process`) less one for training itself, at least 1
+    and at most 8."""
+    if asked is not None:
+        return asked
+    return max(1, min(8, cores_per_process() - 1))
+
+
+def make_loader(dataset, config: Config, device: torch.device, sampler, workers: int
+                ) -> DataLoader:
+    """The training batches of ``dataset`` in ``sampler``'s order; pinned for CUDA, and
+    batched as lists for :class:`DecodeOnly` (its images keep their own sizes)."""
+    return DataLoader(
+        dataset, batch_size=config.train.batch_size, sampler=sampler, num_workers=workers,
+        worker_init_fn=worker_init, pin_memory=device.type == "cuda",
+        collate_fn=dataset.collate if isinstance(dataset, DecodeOnly) else None,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(config.train.seed))
+
+
 class Run:
     """One training run, set up for its first or its resumed iteration (see the module
     docstring for the steps). ``config`` is the resolved copy the run records."""
@@ -233,8 +255,8 @@ class Run:
         if self.is_main:
             for note in METHODS[config.model].data_notes(config, len(dataset)):
                 print(f"warning: {note}", file=sys.stderr)
-        if config.data.gpu_augment:
-            dataset = DecodeOnly(dataset, config.data.load_size)
+        if config.data.gpu_augment:  # CUDA decodes the JPEG files too
+            dataset = DecodeOnly(dataset, jpeg=self.device.type == "cuda")
         preview = fixed_batch(build_dataset(config, "test") or dataset, config.train.samples)
         return dataset, {k: v.to(self.device) for k, v in preview.items()}
 
@@ -332,14 +354,10 @@ class Run:
     def loader(self, start: int) -> DataLoader:
         """Batches from sample-stream position ``start`` on (this process's share)."""
         t, ctx = self.config.train, self.ctx
-        return DataLoader(
-            self.dataset, batch_size=t.batch_size,
-            sampler=StreamSampler(len(self.dataset), t.seed, start=start * t.batch_size
-                                  * ctx.world, rank=ctx.rank, world=ctx.world),
-            num_workers=self.config.data.workers, worker_init_fn=worker_init,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=self.config.data.workers > 0,
-            generator=torch.Generator().manual_seed(t.seed))
+        sampler = StreamSampler(len(self.dataset), t.seed, start=start * t.batch_size
+                                * ctx.world, rank=ctx.rank, world=ctx.world)
+        return make_loader(self.dataset, self.config, self.device, sampler,
+                           loader_workers(self.config.data.workers))
 
     def loop(self, start: int, progress: bool = True) -> int:
         """Iterate from ``start`` to ``train.iterations``; returns the last step. On

@@ -116,7 +116,7 @@ class TrainSpeed:
     the device."""
 
     def __init__(self, config, device: torch.device):
-        from translate.train.augment import DeviceCrop
+        from translate.train.augment import DeviceAugment
 
         t, d = config.train, config.data
         self.device = device
@@ -124,11 +124,11 @@ class TrainSpeed:
         self.channels_last = t.channels_last
         self.compile = t.compile
         self.gan_mode = config.loss.gan
-        self.crop = None
+        self.augment = None
         if d.gpu_augment:
             from translate.train.methods import METHODS
-            self.crop = DeviceCrop(d.load_size, d.crop_size, d.flip,
-                                   paired=METHODS[config.model].paired)
+            self.augment = DeviceAugment(d.load_size, d.crop_size, d.flip,
+                                         paired=METHODS[config.model].paired)
 
     def prepare(self, method) -> None:
         """Before optimizers are made: layout, compilation, backend flags."""
@@ -138,8 +138,8 @@ class TrainSpeed:
     def batch(self, raw: dict) -> dict[str, torch.Tensor]:
         """Loader batch -> {"a", "b"}: float (N, C, H, W) in [-1, 1] on the device, and
         "index": the dataset indices of the rows, int64 (N,), left on the CPU."""
-        if self.crop is not None:
-            out = self.crop(raw, self.device)
+        if self.augment is not None:
+            out = self.augment(raw, self.device)
         else:
             out = {k: v.to(self.device, non_blocking=True) for k, v in raw.items()
                    if torch.is_tensor(v) and v.is_floating_point()}

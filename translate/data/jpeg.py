@@ -1,8 +1,10 @@
-"""JPEG decoding and encoding on the conversion device (nvJPEG through torchvision on CUDA).
+"""JPEG decoding and encoding on the compute device (nvJPEG through torchvision on CUDA).
 
-Loader workers then only read the file's bytes and check its header; batches of equal-size
-images are decoded on the GPU in one call, translated there, and, for JPEG outputs, encoded
-there too, so only compressed bytes cross the PCIe bus.
+Loader workers then only read the file's bytes and check its header. Conversion decodes
+batches of equal-size images on the GPU in one call, translates them there and, for JPEG
+outputs, encodes them there too, so only compressed bytes cross the PCIe bus. Training with
+``data.gpu_augment`` on CUDA decodes its JPEG files there as well
+(:mod:`translate.train.augment`).
 
 A file goes this way only if it is a JPEG that needs nothing the CPU path does beyond plain
 decoding: RGB or grayscale (not CMYK), EXIF orientation 1 (none), within the size limit.
@@ -67,6 +69,27 @@ def decode_jpegs(items: list[EncodedJpeg], device: torch.device) -> torch.Tensor
         out = decode_jpeg([torch.from_numpy(it.data) for it in items], mode=ImageReadMode.RGB,
                           device=device)
     return torch.stack(out)
+
+
+def decode_each(data: list[torch.Tensor], device: torch.device) -> list[torch.Tensor | None]:
+    """JPEG file bytes (uint8 (L,) tensors) -> uint8 RGB (3, H, W) on ``device``, one call
+    for all; when the decoder rejects the call, image by image, with None for each image it
+    rejects."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return list(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
+        except RuntimeError:
+            pass
+        out: list[torch.Tensor | None] = []
+        for one in data:
+            try:
+                out.append(decode_jpeg(one, mode=ImageReadMode.RGB, device=device))
+            except RuntimeError:
+                out.append(None)
+        return out
 
 
 def encode_jpegs(images: torch.Tensor, quality: int) -> list[bytes]:
