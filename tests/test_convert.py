@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from translate.formats.checkpoint import export_generator
-from translate.infer.convert import Options, UsageError, convert, plan
+from translate.infer.convert import HostBuffers, Options, UsageError, convert, plan
 from translate.infer.engine import Translator
 from translate.networks import build_generator
 from translate.infer.tiling import ramp, tile_starts
@@ -132,6 +132,45 @@ def test_batching_does_not_change_results(models, tmp_path, name):
         with Image.open(a) as x, Image.open(b) as y:
             diff = np.abs(np.asarray(x, int) - np.asarray(y, int))
             assert diff.max() <= 1, a.name  # float summation order only
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_batches_travel_as_uint8_and_give_what_one_image_gives(tmp_path, channels):
+    """Batches go to the device as uint8 from reused buffers and become floats there: each
+    output is the single-image float path's (translate_array), for an RGB generator and
+    for a grayscale one (which gets the luma), over batches of two sizes."""
+    torch.manual_seed(1)
+    kwargs = dict(RESNET, in_channels=channels, out_channels=channels)
+    path = export_generator(build_generator("resnet", kwargs), tmp_path / "g.safetensors",
+                            arch="resnet", kwargs=kwargs, direction="a2b",
+                            norm_stats="running", method="cyclegan", step=0)
+    t = Translator.from_checkpoint(path, device="cpu")
+    src = tmp_path / "in"
+    src.mkdir()
+    images = {f"{i}.png": noise(24 if i < 3 else 40, 32, seed=i) for i in range(6)}
+    for name, rgb in images.items():
+        Image.fromarray(rgb).save(src / name)
+    for batch_size in (1, 2):
+        out = tmp_path / f"out{batch_size}"
+        report = convert(t, src, out, Options(batch_size=batch_size, workers=0),
+                         progress=False)
+        assert len(report.written) == 6
+        for name, rgb in images.items():
+            with Image.open(out / name) as image:
+                got = np.asarray(image, int)
+            want = t.translate_array(rgb).astype(int).reshape(got.shape)
+            # batch 1 exactly; batches of 2 sum in another order (see above)
+            assert np.abs(got - want).max() <= batch_size - 1, name
+
+
+def test_host_buffers_rotate_per_shape_and_keep_the_recent_shapes():
+    buffers = HostBuffers(pinned=False, depth=2, shapes=2)
+    first, second, third = (buffers.get((2, 4, 4, 3)) for _ in range(3))
+    assert first is not second and third is first  # a ring of two
+    assert first.dtype == torch.uint8 and first.shape == (2, 4, 4, 3)
+    buffers.get((1, 4, 4, 3))
+    buffers.get((3, 4, 4, 3))  # the first shape is now the least recently used of three
+    assert list(buffers.rings) == [(1, 4, 4, 3), (3, 4, 4, 3)]
 
 
 def test_tiles_match_the_untiled_result(models):

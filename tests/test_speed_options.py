@@ -491,6 +491,19 @@ def test_convert_with_the_device_jpeg_path_writes_what_the_cpu_path_writes(tmp_p
     assert Image.open(tmp_path / "device1" / "rotated.jpg").size == (24, 32)  # EXIF applied
 
 
+def test_a_batch_of_encoded_jpegs_comes_back_whole():
+    """encode_jpegs joins the batch's files for one copy back and splits them again: each
+    is the file encoding that image alone gives."""
+    from torchvision.io import encode_jpeg
+
+    from translate.data.jpeg import encode_jpegs
+    images = torch.randint(0, 256, (3, 3, 24, 32), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    files = encode_jpegs(images, 90)
+    assert files == [bytes(encode_jpeg(im, quality=90).numpy()) for im in images]
+    assert all(f[:2] == b"\xff\xd8" and f[-2:] == b"\xff\xd9" for f in files)
+
+
 # --- translate bench with the options ---------------------------------------------------------
 
 def test_bench_uses_precision_and_channels_last_for_the_measured_run():

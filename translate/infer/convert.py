@@ -39,12 +39,12 @@ from translate.infer.video import (VideoError, VideoOptions, VideoStats, convert
                                    is_video_file)
 from translate.infer.video import output_suffix as video_suffix
 from translate.data.jpeg import (JPEG_SUFFIXES, EncodedJpeg, decode_jpegs, encode_jpegs,
-                           input_from_uint8, read_jpeg, to_uint8_batch)
+                                 input_from_uint8, read_jpeg, to_uint8_batch)
 from translate.devices import helper_process_setup
 from translate.errors import UserError
 from translate.files import atomic_write
 from translate.images import (ALPHA_FORMATS, ImageError, image_size, is_image_file, load_image,
-                             save_image, to_channels, to_tensor, to_uint8)
+                              save_image)
 
 CONVERT_MAX_PIXELS = 100_000_000  # larger images take gigabytes and minutes on a CPU
 FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
@@ -285,6 +285,8 @@ class _Conversion:
         self.batch: list[tuple[int, np.ndarray | EncodedJpeg, np.ndarray | None]] = []
         self.in_flight: list[_Launched] = []
         self.writer: _Writer | None = None
+        self.buffers = HostBuffers(pinned=self.device.type == "cuda")
+        self._side: torch.cuda.Stream | None = None
 
     def run(self, skipped: list[Path]) -> Report:
         self.report.skipped = skipped
@@ -443,45 +445,60 @@ class _Conversion:
         return kept, torch.stack(images) if images else None
 
     def launch(self, items: list) -> _Launched | None:
-        """Start translating ``items``; on CUDA this returns before the results are back."""
+        """Start translating ``items``; on CUDA this returns before the results are back.
+        Images travel to the device as uint8 (a quarter of float32's bytes), through a
+        reused pinned buffer on CUDA, and become floats there."""
         if isinstance(items[0][1], EncodedJpeg):
             items, images = self.decode_on_device(items)
             if images is None:
                 return None
-            x = input_from_uint8(images, self.engine.in_channels)
         else:
-            x = torch.stack([_as_input(self.engine, rgb) for _, rgb, _ in items])
-            if self.device.type == "cuda":
-                x = x.pin_memory()
-        y = self.engine(x)
-        if y.device.type != "cuda":
-            return _Launched(items, y)
-        images = to_uint8_batch(y)
+            host = self.buffers.get((len(items), *items[0][1].shape))
+            for k, (_, rgb, _) in enumerate(items):
+                host[k].copy_(torch.from_numpy(rgb))
+            images = host.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous()
+        images = to_uint8_batch(self.engine(input_from_uint8(images, self.engine.in_channels)))
+        if images.device.type != "cuda":
+            return _Launched(items, images)
+        ready = torch.cuda.Event()
+        ready.record()
         on_device = [k for k, (i, _, _) in enumerate(items)
                      if self.device_codec and images.shape[1] == 3
                      and self.jobs[i][1].suffix.lower() in JPEG_SUFFIXES]
         host = None
         if len(on_device) < len(items):
-            host = torch.empty(images.permute(0, 2, 3, 1).shape, dtype=torch.uint8,
-                               pin_memory=True)
-            host.copy_(images.permute(0, 2, 3, 1).contiguous(), non_blocking=True)
+            host = self.buffers.get(tuple(images.permute(0, 2, 3, 1).shape))
+            host.copy_(images.permute(0, 2, 3, 1), non_blocking=True)
         done = torch.cuda.Event()
         done.record()
-        return _Launched(items, images, host, done, on_device)
+        return _Launched(items, images, host, done, on_device, ready)
 
     def finish(self, launched: _Launched) -> None:
-        if launched.done is None:  # CPU: float results
+        """Hand a launched batch's results to the writers. On CUDA, JPEG outputs are
+        encoded on a side stream that waits only for this batch's results, not for the
+        batch launched after it."""
+        if launched.done is None:  # the CPU: results are complete
             for (i, _, alpha), y in zip(launched.items, launched.output):
-                self.emit(i, to_uint8(y), alpha)
+                self.emit(i, y.permute(1, 2, 0).numpy(), alpha)
             return
         encoded = {}
         if launched.on_device:
-            encoded = dict(zip(launched.on_device,
-                               encode_jpegs(launched.output[launched.on_device],
-                                            self.options.quality)))
+            side = self.side_stream()
+            with torch.cuda.stream(side):
+                side.wait_event(launched.ready)
+                encoded = dict(zip(launched.on_device,
+                                   encode_jpegs(launched.output[launched.on_device],
+                                                self.options.quality)))
         launched.done.synchronize()
         for k, (i, _, alpha) in enumerate(launched.items):
-            self.emit(i, encoded[k] if k in encoded else launched.host[k].numpy(), alpha)
+            # a copy: the pinned buffer is reused while the writers may still be reading
+            self.emit(i, encoded[k] if k in encoded else launched.host[k].numpy().copy(),
+                      alpha)
+
+    def side_stream(self) -> torch.cuda.Stream:
+        if self._side is None:
+            self._side = torch.cuda.Stream(self.device)
+        return self._side
 
     def flush(self, drain: bool = False) -> None:
         """Launch the collected self.batch, then finish the one launched before it, so that on
@@ -499,14 +516,38 @@ class _Conversion:
 
 @dataclass
 class _Launched:
-    """A batch whose translation was started: its items, the output (float on the CPU;
-    uint8 on CUDA), and on CUDA the pinned host copy, the event that marks its arrival and
-    the positions to encode on the device."""
+    """A batch whose translation was started: its items, the output (uint8 (N, C, H, W)),
+    and on CUDA the pinned host copy, the event that marks its arrival, the positions to
+    encode on the device and the event that marks the output complete on the device."""
     items: list
     output: torch.Tensor
     host: torch.Tensor | None = None
     done: torch.cuda.Event | None = None
     on_device: list[int] = field(default_factory=list)
+    ready: torch.cuda.Event | None = None
+
+
+class HostBuffers:
+    """Reused uint8 host tensors, one ring of ``depth`` per shape, pinned on CUDA
+    (page-locked memory is slow to allocate). A buffer comes round again only after
+    ``depth - 1`` others of its shape: the conversion keeps at most one batch in flight
+    while it fills the next, so depth 2 never overwrites a buffer still being copied.
+    Only the ``shapes`` most recently used shapes are kept."""
+
+    def __init__(self, pinned: bool, depth: int = 2, shapes: int = 4):
+        self.pinned, self.depth, self.shapes = pinned, depth, shapes
+        self.rings: dict[tuple, list[torch.Tensor]] = {}
+
+    def get(self, shape: tuple) -> torch.Tensor:
+        ring = self.rings.pop(shape, None)
+        if ring is None:
+            ring = [torch.empty(shape, dtype=torch.uint8, pin_memory=self.pinned)
+                    for _ in range(self.depth)]
+        self.rings[shape] = ring  # now the most recently used
+        while len(self.rings) > self.shapes:
+            self.rings.pop(next(iter(self.rings)))
+        ring.append(ring.pop(0))
+        return ring[-1]
 
 
 def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -514,10 +555,6 @@ def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.fromarray(plane).resize(size[::-1], Image.BILINEAR))
-
-
-def _as_input(engine, rgb: np.ndarray) -> torch.Tensor:
-    return to_tensor(to_channels(rgb, engine.in_channels))
 
 
 def default_workers() -> int:
