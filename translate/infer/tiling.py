@@ -12,9 +12,10 @@ tile's border could have changed. The image is then also padded to a multiple of
 network's stride and every tile starts on that grid (as the untiled run sees it), so such a
 network's tiles add up exactly to the whole image.
 
-Memory: tiles are cut from the uint8 image and converted one batch at a time, and the
-weighted sums are kept only for one row of tiles (``tile`` rows x image width); finished
-rows go straight into the uint8 output. Beyond the input and output images themselves,
+Memory: each row of tiles goes to the engine's device as uint8 (``tile`` rows x image
+width), where its tiles are cut, converted to float and translated one batch at a time;
+the weighted sums are kept there for one row of tiles and blended there, and only finished
+rows come back, as uint8, straight into the output. Beyond the input and output images themselves,
 memory grows with the tile size and the image width, not the image area.
 
 Normalisation: layers that normalise by per-image statistics (instance norm, batch norm in
@@ -31,7 +32,7 @@ import contextlib
 import numpy as np
 import torch
 
-from translate.images import to_tensor, to_uint8
+from translate.data.jpeg import to_uint8_batch
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -104,39 +105,56 @@ def _tiled(engine, rgb: np.ndarray, tile: int, overlap: int, batch_size: int,
     h, w = rgb.shape[:2]
     th, tw = min(tile, h), min(tile, w)
     ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
-    done_tiles, total = 0, len(ys) * len(xs)
-    wx = [_weights(xs, j, tw, margin) for j in range(len(xs))]
+    total = len(ys) * len(xs)
+    device = getattr(engine, "device", torch.device("cpu"))
+    image = torch.from_numpy(np.require(rgb, requirements=["C", "W"]))
     out: np.ndarray | None = None
-    acc = wsum = None
     stats = getattr(engine, "shared_statistics", None)
     with stats(rgb, stats_size) if stats else contextlib.nullcontext():
         for r, y in enumerate(ys):
-            wy = _weights(ys, r, th, margin)
-            crops = [rgb[y:y + th, x:x + tw] for x in xs]
+            strip = image[y:y + th].to(device, non_blocking=True).permute(2, 0, 1)
             results = []
-            for k in range(0, len(crops), batch_size):
-                x_in = torch.stack([to_tensor(c) for c in crops[k:k + batch_size]])
-                results += list(engine(x_in))
-                done_tiles += len(x_in)
+            for k in range(0, len(xs), batch_size):
+                tiles = torch.stack([strip[:, :, x:x + tw] for x in xs[k:k + batch_size]])
+                results.append(engine(tiles.float().div(127.5) - 1).float())  # as to_tensor
                 if progress is not None:
-                    progress(done_tiles, total)
+                    progress(r * len(xs) + min(k + batch_size, len(xs)), total)
+            tiles = torch.cat(results)
             if out is None:
-                c_out = results[0].shape[0]
-                out = np.empty((h, w, c_out), np.uint8)
-                acc = np.zeros((th, w, c_out), np.float32)
-                wsum = np.zeros((th, w, 1), np.float32)
-            for j, (x, t) in enumerate(zip(xs, results)):
-                weight = (wy[:, None] * wx[j][None, :])[..., None]
-                acc[:, x:x + tw] += t.float().permute(1, 2, 0).cpu().numpy() * weight
-                wsum[:, x:x + tw] += weight
+                row = _Row(tiles.shape[1], th, w, xs,
+                           [_weights(xs, j, tw, margin) for j in range(len(xs))], tiles.device)
+                out = np.empty((h, w, tiles.shape[1]), np.uint8)
+            row.add(tiles, _weights(ys, r, th, margin))
             done = ys[r + 1] - y if r + 1 < len(ys) else th  # rows no later tile touches
-            out[y:y + done] = _finish(acc[:done] / wsum[:done])
-            keep = th - done
-            acc[:keep], wsum[:keep] = acc[done:].copy(), wsum[done:].copy()
-            acc[keep:], wsum[keep:] = 0, 0
+            out[y:y + done] = row.take(done)
     return out
 
 
-def _finish(values: np.ndarray) -> np.ndarray:
-    """float (h, w, C) in [-1, 1] -> uint8, exactly as :func:`images.to_uint8` rounds."""
-    return to_uint8(torch.from_numpy(values).permute(2, 0, 1))
+class _Row:
+    """The weighted sums of one row of tiles (C, tile rows, image width) on the results'
+    device: rows no later tile touches are taken out as uint8, the rest carried over."""
+
+    def __init__(self, channels: int, rows: int, width: int, xs: list[int],
+                 wx: list[np.ndarray], device: torch.device):
+        self.xs, self.tw = xs, len(wx[0])
+        self.wx = [torch.from_numpy(w).to(device) for w in wx]
+        self.acc = torch.zeros((channels, rows, width), device=device)
+        self.wsum = torch.zeros((1, rows, width), device=device)
+
+    def add(self, tiles: torch.Tensor, wy: np.ndarray) -> None:
+        """Add a row of translated tiles (N, C, th, tw), weighted by ``wy`` x their column
+        weights."""
+        wy = torch.from_numpy(wy).to(self.acc.device)
+        for j, (x, t) in enumerate(zip(self.xs, tiles)):
+            weight = wy[:, None] * self.wx[j][None, :]
+            self.acc[:, :, x:x + self.tw] += t * weight
+            self.wsum[:, :, x:x + self.tw] += weight
+
+    def take(self, done: int) -> np.ndarray:
+        """The first ``done`` rows, finished (uint8 (done, W, C)); the rest move up."""
+        out = to_uint8_batch((self.acc[:, :done] / self.wsum[:, :done])[None])[0]
+        keep = self.acc.shape[1] - done
+        self.acc[:, :keep] = self.acc[:, done:].clone()
+        self.wsum[:, :keep] = self.wsum[:, done:].clone()
+        self.acc[:, keep:], self.wsum[:, keep:] = 0, 0
+        return out.permute(1, 2, 0).cpu().numpy()
