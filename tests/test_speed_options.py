@@ -504,6 +504,35 @@ def test_a_batch_of_encoded_jpegs_comes_back_whole():
     assert all(f[:2] == b"\xff\xd8" and f[-2:] == b"\xff\xd9" for f in files)
 
 
+def test_a_compiled_translator_does_not_compile_once_per_image_size():
+    """Converting images of eight sizes: a graph for the first size, then graphs with
+    symbolic height and width (torch on the CPU guards small sizes apart from larger
+    ones), and none for any size beyond the first large one; the eager network's results
+    throughout."""
+    import copy
+
+    from torch._dynamo.utils import counters
+
+    from translate.networks import build_generator
+    torch.manual_seed(0)
+    kwargs = {"in_channels": 3, "out_channels": 3, "ngf": 4, "depth": 2, "norm": "instance",
+              "dropout": False}
+    info = {"arch": "resnet", "kwargs": kwargs, "direction": "a2b", "norm_stats": "running"}
+    net = build_generator("resnet", kwargs)
+    eager = Translator(copy.deepcopy(net), info, torch.device("cpu"))
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = Translator(net, info, torch.device("cpu"), compile=True, backend="aot_eager")
+    sizes = [(32, 32), (48, 40), (160, 160), (200, 144), (256, 128), (176, 176), (144, 240),
+             (320, 96)]
+    graphs = []
+    for h, w in sizes:
+        x = torch.rand(1, 3, h, w) * 2 - 1
+        torch.testing.assert_close(compiled(x), eager(x), rtol=1e-4, atol=1e-4)
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[1] == 2 and graphs[2] <= 3 and graphs[-1] == graphs[2]
+
+
 # --- translate bench with the options ---------------------------------------------------------
 
 def test_bench_uses_precision_and_channels_last_for_the_measured_run():

@@ -58,7 +58,7 @@ def cmd_convert(args) -> int:
     else:
         translator = Translator.from_checkpoint(args.checkpoint, args.direction, device,
                                                 args.norm_stats, args.precision,
-                                                args.channels_last)
+                                                args.channels_last, args.compile)
     if ctx is None or ctx.is_main:
         print(f"using {translator.describe()}", file=sys.stderr)
     options = Options(batch_size=args.batch_size, tile=args.tile, overlap=args.overlap,
@@ -123,10 +123,10 @@ def open_onnx(path: Path, args):
     from translate.infer.onnx_engine import OnnxTranslator
 
     if args.device == "cuda" or args.precision != "fp32" or args.norm_stats \
-            or args.channels_last:
+            or args.channels_last or args.compile:
         raise CliError("--engine onnxruntime runs the exported fp32 graph on the CPU; "
-                       "--device cuda, --precision, --channels-last and --norm-stats do not "
-                       "apply")
+                       "--device cuda, --precision, --channels-last, --compile and "
+                       "--norm-stats do not apply")
     if path.is_dir():
         found = sorted(path.glob(f"generator_{args.direction or '*'}.onnx"))
         if not found:
@@ -220,6 +220,10 @@ def register_convert(sub) -> None:
     p.add_argument("--channels-last", action="store_true",
                    help="run the network in the channels-last (NHWC) layout; with --precision "
                    "bf16/fp16 on a recent GPU usually faster")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network: worth it for large folders on a GPU. The "
+                   "first sizes compile (tens of seconds each, two or three times in all); "
+                   "later sizes reuse their size-independent graphs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_convert)
 

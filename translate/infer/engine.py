@@ -191,11 +191,16 @@ class Engine:
 class Translator(Engine):
     """A PyTorch generator on a device; ``precision`` bf16/fp16 runs it under autocast;
     ``channels_last`` runs it in the NHWC layout (faster convolutions on recent GPUs);
-    ``compile`` wraps it in ``torch.compile`` (each new image size compiles once more)."""
+    ``compile`` wraps it in ``torch.compile`` with ``backend``: the first image size
+    compiles a graph for that size; the second compiles one whose height and width are
+    symbolic (on the CPU torch guards small sizes apart, so there may be one more), and
+    later sizes reuse these: a folder of photos of many sizes compiles two or three
+    times, not once per size (tests/test_speed_options.py counts them)."""
 
     def __init__(self, net: nn.Module, info: dict, device: torch.device,
                  norm_stats: str | None = None, precision: str = "fp32",
-                 channels_last: bool = False, compile: bool = False):
+                 channels_last: bool = False, compile: bool = False,
+                 backend: str = "inductor"):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         self.info = info
@@ -210,15 +215,17 @@ class Translator(Engine):
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
         if compile:
-            self.net.compile()
+            # dynamic=None: static for the first size, symbolic sizes from the second on
+            self.net.compile(backend=backend, dynamic=None)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, direction: str | None = None,
                         device: str = "auto", norm_stats: str | None = None,
-                        precision: str = "fp32", channels_last: bool = False
-                        ) -> "Translator":
+                        precision: str = "fp32", channels_last: bool = False,
+                        compile: bool = False) -> "Translator":
         net, info = load_any(path, direction)
-        return cls(net, info, pick_device(device), norm_stats, precision, channels_last)
+        return cls(net, info, pick_device(device), norm_stats, precision, channels_last,
+                   compile)
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
