@@ -18,7 +18,7 @@ from torch import nn
 
 from translate.train import losses
 from translate.formats.state import load_state
-from translate.train.config import ConfigError
+from translate.train.config import ConfigError, load_config
 from translate.infer.convert import Options, convert
 from translate.data.datasets import PairedDataset, apply_seeded, paired_items, train_transform
 from translate.train.diffaugment import OPERATIONS, diff_augment, parse_policy
@@ -27,6 +27,7 @@ from translate.images import to_tensor
 from translate.infer.engine import Translator
 from translate.train.methods import build_method
 from translate.networks.layers import InstanceNorm2d, instance_norm
+from translate import devices
 from translate.devices import resolve_precision
 from translate.train.precision import Precision, prepare_networks, to_channels_last
 from translate.train.loop import loader_workers, make_optimizers, train, train_step
@@ -188,6 +189,37 @@ def test_compile_keeps_parameter_names_and_skips_gp_critics():
 
 
 # --- precision --------------------------------------------------------------------------------
+
+def test_auto_precision_on_a_cpu_follows_its_bf16_units_and_the_network_size(monkeypatch):
+    cpuinfo = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile amx_bf16\n"
+    assert devices.cpu_bf16_units(cpuinfo) == "amx_bf16"
+    assert devices.cpu_bf16_units("flags\t: sse avx512f avx512_bf16") == "avx512_bf16"
+    assert devices.cpu_bf16_units("flags\t: sse avx2 fma") is None
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "cpu_bf16_units", lambda: "amx_bf16")
+    assert resolve_precision("auto", cpu, gflops=12.1) == "bf16"
+    assert resolve_precision("auto", cpu, gflops=0.01) == "fp32"
+    assert resolve_precision("auto", cpu) == "fp32"  # size unknown
+    assert resolve_precision("fp32", cpu, gflops=99) == "fp32"  # asked for
+    monkeypatch.setattr(devices, "cpu_bf16_units", lambda: None)
+    assert resolve_precision("auto", cpu, gflops=12.1) == "fp32"
+
+
+def test_a_run_resolves_auto_by_its_generators_size(monkeypatch, shapes32, tmp_path):
+    """The default pix2pix generator (U-Net, 256 px) is large enough for bf16 on a CPU with
+    bf16 units; the tests' tiny one is not."""
+    from translate.train.loop import resolved
+    from translate.train.precision import generator_gflops
+
+    monkeypatch.setattr(devices, "cpu_bf16_units", lambda: "amx_bf16")
+    default = load_config(None, ["data.root=x", f"train.out={tmp_path / 'a'}"])
+    tiny = tiny_config(shapes32, tmp_path / "b")
+    assert 10 < generator_gflops(default) < 15 and generator_gflops(tiny) < 0.1
+    cpu = torch.device("cpu")
+    assert resolved(default, cpu).train.precision == "bf16"
+    assert resolved(tiny, cpu).train.precision == "fp32"
+    assert default.train.precision == "auto"
+
 
 def test_auto_precision_resolves_and_is_recorded(shapes32, tmp_path):
     assert resolve_precision("auto", torch.device("cpu")) == "fp32"

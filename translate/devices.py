@@ -80,18 +80,51 @@ def pick_device(name: str = "auto", setting: str = "--device") -> torch.device:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` computes in bf16 natively (CUDA compute capability >= 8.0)."""
+    """Whether ``device`` is a CUDA GPU that computes in bf16 natively (compute capability
+    >= 8.0)."""
     if device.type != "cuda" or not torch.cuda.is_available():
         return False
     return torch.cuda.get_device_capability(device)[0] >= 8
 
 
-def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` on a CUDA GPU with native bf16, else ``fp32``; others unchanged."""
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # matrix tiles; vector dot products
+
+
+def cpu_bf16_units(cpuinfo: str | None = None) -> str | None:
+    """The first of :data:`CPU_BF16_FLAGS` this CPU has (read from ``/proc/cpuinfo``, or
+    ``cpuinfo`` text), or None: not there, or not Linux."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read(1 << 20)
+        except OSError:
+            return None
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.partition(":")[2].split())
+            break
+    return next((f for f in CPU_BF16_FLAGS if f in flags), None)
+
+
+# A training step's generator forward pass (batch x crop) from which bf16 autocast
+# measured faster than fp32 on CPUs with bf16 units (docs/benchmarks.md): below it the
+# conversions cost more than the bf16 arithmetic saves.
+CPU_BF16_MIN_GFLOPS = 2.0
+
+
+def resolve_precision(name: str, device: torch.device, gflops: float | None = None) -> str:
+    """``auto`` -> ``bf16`` on a CUDA GPU with native bf16, and on a CPU with bf16 units
+    (:func:`cpu_bf16_units`) for a network whose forward pass costs at least
+    :data:`CPU_BF16_MIN_GFLOPS` (``gflops``; None: unknown, fp32); else ``fp32``. Other
+    names are returned unchanged."""
     if name not in PRECISION_CHOICES:
         raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}")
     if name != "auto":
         return name
+    if device.type == "cpu":
+        big = gflops is not None and gflops >= CPU_BF16_MIN_GFLOPS
+        return "bf16" if big and cpu_bf16_units() else "fp32"
     return "bf16" if native_bf16(device) else "fp32"
 
 

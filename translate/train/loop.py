@@ -43,8 +43,8 @@ from tqdm import tqdm
 from translate.data.datasets import (PairedDataset, StreamSampler, UnpairedDataset,
                                      domain_items, fixed_batch, paired_items, resolve_layout,
                                      worker_init)
-from translate.devices import (cores_per_process, main_first, pick_device,
-                               resolve_precision)
+from translate.devices import (cores_per_process, cpu_bf16_units, is_main_process,
+                               main_first, pick_device, resolve_precision)
 from translate.devices import start as join_processes
 from translate.errors import UserError
 from translate.formats.state import TrainingState
@@ -53,7 +53,7 @@ from translate.train.config import Config
 from translate.train.ema import GeneratorEMA
 from translate.train.methods import METHODS, Method, build_method
 from translate.train.periodic_eval import PeriodicEval
-from translate.train.precision import Precision, TrainSpeed
+from translate.train.precision import Precision, TrainSpeed, generator_gflops
 from translate.train.replicas import Replicas
 from translate.train.run_folder import (MetricsLog, default_norm_stats, export_all,
                                         prepare_run_folder, write_samples)
@@ -189,8 +189,15 @@ def train_step(method: Method, optimizers: dict, batch: dict,
 
 def resolved(config: Config, device: torch.device) -> Config:
     """The config a run records: ``train.precision`` resolved for ``device`` (``auto`` ->
-    bf16 or fp32). A copy: the caller's config is left as it was."""
-    precision = resolve_precision(config.train.precision, device)
+    bf16 or fp32; on a CPU this depends on the generator's size). A copy: the caller's
+    config is left as it was."""
+    asked = config.train.precision
+    gflops = generator_gflops(config) if asked == "auto" and device.type == "cpu" else None
+    precision = resolve_precision(asked, device, gflops)
+    if asked == "auto" and device.type == "cpu" and precision == "bf16" and is_main_process():
+        print(f"train.precision=auto: bf16 on this CPU ({cpu_bf16_units()}; a generator "
+              f"pass costs {gflops:.1f} GFLOP); train.precision=fp32 keeps fp32",
+              file=sys.stderr)
     return dataclasses.replace(config, train=dataclasses.replace(config.train,
                                                                  precision=precision))
 

@@ -2,9 +2,12 @@
 
 - ``train.precision``: ``fp32``; ``bf16`` (autocast, no loss scaling); ``fp16`` (autocast and
   one gradient scaler shared by all optimizers of an iteration); ``auto`` resolves to bf16 on
-  CUDA GPUs with native bf16 (compute capability 8.0 and later) and to fp32 elsewhere, and
-  the resolved value is what the run folder's config records. Losses are computed in fp32
-  (:mod:`translate.train.losses` casts logits; the gradient penalty runs its critic in fp32).
+  CUDA GPUs with native bf16 (compute capability 8.0 and later), and on CPUs with bf16 units
+  (AMX-BF16 or AVX512-BF16) for networks large enough that bf16 measured faster
+  (:func:`generator_gflops` against :data:`~translate.devices.CPU_BF16_MIN_GFLOPS`), and to
+  fp32 elsewhere; the resolved value is what the run folder's config records. Losses are
+  computed in fp32 (:mod:`translate.train.losses` casts logits; the gradient penalty runs
+  its critic in fp32).
 - ``train.channels_last``: networks and batches in the NHWC memory layout, which tensor-core
   convolutions prefer; instance norm keeps it (:class:`~translate.networks.layers.InstanceNorm2d`).
 - ``train.compile``: ``torch.compile`` of every network (in place, so checkpoints keep their
@@ -80,6 +83,27 @@ class Precision:
     def load_state_dict(self, state: dict | None) -> None:
         if state and self.scaler.is_enabled():
             self.scaler.load_state_dict(state)
+
+
+def generator_gflops(config) -> float | None:
+    """GFLOP of one generator forward pass over a training batch (batch_size images of
+    crop_size x crop_size), counted on the meta device, so nothing is allocated or
+    computed; None when the network cannot take that input (the run reports it later)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from translate.networks import build_generator, generator_kwargs
+
+    d = config.data
+    try:
+        with torch.device("meta"):
+            net = build_generator(config.generator.arch, generator_kwargs(
+                config.generator, d.channels_a, d.channels_b), init=False)
+            x = torch.empty(config.train.batch_size, d.channels_a, d.crop_size, d.crop_size)
+            with FlopCounterMode(display=False) as counter:
+                net(x)
+    except (RuntimeError, ValueError):
+        return None
+    return counter.get_total_flops() / 1e9
 
 
 def configure_backends(device: torch.device, autotune: bool = True) -> None:
