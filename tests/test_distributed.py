@@ -214,8 +214,10 @@ if ctx.rank == 1:
     lin.bias.grad = torch.full_like(lin.bias, 4.0)
 replicas.average_gradients(list(nets.parameters()))
 bn.running_mean.fill_(ctx.rank)
-terms, stop = replicas.finish_step({"loss": float(ctx.rank)},
-                                   signal.SIGTERM if ctx.rank == 1 else 0)
+own = {"loss": torch.tensor(float(ctx.rank))}
+same, stop = replicas.finish_step(own, signal.SIGTERM if ctx.rank == 1 else 0)
+assert same is own  # terms are averaged when logged, not at every step
+terms = {k: float(v) for k, v in replicas.mean_of(own).items()}
 others = replicas.gather({"rank": torch.tensor(ctx.rank)})
 bn.running_var[0] += 1e-3 * ctx.rank
 try:

@@ -341,6 +341,7 @@ class Run:
         """Every process's state into ``checkpoints/<name>``, written by process 0 (the
         others wait until the file is complete); never NaN weights."""
         self.check_weights(step)
+        self.log.average(self.replicas.mean_of)  # the sums saved are every process's mean
         method, device = self.method, self.device
         others = self.replicas.gather({"rng": rng_state(device), "method": method.state_dict()})
         if not self.is_main:
@@ -385,7 +386,7 @@ class Run:
                 step += 1
                 if self.ema is not None:
                     self.ema.update(step)
-                terms, signum = self.replicas.finish_step(terms, stop["signum"])  # agreed
+                terms, signum = self.replicas.finish_step(terms, stop["signum"])
                 self.log.add(terms)
                 bar.update(1)
                 self.after_step(step, bar, signum)
@@ -399,7 +400,12 @@ class Run:
         """What is due after ``step``: a metrics line, a sample grid, an evaluation (and
         ``best.pt``), a checkpoint (also the last step's and an interrupted run's)."""
         t, main = self.config.train, self.is_main
-        if main and (step % t.log_every == 0 or step == t.iterations):
+        logs = step % t.log_every == 0 or step == t.iterations
+        if logs:
+            self.log.average(self.replicas.mean_of)  # every process: one all-reduce
+            if not main:
+                self.log.clear()
+        if main and logs:
             now = time.perf_counter()
             lr = self.optimizers[self.method.phases[0]].param_groups[0]["lr"]
             means = self.log.means()  # the one read of the loss terms per log step

@@ -40,8 +40,8 @@ Data-parallel training (:class:`Replicas`)
 Data: ``train.batch_size`` is per process; the effective batch is batch_size x processes.
 Process r of W takes positions r, r + W, r + 2W, ... of the run's sample stream
 (:class:`~translate.data.datasets.StreamSampler`), so one step of all processes together
-consumes the same consecutive positions as one step of a single process with the effective batch, and
-what is trained on stays a function of ``train.seed`` and the position: resume is exact.
+consumes the same consecutive positions as one step of a single process with the effective
+batch, and what is trained on stays a function of ``train.seed`` and the position: resume is exact.
 
 Per-process state: random number generators (dropout) and method memory (the CycleGAN image
 pools, the pix2pix mismatch memory) differ between processes. Checkpoints hold every
@@ -50,6 +50,11 @@ own on resume, which must therefore use the same number of processes.
 
 Interruption: SIGINT/SIGTERM (torchrun forwards them to every process) raise a flag that
 the processes agree on after every step, so all stop at the same step, after one checkpoint.
+
+Nothing is read back from a GPU at a step that neither logs nor checkpoints: the stop flags
+and which parameters have gradients are host values, reduced through a gloo group beside
+NCCL; loss terms stay on each device and are summed there, and their sums are averaged over
+the processes (:meth:`Replicas.mean_of`) only when they are logged or checkpointed.
 """
 
 from __future__ import annotations
@@ -137,8 +142,11 @@ class Replicas:
         self.ctx, self.nets = ctx, nets
         self.sync_batch_norm = ctx.distributed and ctx.device.type == "cuda" and any(
             isinstance(m, nn.modules.batchnorm._BatchNorm) for m in nets.modules())
+        self.control = None  # the process group of host-side flags (None: the default)
         if not ctx.distributed:
             return
+        if ctx.backend != "gloo":  # NCCL reduces device tensors only: flags go through gloo
+            self.control = dist.new_group(backend="gloo")
         if self.sync_batch_norm:
             for name in list(nets.keys()):
                 nets[name] = nn.SyncBatchNorm.convert_sync_batchnorm(nets[name])
@@ -171,9 +179,8 @@ class Replicas:
         params = list(params)
         if not params:
             return
-        present = torch.tensor([p.grad is not None for p in params], dtype=torch.int32,
-                               device=self.ctx.device)
-        dist.all_reduce(present)
+        present = torch.tensor([p.grad is not None for p in params], dtype=torch.int32)
+        dist.all_reduce(present, group=self.control)  # on the host: no device read
         used = [p for p, n in zip(params, present.tolist()) if n]
         for bucket in _buckets(used, BUCKET_ELEMENTS):
             flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p))
@@ -188,11 +195,13 @@ class Replicas:
 
     @torch.no_grad()
     def finish_step(self, terms: dict[str, torch.Tensor], signum: int
-                    ) -> tuple[dict[str, torch.Tensor | float], int]:
+                    ) -> tuple[dict[str, torch.Tensor], int]:
         """After each iteration: average the running statistics of batch norm (unless
-        synchronised batch norm already made them equal), average the logged loss terms over
-        the processes, and agree on stopping. ``signum``: the signal this process received
-        (0 for none). Returns (mean terms, the signal to stop on, the same everywhere)."""
+        synchronised batch norm already made them equal) and agree on stopping, both
+        without reading anything back from the device. ``signum``: the signal this
+        process received (0 for none). Returns (``terms`` as they are, this process's own:
+        :meth:`mean_of` averages their sums when they are logged; the signal to stop on,
+        the same everywhere)."""
         if not self.ctx.distributed:
             return terms, signum
         if not self.sync_batch_norm:
@@ -203,15 +212,24 @@ class Replicas:
                 flat.div_(self.ctx.world)
                 for t, v in zip(bucket, flat.split([t.numel() for t in bucket])):
                     t.copy_(v.view(t.shape))
-        keys = sorted(terms)
-        flags = torch.tensor([float(signum == signal.SIGINT), float(signum == signal.SIGTERM)],
-                             dtype=torch.float64, device=self.ctx.device)
-        vec = torch.cat([torch.stack([torch.as_tensor(terms[k], device=self.ctx.device)
-                                      .double() for k in keys]), flags])
+        flags = torch.tensor([signum == signal.SIGINT, signum == signal.SIGTERM],
+                             dtype=torch.int32)
+        dist.all_reduce(flags, group=self.control)  # on the host: no device read
+        stop = signal.SIGTERM if flags[1] else signal.SIGINT if flags[0] else 0
+        return terms, int(stop)
+
+    @torch.no_grad()
+    def mean_of(self, values: dict[str, float | torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each value's mean over the processes (float64, on the device), in one
+        all-reduce; every process must call this at the same step with the same keys.
+        Unchanged for a single process."""
+        if not self.ctx.distributed or not values:
+            return values
+        keys = sorted(values)
+        vec = torch.stack([torch.as_tensor(values[k], device=self.ctx.device).double()
+                           for k in keys])
         dist.all_reduce(vec)
-        out = vec.tolist()
-        stop = signal.SIGTERM if out[-1] else signal.SIGINT if out[-2] else 0
-        return {k: v / self.ctx.world for k, v in zip(keys, out)}, int(stop)
+        return dict(zip(keys, vec.div_(self.ctx.world).unbind(0)))
 
     def main_decides(self, flag: bool) -> bool:
         """Process 0's ``flag`` on every process (for work only process 0 does, such as

@@ -59,6 +59,16 @@ class MetricsLog:
         host = dict(zip(on_device, values))
         return {k: host[k] if k in host else float(self.sums[k]) for k in keys}
 
+    def average(self, mean_of) -> None:
+        """Replace the sums by ``mean_of(sums)``: their mean over the processes of a launch
+        (:meth:`~translate.train.replicas.Replicas.mean_of`), which every process calls at
+        the same step. Sums already averaged stay right: averaging again adds nothing."""
+        self.sums = dict(mean_of(self.sums))
+
+    def clear(self) -> None:
+        """Start a new window of sums without writing (processes other than 0)."""
+        self.sums, self.counts = {}, {}
+
     def means(self) -> dict[str, float]:
         sums = self._host_sums()
         return {k: sums[k] / self.counts[k] for k in sums}
