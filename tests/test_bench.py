@@ -26,11 +26,13 @@ def test_bench_json_fields():
 def test_bench_table_pix2pix():
     proc = run_cli("bench", "--model", "pix2pix", "--size", "32", "--ngf", "4",
                    "--iterations", "1", "--warmup", "0", "--images", "2", "--workers", "0",
-                   "--batch-size", "2", check=True)
+                   "--batch-size", "2", "--precision", "both", check=True)
     out = proc.stdout
-    assert "pix2pix at 32 px, batch 2, fp32" in out
-    for word in ("training", "peak memory", "folder to folder", "eager run", "speed-up"):
+    assert "pix2pix at 32 px, batch 2, fp32" in out and "pix2pix at 32 px, batch 2, bf16" in out
+    for word in ("training", "peak memory", "folder to folder", "eager run", "speed-up",
+                 "bf16 against fp32 in this run: training x"):
         assert word in out
+    assert out.count("eager run") == 1  # measured once, with the first precision
 
 
 def test_bench_times_the_real_loader_from_a_folder(shapes32):
@@ -45,8 +47,9 @@ def test_bench_times_the_real_loader_from_a_folder(shapes32):
     assert folder["workers"] == 1
     table = run_cli("bench", "--model", "pix2pix", "--size", "32", "--ngf", "4",
                     "--iterations", "1", "--warmup", "0", "--images", "2", "--workers", "0",
-                    "--data", str(shapes32), "--no-baseline", check=True).stdout
-    assert "from folder  loader alone" in table
+                    "--data", str(shapes32), "--no-baseline", "--gpu-augment",
+                    check=True).stdout
+    assert "from folder  loader alone" in table and "decode only" in table
 
 
 def test_bench_counts_flops_of_a_steady_state_step():

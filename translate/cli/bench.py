@@ -12,12 +12,22 @@ def cmd_bench(args) -> int:
 
     from translate.train.bench import format_table, run
 
-    result = run(args.model, args.size, args.batch_size, args.device, args.precision,
-                 args.iterations, args.warmup, args.ngf, args.images, args.workers,
-                 baseline=not args.no_baseline, channels_last=args.channels_last,
-                 compile_nets=args.compile, data=args.data,
-                 gpu_augment=args.gpu_augment)
-    print(json.dumps(result, indent=2) if args.json else format_table(result))
+    precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
+    results = [run(args.model, args.size, args.batch_size, args.device, precision,
+                   args.iterations, args.warmup, args.ngf, args.images, args.workers,
+                   baseline=not args.no_baseline and k == 0,
+                   channels_last=args.channels_last, compile_nets=args.compile,
+                   data=args.data, gpu_augment=args.gpu_augment)
+               for k, precision in enumerate(precisions)]
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        return 0
+    print("\n\n".join(format_table(r) for r in results))
+    if len(results) == 2:
+        train, convert = ([r[part][key] for r in results] for part, key in
+                          (("train", "iterations_per_s"), ("convert", "model_images_per_s")))
+        print(f"\nbf16 against fp32 in this run: training x{train[1] / train[0]:.2f}, "
+              f"conversion x{convert[1] / convert[0]:.2f}")
     return 0
 
 
@@ -33,7 +43,8 @@ def register(sub) -> None:
     p.add_argument("--size", type=positive, default=256, help="image size (default 256)")
     p.add_argument("--batch-size", type=positive, default=1)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16", "both"),
+                   help="both: fp32, then bf16, and their ratio")
     p.add_argument("--iterations", type=positive, default=5, help="timed steps (default 5)")
     p.add_argument("--warmup", type=non_negative, default=2, help="untimed steps first")
     p.add_argument("--ngf", type=positive, default=64, help="network width (default 64)")
