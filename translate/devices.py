@@ -110,7 +110,7 @@ def cpu_bf16_units(cpuinfo: str | None = None) -> str | None:
 # A training step's generator forward pass (batch x crop) from which bf16 autocast
 # measured faster than fp32 on CPUs with bf16 units (docs/benchmarks.md): below it the
 # conversions cost more than the bf16 arithmetic saves.
-CPU_BF16_MIN_GFLOPS = 2.0
+CPU_BF16_MIN_GFLOPS = 0.5
 
 
 def resolve_precision(name: str, device: torch.device, gflops: float | None = None) -> str:
