@@ -143,7 +143,9 @@ def table(lines: list[dict]) -> str:
            "fidelity | train s |", "|---|---|---|---|---|---|---|---|---|"]
     for (task, recipe), rows in groups.items():
         def cell(key: str, digits: int) -> str:
-            values = [r[key] for r in rows]
+            values = [r[key] for r in rows if r[key] is not None]  # None: flat inputs
+            if not values:
+                return "undefined"
             spread = statistics.pstdev(values) if len(values) > 1 else 0.0
             return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"
         out.append(f"| {task} | {recipe} | {len(rows)} | {cell('psnr', 2)} | "

@@ -18,8 +18,8 @@ class FileServer:
     but the connection is closed after ``n`` body bytes (once). ``chunk_delay[name] = s``:
     the body is sent in 64 KiB pieces ``s`` seconds apart (a slow server).
     ``trickle[name] = s``: one byte every ``s`` seconds. ``endless``: names answered with
-    zeros for ever, without a Content-Length. ``requests`` lists ``(path, Range header or
-    None)``.
+    zeros for ever, without a Content-Length. ``redirects[name] = url``: answered with a
+    302 to ``url``. ``requests`` lists ``(path, Range header or None)``.
     """
 
     def __init__(self):
@@ -29,6 +29,7 @@ class FileServer:
         self.chunk_delay: dict[str, float] = {}
         self.trickle: dict[str, float] = {}
         self.endless: set[str] = set()
+        self.redirects: dict[str, str] = {}
         self.requests: list[tuple[str, str | None]] = []
         server = self
 
@@ -42,6 +43,12 @@ class FileServer:
                 server.requests.append((name, wanted))
                 if name in server.endless:
                     return self.zeros()
+                if name in server.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirects[name])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 data = server.files.get(name)
                 if data is None:
                     self.send_error(404, "Not Found")

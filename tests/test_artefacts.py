@@ -67,7 +67,8 @@ def test_summary_takes_medians_and_the_worst_side():
             for p, h, f in ((1.0, 0.1, 0.9), (3.0, 0.3, 0.5), (2.0, 0.2, 0.7))]
     assert summarise(rows) == {"periodicity_median": 2.0, "periodicity_worst": 3.0,
                                "hallucination_median": 0.2, "hallucination_worst": 0.3,
-                               "fidelity_median": 0.7, "fidelity_worst": 0.5}
+                               "fidelity_median": 0.7, "fidelity_worst": 0.5,
+                               "flat_inputs": 0}
 
 
 def test_eval_photos_cli(tmp_path):
@@ -92,3 +93,46 @@ def test_eval_photos_cli(tmp_path):
     assert both.returncode == 2 and "either --translated" in both.stderr
     neither = run_cli("eval", "--checkpoint", "x.safetensors")
     assert neither.returncode == 2 and "--data" in neither.stderr
+
+
+def _flat(value: int, size: int = 64) -> np.ndarray:
+    return np.full((size, size, 3), value, np.uint8)
+
+
+def test_flat_pictures_have_bounded_or_undefined_figures():
+    """Black to white scored periodicity 1.27e19, identical constants fidelity 0 ('scene
+    lost') and one changed pixel on grey hallucination 1.0."""
+    black_to_white = artefact_figures(_flat(0), _flat(255))
+    assert black_to_white["periodicity"] == pytest.approx(1.0)
+    assert black_to_white["hallucination"] is None and black_to_white["fidelity"] is None
+    same = artefact_figures(_flat(128), _flat(128))
+    assert same == {"periodicity": pytest.approx(1.0), "hallucination": None,
+                    "fidelity": None}
+    dot = _flat(128)
+    dot[30, 30] = 200
+    one_pixel = artefact_figures(_flat(128), dot)
+    assert one_pixel["hallucination"] is None and one_pixel["fidelity"] is None
+    assert 0.5 < one_pixel["periodicity"] < 3
+    # a lattice drawn on a flat input is still caught, and its figure is finite
+    lattice = periodicity(_flat(128, 256), _lattice(_flat(128, 256)))
+    assert 10 < lattice < 1e12
+    # a photo's edges lost to a flat output: the scene is lost, nothing is drawn
+    photo = load_rgb(PHOTOS / "astronaut.jpg")
+    lost = artefact_figures(photo, np.full_like(photo, 90))
+    assert lost["fidelity"] == 0.0 and lost["hallucination"] == 0.0
+    assert 0 < lost["periodicity"] <= 1.0
+
+
+def test_the_summary_leaves_undefined_figures_out_and_counts_them(tmp_path):
+    rows = [{"periodicity": 1.0, "hallucination": None, "fidelity": None},
+            {"periodicity": 2.0, "hallucination": 0.2, "fidelity": 0.8}]
+    summary = summarise(rows)
+    assert summary["fidelity_median"] == 0.8 and summary["hallucination_worst"] == 0.2
+    assert summary["periodicity_median"] == 1.5 and summary["flat_inputs"] == 1
+    assert summarise(rows[:1])["fidelity_worst"] is None
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    save_image(_flat(40), photos / "black.png")
+    save_image(_flat(220), out / "black.png")
+    proc = run_cli("eval", "--photos", str(photos), "--translated", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "undefined" in proc.stdout and "1 photo(s) without edges" in proc.stdout

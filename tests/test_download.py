@@ -414,3 +414,27 @@ except DownloadError as err:
     assert "the disk is full" in proc.stdout and "kept there" in proc.stdout
     assert (tmp_path / "b.bin.part").stat().st_size <= 100_000
     assert not (tmp_path / "b.bin").exists()
+
+
+@pytest.mark.parametrize("target", ["ftp://127.0.0.1/blob.bin", "file:///etc/hostname",
+                                    "data:,hello"])
+def test_redirects_leave_http_only_for_https(server, tmp_path, target):
+    """A redirect away from http(s) (ftp://, file://, data:) is refused with the URL named;
+    nothing is written."""
+    server.redirects["moved.bin"] = target
+    with pytest.raises(DownloadError, match="redirected .* only redirects from https to "
+                                            "https are followed"):
+        fetch(server.url("moved.bin"), tmp_path / "out.bin", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_redirects_within_http_are_followed_and_https_is_never_downgraded(server, tmp_path):
+    from translate.hub.download import redirect_allowed
+
+    server.redirects["moved.bin"] = server.url("blob.bin")
+    fetch(server.url("moved.bin"), tmp_path / "blob.bin", progress=False)
+    assert (tmp_path / "blob.bin").read_bytes() == BLOB
+    assert redirect_allowed("https://a.example/x", "https://b.example/y")
+    assert redirect_allowed("https://a.example/x", "HTTPS://b.example/y")
+    for downgrade in ("http://b.example/y", "ftp://b.example/y", "file:///etc/passwd"):
+        assert not redirect_allowed("https://a.example/x", downgrade)

@@ -123,11 +123,14 @@ def test_synth_from_cli(tmp_path):
     photos.mkdir()
     for name in ("astronaut.jpg", "grace-hopper.jpg"):
         save_image(_photo(name)[:200, :200], photos / name.replace(".jpg", ".png"))
+    save_image(_photo("coffee.jpg")[:40, :300], photos / "strip.png")  # no 64 px tile fits
     out = tmp_path / "pairs"
     proc = run_cli("data", "synth", "real2anime", "--from", str(photos), "--out", str(out),
                    "--size", "64", "--tiles", "3", "--scales", "100,200")
     assert proc.returncode == 0, proc.stderr
     assert len(list((out / "train" / "A").iterdir())) == 12
+    assert "skipped: " in proc.stderr and "strip.png: 300x40" in proc.stderr
+    assert "below the tile size (--size 64)" in proc.stderr
     assert not (out / "test").exists()
     bad = run_cli("data", "synth", "shapes", "--from", str(photos), "--out",
                   str(tmp_path / "x"))

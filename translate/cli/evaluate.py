@@ -13,11 +13,20 @@ def _print_artefacts(result: dict) -> None:
     labels = {"periodicity": "periodicity (x input)", "hallucination": "edges not in photo",
               "fidelity": "edge correlation"}
     for key, label in labels.items():
-        print(f"  {label:22s} {result[key + '_median']:8.3f}   worst "
-              f"{result[key + '_worst']:8.3f}")
+        print(f"  {label:22s} {_figure(result[key + '_median'])}   worst "
+              f"{_figure(result[key + '_worst'])}")
+    if result.get("flat_inputs"):
+        print(f"  ({result['flat_inputs']} photo(s) without edges left out of the edge "
+              "figures: undefined there)")
     for row in result["per_image"]:
         print(f"  {row['name']}: periodicity {row['periodicity']:.2f}, edges not in photo "
-              f"{row['hallucination']:.3f}, edge correlation {row['fidelity']:.3f}")
+              f"{_figure(row['hallucination'], 0)}, edge correlation "
+              f"{_figure(row['fidelity'], 0)}")
+
+
+def _figure(value: float | None, width: int = 8) -> str:
+    """A figure with 3 decimals, or 'undefined' (a photo without edges)."""
+    return f"{value:{width}.3f}" if value is not None else f"{'undefined':>{width}}"
 
 
 def cmd_eval_photos(args) -> int:

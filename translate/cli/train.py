@@ -9,8 +9,9 @@ from translate.cli.args import CliError
 
 
 def cmd_train(args) -> int:
-    from translate.train.config import load_config
+    from translate.train.config import load_config, parse_override
     from translate.train.loop import TrainingInterrupted, train
+    from translate.train.run_folder import model_changed
 
     source = Path(args.config)
     if source.is_dir():  # a run folder: resume it with its own config
@@ -20,6 +21,10 @@ def cmd_train(args) -> int:
         saved = source / "config.yaml"
         if not saved.is_file():
             raise CliError(f"{source} has no config.yaml; is it a run folder?")
+        model = load_config(saved, [f"train.out={source}"]).model
+        asked = dict(parse_override(o) for o in args.overrides).get("model", model)
+        if asked != model:  # before its options, which belong to the saved model, are read
+            raise model_changed(model, str(asked))
         config = load_config(saved, args.overrides + [f"train.out={source}"])
     else:
         config = load_config(source, args.overrides)

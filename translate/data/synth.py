@@ -166,15 +166,23 @@ def render_from_photos(root: str | Path, task: str, photos: str | Path, tile: in
                 save_image(render(a), root / split / "B" / f"{stem}.png")
                 written[split] += 1
                 continue
+            before = written[split]
             sizes = sorted({min(s, max(rgb.shape[:2])) for s in scales})
             for side in sizes:
                 a = _scaled(rgb, side)
+                if min(a.shape[:2]) < tile:
+                    continue  # no tile fits at this scale
                 pairs = _tiles(a, render(a), tile, tiles, rng)
                 for k, (ta, tb) in enumerate(pairs):
                     name = f"{stem}-{side}-{k:02d}.png"
                     save_image(ta, root / split / "A" / name)
                     save_image(tb, root / split / "B" / name)
                     written[split] += 1
+            if written[split] == before:
+                h, w = rgb.shape[:2]
+                log(f"skipped: {path}: {w}x{h}, and at the scales asked for (--scales "
+                    f"{' '.join(map(str, scales))}) its shorter side is below the tile size "
+                    f"(--size {tile})")
     return written
 
 

@@ -44,6 +44,10 @@ class CheckpointError(UserError, ValueError):
         self.path = Path(path) if path is not None else None
 
 
+class NoSuchDirection(CheckpointError):
+    """A file that holds no generator for the direction asked for."""
+
+
 @dataclass(frozen=True)
 class GeneratorSpec:
     """What rebuilds a generator: ``arch`` (registry name) and ``kwargs`` (constructor
@@ -83,6 +87,28 @@ class GeneratorSpec:
                 "step": str(step), "config": config, "card": card or {}}
 
 
+def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
+    """The names of the floating-point tensors in ``tensors`` that hold a NaN or an
+    infinity (one read back from their device for all of them)."""
+    floats = [(k, v) for k, v in tensors.items() if torch.is_tensor(v) and v.is_floating_point()]
+    if not floats:
+        return []
+    finite = torch.stack([torch.isfinite(v).all().cpu() for _, v in floats]).tolist()
+    return [k for (k, _), ok in zip(floats, finite) if not ok]
+
+
+def check_finite(tensors: dict[str, torch.Tensor], where: str | Path,
+                 what: str = "its weights", hint: str = "") -> None:
+    """:class:`CheckpointError` when ``what`` of ``where`` hold a NaN or an infinity: a
+    generator with one such weight turns every output black. ``hint``: what to do instead."""
+    bad = non_finite(tensors)
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise CheckpointError(f"{where}: {what}: {', '.join(bad[:3])}{more} hold values that "
+                              "are not finite numbers (NaN or infinity), and a model made of "
+                              f"them cannot translate{hint}", where)
+
+
 def export_generator(net: nn.Module, path: str | Path, *, arch: str, kwargs: dict,
                      direction: str, norm_stats: str, method: str, step: int,
                      config: dict | None = None, card: dict | None = None,
@@ -102,6 +128,7 @@ def write_generator(net: nn.Module, spec: GeneratorSpec, path: str | Path, *, me
         if t.is_floating_point():
             t = t.to(dtype)
         tensors[name] = t.contiguous()
+    check_finite(tensors, f"{path} (not written)")
     meta = {
         "format": GENERATOR_FORMAT, "format_version": "1",
         "arch": spec.arch, "kwargs": json.dumps(spec.kwargs, sort_keys=True),
@@ -158,6 +185,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu"
         detail = " ".join(str(err).split())
         raise CheckpointError(f"{path}: weights do not fit {arch}({spec.kwargs}): "
                               f"{detail[:600]}", path) from None
+    check_finite(tensors, path)
     info = spec.info(net, meta.get("method", ""), meta.get("step", ""), config, card,
                      meta)  # the stride is the network's own, whatever the metadata says
     return net.to(device).eval(), info
@@ -184,6 +212,6 @@ def choose_direction(direction: str | None, available: list[str], where) -> str:
     if direction is None:
         return "a2b" if "a2b" in available else available[0]
     if direction not in available:
-        raise CheckpointError(f"{where} has no {direction} generator (it has: "
+        raise NoSuchDirection(f"{where} has no {direction} generator (it has: "
                               f"{', '.join(available)})")
     return direction

@@ -39,7 +39,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from translate.formats.checkpoint import CheckpointError, GeneratorSpec
+from translate.formats.checkpoint import CheckpointError, GeneratorSpec, check_finite
 from translate.formats.state import STATE_FORMAT
 from translate.networks import build_generator
 
@@ -229,6 +229,7 @@ def build(sd: dict[str, torch.Tensor], found: Recognised, where: Any) -> nn.Modu
         detail = " ".join(str(err).split())
         raise CheckpointError(f"{where}: looks like a {found.description}, but its tensors do "
                               f"not fit that layout ({detail[:600]})") from None
+    check_finite(tensors, where)
     return net.eval()
 
 

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from translate.files import atomic_write, write_with
-from translate.formats.checkpoint import CheckpointError, GeneratorSpec, choose_direction
+from translate.formats.checkpoint import (CheckpointError, GeneratorSpec, check_finite,
+                                          choose_direction)
 
 STATE_FORMAT = "translate-train-state"
 STATE_VERSION = 1
@@ -132,7 +133,18 @@ def generator_from_state(state: TrainingState | dict[str, Any], direction: str |
     direction = choose_direction(direction, sorted(state.exports), where)
     spec = state.generator(direction)
     net = spec.build(where)
-    net.load_state_dict(state.generator_weights(direction, raw))
     weights = "raw" if raw or not state.ema else "ema"
+    tensors = state.generator_weights(direction, raw)
+    if weights == "ema":
+        check_finite(tensors, where, "its weight average (train.ema)",
+                     "; the trained weights themselves are kept too (export --raw)")
+    else:
+        check_finite(tensors, where)
+    try:
+        net.load_state_dict(tensors)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())
+        raise CheckpointError(f"{where}: the {weights} weights of its {direction} generator do "
+                              f"not fit its description: {detail[:600]}", where) from None
     return net.eval(), spec.info(net, state.model, state.step, state.config,
                                  extra={"weights": weights})

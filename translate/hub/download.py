@@ -41,7 +41,8 @@ from dataclasses import dataclass, field
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
-from urllib.request import Request, urlopen
+from urllib.parse import urljoin, urlsplit
+from urllib.request import HTTPRedirectHandler, Request, build_opener
 
 from translate import __version__
 
@@ -147,6 +148,36 @@ def _unreachable(url: str, dest: Path, err: Exception) -> DownloadError:
                          f"machine offline?\n{by_hand(url, dest)}")
 
 
+def redirect_allowed(old: str, new: str) -> bool:
+    """Whether a download from ``old`` may follow a redirect to ``new``: from https only to
+    https (never to plain http, ftp or a local file); from http (a local server) to http or
+    https."""
+    allowed = {"https"} if urlsplit(old).scheme == "https" else {"http", "https"}
+    return urlsplit(new).scheme.lower() in allowed
+
+
+class _Redirects(HTTPRedirectHandler):
+    """Follows only the redirects :func:`redirect_allowed` allows (checked before urllib's
+    own scheme check, so every refusal says the same)."""
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        target = urljoin(req.full_url, headers.get("location") or headers.get("uri") or "")
+        if not redirect_allowed(req.full_url, target):
+            fp.close()
+            raise _Refused(f"the server redirected {req.full_url} to {target[:200]}; only "
+                           "redirects from https to https are followed")
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+class _Refused(Exception):
+    """A redirect that is not followed."""
+
+
+_OPENER = build_opener(_Redirects)
+
+
 def _fetch_once(url: str, part: Path, dest: Path, timeout: float, progress,
                 limits: Limits) -> int:
     """One request: append to (or restart) ``part``. Returns the complete size in bytes.
@@ -156,7 +187,9 @@ def _fetch_once(url: str, part: Path, dest: Path, timeout: float, progress,
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:
-        response = urlopen(Request(url, headers=headers), timeout=timeout)
+        response = _OPENER.open(Request(url, headers=headers), timeout=timeout)
+    except _Refused as why:
+        raise DownloadError(f"download of {url} failed: {why}\n{by_hand(url, dest)}") from None
     except HTTPError as err:
         if err.code == 416 and offset:  # the part is complete already, or longer than the file
             _, total = _content_range(err.headers.get("Content-Range"))

@@ -17,6 +17,15 @@ All three work on the luminance of the input and the output (uint8 RGB, same siz
   magnitudes, lightly blurred). 1 when every edge is kept where it was; near 0 when the
   scene is lost.
 
+Flat pictures: the spectrum's ring medians are floored at the power that 8-bit quantisation
+noise puts into every frequency, and a picture without peaks has peakiness 1, so a flat
+input or output (black to white, a constant grey) scores periodicity 1 unless the other
+has a rhythm of its own; the figure stays finite. An input without edges (its 99th-percentile
+gradient below that of a step of :data:`FLAT_STEP` grey levels) has no edges to keep or to
+draw beside: its hallucination and fidelity are undefined, None, and :func:`summarise` leaves
+them out and counts them. An output without edge energy (below that of quantisation noise)
+draws nothing: hallucination 0.
+
 :func:`artefact_figures` returns the three for one pair; :func:`summarise` the medians and
 worst values over many.
 """
@@ -31,6 +40,9 @@ LOW_CUT = 0.01       # cycles per pixel below which frequencies are ignored
 HIGH_PASS = 8.0      # sigma (pixels) of the blur subtracted before the spectrum
 NO_EDGE = 0.10       # share of the input's 99th-percentile gradient
 EDGE_MARGIN = 3      # pixels an input edge is widened by
+FLAT_STEP = 2        # grey levels: a picture whose edges are all weaker is flat
+QUANT_POWER = (1 / 255) ** 2 / 12  # variance of 8-bit quantisation noise, in [0, 1] units
+SOBEL_GAIN = 4.0     # the 3x3 Sobel's response to a unit step
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -58,10 +70,11 @@ def peakiness(gray: np.ndarray) -> float:
     bins = np.minimum((radius * 2 * min(h, w)).astype(np.int64), min(h, w))
     order = np.argsort(bins[keep], kind="stable")
     ring_of, values = bins[keep][order], power[keep][order]
-    ratios = [ring.max() / max(float(np.median(ring)), 1e-20)
+    floor = QUANT_POWER * float((window.astype(np.float64) ** 2).sum())  # noise, per bin
+    ratios = [ring.max() / max(float(np.median(ring)), floor)
               for ring in np.split(values, np.flatnonzero(np.diff(ring_of)) + 1)
               if ring.size >= 8]
-    return float(max(ratios)) if ratios else 1.0
+    return max(1.0, float(max(ratios))) if ratios else 1.0
 
 
 def _gradient(gray: np.ndarray) -> np.ndarray:
@@ -75,30 +88,42 @@ def periodicity(photo: np.ndarray, output: np.ndarray) -> float:
     return _periodicity(_luma(photo), _luma(output))
 
 
-def hallucination(photo: np.ndarray, output: np.ndarray) -> float:
-    """Share in [0, 1] of the output's edge energy where the input has no edge."""
+def hallucination(photo: np.ndarray, output: np.ndarray) -> float | None:
+    """Share in [0, 1] of the output's edge energy where the input has no edge; None for
+    an input without edges."""
     return _hallucination(_gradient(_luma(photo)), _gradient(_luma(output)))
 
 
-def fidelity(photo: np.ndarray, output: np.ndarray) -> float:
-    """Pearson correlation in [-1, 1] of the input's and the output's edge maps."""
+def fidelity(photo: np.ndarray, output: np.ndarray) -> float | None:
+    """Pearson correlation in [-1, 1] of the input's and the output's edge maps; None for
+    an input without edges."""
     return _fidelity(_gradient(_luma(photo)), _gradient(_luma(output)))
 
 
 def _periodicity(luma_in: np.ndarray, luma_out: np.ndarray) -> float:
-    return peakiness(luma_out) / max(peakiness(luma_in), 1e-12)
+    return peakiness(luma_out) / peakiness(luma_in)  # each at least 1
 
 
-def _hallucination(g_in: np.ndarray, g_out: np.ndarray) -> float:
-    edge = g_in > NO_EDGE * max(float(np.percentile(g_in, 99)), 1e-6)
+def _flat(g: np.ndarray) -> bool:
+    """No edge stronger than a step of FLAT_STEP grey levels (99th percentile)."""
+    return float(np.percentile(g, 99)) < SOBEL_GAIN * FLAT_STEP / 255
+
+
+def _hallucination(g_in: np.ndarray, g_out: np.ndarray) -> float | None:
+    if _flat(g_in):
+        return None
+    edge = g_in > NO_EDGE * float(np.percentile(g_in, 99))
     size = 2 * EDGE_MARGIN + 1
     edge = cv2.dilate(edge.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
     energy = g_out ** 2
     total = float(energy.sum())
-    return float(energy[~edge].sum() / total) if total > 0 else 0.0
+    noise = energy.size * SOBEL_GAIN ** 2 * QUANT_POWER  # what quantisation alone gives
+    return float(energy[~edge].sum() / total) if total > noise else 0.0
 
 
-def _fidelity(g_in: np.ndarray, g_out: np.ndarray) -> float:
+def _fidelity(g_in: np.ndarray, g_out: np.ndarray) -> float | None:
+    if _flat(g_in):
+        return None
     a = cv2.GaussianBlur(g_in, (0, 0), 1.0).ravel()
     b = cv2.GaussianBlur(g_out, (0, 0), 1.0).ravel()
     a, b = a - a.mean(), b - b.mean()
@@ -106,7 +131,7 @@ def _fidelity(g_in: np.ndarray, g_out: np.ndarray) -> float:
     return float((a * b).sum() / denom) if denom > 0 else 0.0
 
 
-def artefact_figures(photo: np.ndarray, output: np.ndarray) -> dict[str, float]:
+def artefact_figures(photo: np.ndarray, output: np.ndarray) -> dict[str, float | None]:
     """The three figures for one photo and its translation, uint8 (H, W, 3) of one size;
     each image's luminance and gradient are computed once for all three."""
     if photo.shape[:2] != output.shape[:2]:
@@ -119,12 +144,14 @@ def artefact_figures(photo: np.ndarray, output: np.ndarray) -> dict[str, float]:
             "fidelity": _fidelity(g_in, g_out)}
 
 
-def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
+def summarise(rows: list[dict[str, float | None]]) -> dict[str, float | int | None]:
     """Median and worst of each figure (worst: highest periodicity and hallucination,
-    lowest fidelity)."""
-    out: dict[str, float] = {}
+    lowest fidelity) over the rows that define it (None: no row does), and ``flat_inputs``:
+    the rows left out of hallucination and fidelity because their input has no edges."""
+    out: dict[str, float | int | None] = {}
     for key, worst in (("periodicity", max), ("hallucination", max), ("fidelity", min)):
-        values = [r[key] for r in rows]
-        out[f"{key}_median"] = float(np.median(values))
-        out[f"{key}_worst"] = float(worst(values))
+        values = [r[key] for r in rows if r[key] is not None]
+        out[f"{key}_median"] = float(np.median(values)) if values else None
+        out[f"{key}_worst"] = float(worst(values)) if values else None
+    out["flat_inputs"] = sum(1 for r in rows if r["fidelity"] is None)
     return out

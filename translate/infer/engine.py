@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from translate.formats.checkpoint import CheckpointError, choose_direction, load_generator
+from translate.formats.checkpoint import (CheckpointError, NoSuchDirection, choose_direction,
+                                          load_generator)
 from translate.formats.state import STATE_FORMAT, TrainingState, generator_from_state
 from translate.devices import PRECISIONS, pick_device  # noqa: F401 (pick_device: API)
 from translate.images import to_channels, to_tensor, to_uint8
@@ -111,7 +112,7 @@ def load_any(path: str | Path, direction: str | None = None, raw: bool = False
     if path.suffix == ".safetensors":
         net, info = load_generator(path)
         if direction is not None and info.get("direction") != direction:
-            raise CheckpointError(f"{path} maps {info.get('direction')}, not {direction}")
+            raise NoSuchDirection(f"{path} maps {info.get('direction')}, not {direction}")
         return net, info
     if path.suffix in (".pt", ".pth"):
         state = read_weights(path)  # torch.load(weights_only=True): refuses pickled code

@@ -339,7 +339,8 @@ def score_artefacts(photos: str | Path, translated: str | Path | None = None, en
             failed.append(f"{path}: {err}")
     result = {"photos": str(photos), "images": len(rows)}
     if rows:
-        result.update({k: round(v, 4) for k, v in summarise(rows).items()})
+        result.update({k: round(v, 4) if isinstance(v, float) else v
+                       for k, v in summarise(rows).items()})
     result["per_image"] = [{k: (round(v, 4) if isinstance(v, float) else v)
                             for k, v in row.items()} for row in rows]
     result["failed"] = failed

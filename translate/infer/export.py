@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from translate.formats.checkpoint import CheckpointError, GeneratorSpec, write_generator
+from translate.formats.checkpoint import GeneratorSpec, NoSuchDirection, write_generator
 from translate.errors import UserError
 from translate.infer.engine import load_any
 from translate.formats.reference import is_reference_file
@@ -62,7 +62,7 @@ def export(source: str | Path, direction: str | None = None, fmt: str = "safeten
     for d in directions:
         try:
             net, info = load_any(path, d, raw)
-        except CheckpointError:
+        except NoSuchDirection:
             if direction or d is None:
                 raise
             continue

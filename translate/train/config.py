@@ -468,9 +468,14 @@ def changed_keys(old: Config, new: Config) -> list[str]:
     """Dotted keys whose values differ between two configs."""
     a, b = old.to_dict(), new.to_dict()
     out = []
-    for section, values in a.items():
-        if isinstance(values, dict):
-            out += [f"{section}.{k}" for k in values if values[k] != b[section][k]]
-        elif values != b[section]:
+    for section in dict.fromkeys([*a, *b]):  # a method's section has its own keys
+        x, y = a.get(section, _ABSENT), b.get(section, _ABSENT)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += [f"{section}.{k}" for k in dict.fromkeys([*x, *y])
+                    if x.get(k, _ABSENT) != y.get(k, _ABSENT)]
+        elif x != y:
             out.append(section)
     return out
+
+
+_ABSENT = object()  # a key one of two compared configs does not have

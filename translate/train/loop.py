@@ -47,6 +47,7 @@ from translate.devices import (cores_per_process, cpu_bf16_units, is_main_proces
                                main_first, pick_device, resolve_precision)
 from translate.devices import start as join_processes
 from translate.errors import UserError
+from translate.formats.checkpoint import CheckpointError, non_finite
 from translate.formats.state import TrainingState
 from translate.train.augment import DecodeOnly
 from translate.train.config import Config
@@ -58,6 +59,7 @@ from translate.train.replicas import Replicas
 from translate.train.run_folder import (MetricsLog, default_norm_stats, export_all,
                                         prepare_run_folder, write_samples)
 from translate.train.schedule import lr_factor, make_optimizers
+from translate.train.state_check import check_resumable
 
 __all__ = ["Run", "TrainingDiverged", "TrainingInterrupted", "build_dataset", "lr_factor",
            "make_optimizers", "train", "train_step"]
@@ -290,16 +292,26 @@ class Run:
         state = self.state
         if state is None:
             return 0
+        where = self.out / "checkpoints" / "latest.pt"
+        check_resumable(state, self, where)  # names, shapes, dtypes, finite values
         self.method.nets.load_state_dict(state.nets)
-        for g, opt in self.optimizers.items():
-            opt.load_state_dict(state.optimizers[g])
-            self.schedulers[g].load_state_dict(state.schedulers[g])
-        own = self.replicas.own_state(state)  # this process's RNGs and method memory
-        self.method.load_state_dict(to_device(own["method"], self.device))
-        set_rng_state(own["rng"], self.device)
-        self.log.load(state.log)
-        self.evaluator.load(state.best)
-        self.speed.precision.load_state_dict(state.scaler)
+        try:
+            for g, opt in self.optimizers.items():
+                opt.load_state_dict(state.optimizers[g])
+                self.schedulers[g].load_state_dict(state.schedulers[g])
+            own = self.replicas.own_state(state)  # this process's RNGs and method memory
+            self.method.load_state_dict(to_device(own["method"], self.device))
+            set_rng_state(own["rng"], self.device)
+            self.log.load(state.log)
+            self.evaluator.load(state.best)
+            self.speed.precision.load_state_dict(state.scaler)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError,
+                RuntimeError) as err:  # what the loaders raise for state of another shape
+            raise CheckpointError(f"{where}: its optimizer, method memory or random-number "
+                                  f"state does not fit this run ({type(err).__name__}: "
+                                  f"{str(err)[:200]}); resume it with the config it was "
+                                  "trained with, or set train.out to a new folder",
+                                  where) from None
         if self.ema is not None and state.ema:
             self.ema.load_state_dict(state.ema)
         elif self.ema is not None:  # a run from before train.ema existed: it goes on without
@@ -330,12 +342,14 @@ class Run:
         return self.ema.applied() if self.ema is not None else contextlib.nullcontext()
 
     def check_weights(self, step: int) -> None:
-        """:class:`TrainingDiverged` unless every weight is a finite number."""
-        names, params = zip(*self.method.nets.named_parameters())
-        finite = torch.stack([torch.isfinite(p).all() for p in params]).tolist()  # one read
-        bad = next((name for name, ok in zip(names, finite) if not ok), None)
-        if bad is not None:
-            raise TrainingDiverged(step, f"the weight {bad}", self.config)
+        """:class:`TrainingDiverged` unless every weight, and every value of the weight
+        average that samples and exports use, is a finite number (one read for all)."""
+        tensors = {f"weight {k}": p for k, p in self.method.nets.named_parameters()}
+        if self.ema is not None:
+            tensors.update({f"weight average {k}": v for k, v in self.ema.state_dict().items()})
+        bad = non_finite(tensors)
+        if bad:
+            raise TrainingDiverged(step, f"the {bad[0]}", self.config)
 
     def checkpoint(self, step: int, name: str = "latest.pt") -> None:
         """Every process's state into ``checkpoints/<name>``, written by process 0 (the

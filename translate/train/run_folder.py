@@ -207,10 +207,19 @@ def _state_to_resume(config: Config, resume: bool, out: Path, ctx: Context
     return _checked_state(config, TrainingState.read(latest), ctx)
 
 
+def model_changed(saved: str, asked: str) -> ConfigError:
+    """The refusal to resume a run of model ``saved`` as model ``asked``."""
+    return ConfigError(f"the run being resumed trains model {saved!r}, not {asked!r}; resume "
+                       f"it with model={saved}, or set train.out to a new folder to train a "
+                       "new run", "model")
+
+
 def _checked_state(config: Config, state: TrainingState, ctx: Context) -> TrainingState:
     """``state`` if ``config`` may continue it (only resumable keys changed, the same number
     of processes, steps left to train), else :class:`ConfigError`."""
     saved = config_from_dict(state.config)
+    if saved.model != config.model:
+        raise model_changed(saved.model, config.model)
     bad = [k for k in changed_keys(saved, config) if k not in RESUMABLE_CHANGES]
     if bad:
         raise ConfigError("the config differs from the run being resumed in "
