@@ -4,12 +4,19 @@ previous version intact."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from translate.errors import UserError
+
+
+# What a write that fails for want of room or permission raises (errno): a full disk, a
+# quota, a file-size limit, a read-only or forbidden folder.
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES,
+                errno.EPERM)
 
 
 class OccupiedError(UserError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 from pathlib import Path
 
@@ -76,14 +78,33 @@ def cmd_convert(args) -> int:
             return 1 if report.failed else 0
     else:
         try:
-            report = convert(translator, args.input, args.output, options,
-                             progress=not args.quiet)
-        except KeyboardInterrupt:
+            with terminate_as_interrupt():
+                report = convert(translator, args.input, args.output, options,
+                                 progress=not args.quiet)
+        except KeyboardInterrupt as stop:
             print(f"\ninterrupted: every file in {args.output} is complete; continue with the "
                   "same command and --skip-existing", file=sys.stderr)
-            return 130
+            return 143 if isinstance(stop, Terminated) else 130
     print_report(report, args.output)
     return 1 if report.failed else 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, stopping a conversion the way Ctrl-C does."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM raises :class:`Terminated` in the block, so a conversion stopped by it cleans
+    up as one stopped by Ctrl-C: no partial output, helpers ended."""
+    def stop(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def print_report(report, output: str) -> None:

@@ -1,19 +1,19 @@
 """Command line: ``translate SUBCOMMAND ...``. Each subcommand parses its arguments and makes
 one call into the package. Exit status: 0 success, 1 the job ran but something failed
 (for example some images could not be converted), 2 usage or configuration errors,
-130/143 training stopped by SIGINT/SIGTERM after saving a checkpoint (130: convert stopped
-by Ctrl-C). A file that cannot be written (full disk, read-only folder) is exit status 1
+130/143 training stopped by SIGINT/SIGTERM after saving a checkpoint, or convert stopped by
+them with every output complete. A file that cannot be written (full disk, read-only folder) is exit status 1
 with what was kept and how to continue."""
 
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 
 from translate import __version__
 from translate.cli import bench, convert, data, demo, evaluate, train
 from translate.errors import UserError
+from translate.files import WRITE_ERRORS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,8 +57,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES,
-                errno.EPERM)
 AFTER_WRITE_ERROR = {
     "train": "The run folder keeps its last complete checkpoint; make room (or fix the "
              "folder's permissions) and continue with --resume.",

@@ -8,7 +8,8 @@ complete or is absent). Images larger than the tile threshold go through
 everything else is still written.
 
 Safety: the output folder may not be the input folder or lie inside it, and no output path
-may equal an input path, so inputs are never overwritten. A file already at an output path
+may equal an input path, so inputs are never overwritten. Temporary files that a killed run
+left beside this run's outputs are removed before it starts. A file already at an output path
 is never replaced unless asked: ``skip_existing`` keeps it (which makes a stopped run
 resumable), ``overwrite`` replaces it, and without either the conversion stops before
 writing anything.
@@ -35,8 +36,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from translate.infer.video import (VideoError, VideoOptions, VideoStats, convert_video,
-                                   is_video_file)
+from translate.infer.video import (VideoError, VideoLimits, VideoOptions, VideoStats,
+                                   convert_video, is_video_file)
 from translate.infer.video import output_suffix as video_suffix
 from translate.data.jpeg import (JPEG_SUFFIXES, EncodedJpeg, decode_jpegs, encode_jpegs,
                                  input_from_uint8, read_jpeg, to_uint8_batch)
@@ -150,13 +151,33 @@ def plan(input_spec: str | Path, output_dir: str | Path, fmt: str = "same"
 
 def _unique(pairs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
     """One output per input: inputs that would share an output name (photo.png and
-    photo.gif both becoming photo.png) keep their own extension in it (photo_gif.png)."""
+    photo.gif both becoming photo.png) keep their own extension in it (photo_gif.png), and
+    a number when that name is taken too (by photo_gif.png's own output: photo_gif_2.png).
+    Outputs that nobody shares keep their names."""
     count: dict[Path, int] = {}
     for _, dst in pairs:
         count[dst] = count.get(dst, 0) + 1
-    return [(src, dst if count[dst] == 1 else
-             dst.with_name(f"{dst.stem}_{src.suffix.lstrip('.').lower()}{dst.suffix}"))
-            for src, dst in pairs]
+    taken = {dst for dst, n in count.items() if n == 1}
+    out = []
+    for src, dst in pairs:
+        if count[dst] > 1:
+            base = f"{dst.stem}_{src.suffix.lstrip('.').lower()}"
+            dst, n = dst.with_name(base + dst.suffix), 1
+            while dst in taken:
+                n += 1
+                dst = dst.with_name(f"{base}_{n}{dst.suffix}")
+            taken.add(dst)
+        out.append((src, dst))
+    return out
+
+
+def remove_stale_temporaries(outputs: list[Path]) -> None:
+    """Remove the temporary files (``.NAME.*.tmp``) that a killed run left beside the
+    outputs it was writing; this run writes those outputs again."""
+    for dst in outputs:
+        if dst.parent.is_dir():
+            for tmp in dst.parent.glob(f".{glob.escape(dst.name)}.*.tmp"):
+                tmp.unlink(missing_ok=True)
 
 
 def renamed(jobs: list[tuple[Path, Path]]) -> list[tuple[Path, Path]]:
@@ -192,9 +213,13 @@ class _Decode(Dataset):
                     return i, encoded, None, None
             rgb, alpha = load_image(src, self.max_pixels)
         except ImageError as err:
-            return i, None, None, err.reason + (
-                " (--max-megapixels raises the limit)" if "megapixels" in err.reason else "")
+            return i, None, None, _with_hint(err.reason)
         return i, rgb, alpha, None
+
+
+def _with_hint(reason: str) -> str:
+    """A reason for leaving a file out, with the option that lifts a size limit."""
+    return reason + (" (--max-megapixels raises the limit)" if "megapixels" in reason else "")
 
 
 def _encode(array: np.ndarray, path: Path, quality: int, alpha: np.ndarray | None) -> Path:
@@ -262,6 +287,7 @@ def convert(engine, input_spec: str | Path, output_dir: str | Path,
     options = options or Options()
     jobs, skipped = (planned if planned is not None
                      else plan_jobs(input_spec, output_dir, options))
+    remove_stale_temporaries([dst for _, dst in jobs])
     report = _Conversion(engine, jobs, options, progress).run(skipped)
     report.renamed = renamed(jobs)
     return report
@@ -367,9 +393,10 @@ class _Conversion:
         o = self.options
         options = replace(o.video, batch_size=o.batch_size, tile=o.tile, overlap=o.overlap)
         try:
-            stats = convert_video(self.engine, src, dst, options, update)
+            stats = convert_video(self.engine, src, dst, options, update,
+                                  VideoLimits(max_pixels=o.max_pixels))
         except VideoError as err:
-            return self.fail(i, err.reason)
+            return self.fail(i, _with_hint(err.reason))
         finally:
             bar.close()
         self.report.videos.append((src, stats))
@@ -390,10 +417,7 @@ class _Conversion:
         if result is None:
             self.report.no_face.append(self.jobs[i][0])
             return self.tiled(i, rgb, alpha)
-        if alpha is not None and self.options.face == "crop":
-            b = result.crop
-            alpha = _resize(alpha[b.y0:b.y1, b.x0:b.x1], result.image.shape[:2])
-        self.emit(i, result.image, alpha)
+        self.emit(i, result.image, result.alpha(alpha))
 
     def add(self, i: int, rgb: np.ndarray | EncodedJpeg, alpha: np.ndarray | None) -> None:
         """Batch an image with the ones before it if they share its kind and size."""
@@ -548,13 +572,6 @@ class HostBuffers:
             self.rings.pop(next(iter(self.rings)))
         ring.append(ring.pop(0))
         return ring[-1]
-
-
-def _resize(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A uint8 (h, w) plane resized to ``size`` (rows, columns)."""
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(plane).resize(size[::-1], Image.BILINEAR))
 
 
 def default_workers() -> int:
