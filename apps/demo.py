@@ -47,7 +47,7 @@ from translate.images import save_image  # noqa: E402
 from .catalog import (TASKS, Catalog, ModelEntry, TranslatorCache,  # noqa: E402
                       UnknownModel, card_markdown, scan, zoo_offers)
 from .examples import example_photos  # noqa: E402
-from .guard import UploadGuard  # noqa: E402
+from .guard import RequestGuard  # noqa: E402
 from .service import (FACE_MODES, InputError, Limits, OutputFolder,  # noqa: E402
                       check_face, check_strength, decode_data_url, read_image,
                       release_memory, run_batch, Translated, translate_one, translate_video)
@@ -119,6 +119,26 @@ def video_source(payload) -> tuple[Path, str]:
     if not _inside(path, Path(get_upload_folder())) or not path.is_file():
         raise InputError("the clip must be uploaded to this server first")
     return path, Path(str(payload.get("orig_name") or path.name)).name
+
+
+def client_gone():
+    """A check, for the event being run, of whether its client went away (closed the page
+    or dropped the connection): Gradio then marks the event not alive, but cannot stop a
+    function that is running; long jobs ask this and stop themselves."""
+    from gradio.context import LocalContext
+
+    blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+    queue = getattr(blocks, "_queue", None)
+
+    def gone() -> bool:
+        if queue is None or event_id is None:
+            return False
+        for job in list(queue.active_jobs):
+            for event in job or ():
+                if event._id == event_id:
+                    return not event.alive
+        return False
+    return gone
 
 
 def check_temporal(value) -> int:
@@ -209,7 +229,7 @@ class Demo:
                          desc=f"translating: frame {done}" + (f" of {total}" if total else ""),
                          unit="frames")
             return str(translate_video(translator, path, name, self.limits, self.outputs.new(),
-                                       temporal, report))
+                                       temporal, report, client_gone()))
         except InputError as err:
             raise user_error(err) from None
         except (RuntimeError, MemoryError) as err:
@@ -307,7 +327,7 @@ class Demo:
         try:
             result = run_batch(translator, paths, [p.name for p in paths], strength,
                                self.limits, self.outputs.new(), entry.task or "translated",
-                               progress=report)
+                               progress=report, cancelled=client_gone())
         finally:
             release_memory()
         lines = [f"Translated **{len(result.written)}** image(s) with `{entry.key}`."]
@@ -525,7 +545,7 @@ def serve(models_dir: str | Path | None = None, *, host: str = "127.0.0.1", port
           queue_size: int = 16, block: bool = True):
     """Build the app and start its server (blocking unless ``block`` is False)."""
     app = build_app(models_dir, device=device, limits=limits, queue_size=queue_size)
-    guard = Middleware(UploadGuard, limits=limits, folder=get_upload_folder())
+    guard = Middleware(RequestGuard, limits=limits, folder=get_upload_folder())
     app.launch(server_name=host, server_port=port, share=share,
                app_kwargs={"middleware": [guard]}, max_file_size=limits.largest_upload,
                allowed_paths=None, show_error=False,

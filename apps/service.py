@@ -43,10 +43,15 @@ class Limits:
     max_zip_bytes: int = 200 * 2**20     # uncompressed total of the images in one zip
     max_video_bytes: int = 100 * 2**20   # per video file
     max_video_seconds: float = 60.0      # per video; its frames obey max_pixels
+    max_video_frame_rate: float = 60.0   # frames per second of max_video_seconds
+    max_video_job_seconds: float = 600.0  # a clip is stopped after this (wall time)
     max_batch_pixels: int = 80_000_000   # all images of one batch together
     max_batch_seconds: float = 120.0     # a batch starts no image after this
-    upload_bytes_per_minute: int = 200 * 2**20  # per client
-    max_upload_folder_bytes: int = 2 * 2**30    # uploads and results of all clients
+    upload_bytes_per_minute: int = 200 * 2**20  # per client, every request body counted
+    upload_files_per_minute: int = 500   # per client
+    max_files_per_request: int = 100     # files in one upload
+    max_upload_folder_bytes: int = 2 * 2**30    # disk used by uploads and results
+    max_upload_folder_files: int = 20_000       # files there
 
     def describe(self) -> str:
         return (f"up to {self.max_file_bytes / 2**20:g} MB and "
@@ -60,6 +65,16 @@ class Limits:
     def largest_upload(self) -> int:
         """What the server accepts at all; each kind of file is checked against its own."""
         return max(self.max_file_bytes, self.max_video_bytes)
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The body of any request but an upload: an API call that carries an image as a
+        base64 data URL (4/3 of its bytes) and its other fields."""
+        return self.max_file_bytes * 4 // 3 + 2**20
+
+    @property
+    def max_video_frames(self) -> int:
+        return int(self.max_video_seconds * self.max_video_frame_rate)
 
 
 Source = Path | bytes
@@ -161,17 +176,16 @@ def check_face(face) -> str:
     return value
 
 
-def translate_face_upload(translator, rgb: np.ndarray, strength: float, face: str,
-                          face_size: int, progress=None):
-    """Face mode on one image: (output, the input it compares with, note)."""
+def translate_face_upload(translator, rgb: np.ndarray, alpha: np.ndarray | None,
+                          strength: float, face: str, face_size: int, progress=None):
+    """Face mode on one image: (output, its alpha, the input it compares with, note)."""
     from translate.infer.faces import translate_face
 
     result = translate_face(translator, rgb, face, face_size, progress)
     if result is None:
-        return translate_rgb(translator, rgb, strength, progress), rgb, NO_FACE
-    if face == "paste":
-        return blend(result.image, rgb, strength), rgb, ""
-    return blend(result.image, result.square, strength), result.square, ""
+        return translate_rgb(translator, rgb, strength, progress), alpha, rgb, NO_FACE
+    before = rgb if face == "paste" else result.square
+    return blend(result.image, before, strength), result.alpha(alpha), before, ""
 
 
 def safe_stem(name: str) -> str:
@@ -221,17 +235,15 @@ def release_memory() -> None:
 def translate_one(translator, source: Source, name: str, strength: float, limits: Limits,
                   out_dir: Path, suffix: str, face: str = "off", face_size: int = 512,
                   progress=None) -> Translated:
-    """Translate one upload and write ``out_dir/<stem>_<suffix>.png`` (alpha kept, except
-    for a face crop). ``face``: off, crop or paste (:mod:`translate.infer.faces`)."""
+    """Translate one upload and write ``out_dir/<stem>_<suffix>.png`` (alpha kept: the face
+    square's for a face crop). ``face``: off, crop or paste (:mod:`translate.infer.faces`)."""
     rgb, alpha = read_image(source, name, limits)
     target = out_dir / f"{safe_stem(name)}_{suffix}.png"
     if face == "off":
         out = translate_rgb(translator, rgb, strength, progress)
         return Translated(save_image(out, target, alpha=alpha))
-    out, before, note = translate_face_upload(translator, rgb, strength, face, face_size,
-                                              progress)
-    if out.shape[:2] != rgb.shape[:2]:
-        alpha = None
+    out, alpha, before, note = translate_face_upload(translator, rgb, alpha, strength, face,
+                                                     face_size, progress)
     return Translated(save_image(out, target, alpha=alpha),
                       save_image(before, out_dir / "before.png"), note)
 
@@ -324,14 +336,20 @@ class _Budget:
 
 def run_batch(translator, paths: list[Path], names: list[str], strength: float,
               limits: Limits, out_dir: Path, suffix: str,
-              progress: Callable[[int, int, str], None] | None = None) -> BatchResult:
+              progress: Callable[[int, int, str], None] | None = None,
+              cancelled: Callable[[], bool] | None = None) -> BatchResult:
     """Translate every image among the uploads (files and zips) into ``out_dir``, then zip
-    the results into ``out_dir/results.zip``. A bad file is recorded and skipped."""
+    the results into ``out_dir/results.zip``. A bad file is recorded and skipped; the batch
+    stops when ``cancelled()`` says its client went away."""
     result = BatchResult()
     items = batch_items(paths, names, limits, result)
     taken: set[str] = set()
     budget = _Budget(limits)
     for i, (name, source) in enumerate(items):
+        if cancelled is not None and cancelled():
+            print(f"batch: stopped after {i} of {len(items)} images: the client went away",
+                  flush=True)
+            break
         if progress:
             progress(i, len(items), name)
         why = budget.refusal(source, name, limits)
@@ -395,15 +413,29 @@ def check_video(path: Path, name: str, limits: Limits) -> None:
 
 
 def translate_video(translator, path: Path, name: str, limits: Limits, out_dir: Path,
-                    temporal: int = 0, progress=None) -> Path:
+                    temporal: int = 0, progress=None, cancelled=None) -> Path:
     """Translate one uploaded clip into ``out_dir/<stem>_translated.mp4`` (H.264, the
-    sound copied); ``progress(frames done, frames expected)``."""
-    from translate.infer.video import VideoError, VideoOptions, convert_video
+    sound copied); ``progress(frames done, frames expected)``. The header is checked first
+    (:func:`check_video`); while the clip is decoded, every frame's size, the frame count,
+    the duration and the wall time are held to ``limits``, and ``cancelled()`` (the client
+    went away) stops it too: :class:`InputError` either way, nothing written."""
+    from translate.infer.video import (VideoError, VideoLimits, VideoOptions, VideoStopped,
+                                       convert_video)
 
     check_video(path, name, limits)
     target = out_dir / f"{safe_stem(name)}_translated.mp4"
+    bounds = VideoLimits(max_pixels=limits.max_pixels, max_frames=limits.max_video_frames,
+                         max_duration=limits.max_video_seconds,
+                         max_seconds=limits.max_video_job_seconds, cancelled=cancelled)
     try:
-        convert_video(translator, path, target, VideoOptions(temporal=temporal), progress)
+        convert_video(translator, path, target, VideoOptions(temporal=temporal), progress,
+                      bounds)
+    except VideoStopped as err:
+        print(f"video {name}: stopped: {err.reason}", flush=True)  # the server's log
+        raise InputError(f"{name} was not translated: {err.reason}; this demo accepts "
+                         f"{limits.describe_video()}, {limits.max_pixels / 1e6:g} megapixels "
+                         f"per frame and {limits.max_video_job_seconds:g} s of work per "
+                         "clip") from None
     except VideoError as err:
         raise InputError(f"{name}: {err.reason}") from None
     return target

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -114,3 +115,32 @@ def test_the_demo_says_when_there_is_no_face(engine, tmp_path):
                          tmp_path, "anime", face="crop")
     assert face.note == "" and Image.open(face.png).size == (512, 512)
     assert Image.open(face.before).size == (512, 512)  # the square it compares with
+
+
+def test_a_face_crop_keeps_the_alpha_of_its_square(engine, tmp_path):
+    """A 512 x 512 RGBA photo: the crop is 512 x 512 too, and the demo returned the whole
+    photo's alpha with it (the CLI cropped it correctly). Both now give the square's."""
+    from translate.apps.service import Limits, translate_one
+
+    rgb = photo("astronaut.jpg")
+    assert rgb.shape[:2] == (512, 512)
+    alpha = np.zeros((512, 512), np.uint8)
+    alpha[:, :256] = 255  # the face square (columns 120-329) is half transparent
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(tmp_path / "me.png")
+    box = translate_face(engine, rgb, "crop").crop
+    want = cv2.resize(alpha[box.y0:box.y1, box.x0:box.x1], (512, 512),
+                      interpolation=cv2.INTER_LINEAR)
+    assert np.abs(want.astype(int) - alpha).mean() > 20  # the whole plane would not do
+    done = translate_one(engine, tmp_path / "me.png", "me.png", 1.0, Limits(), tmp_path,
+                         "anime", face="crop")
+    demo = np.asarray(Image.open(done.png))
+    run_cli("convert", "--checkpoint", str(MODEL), "--input", str(tmp_path / "me.png"),
+            "--output", str(tmp_path / "out"), "--face", "crop", "--device", "cpu",
+            "--quiet", "--workers", "0", check=True)
+    cli = np.asarray(Image.open(tmp_path / "out" / "me.png"))
+    for out in (demo, cli):
+        assert out.shape == (512, 512, 4)
+        assert np.array_equal(out[..., 3], want)
+    pasted = translate_one(engine, tmp_path / "me.png", "me.png", 1.0, Limits(), tmp_path,
+                           "paste", face="paste")
+    assert np.array_equal(np.asarray(Image.open(pasted.png))[..., 3], alpha)

@@ -29,7 +29,8 @@ def load_app():
 def run_demo(models: str | None, host: str, port: int, share: bool, device: str,
              max_upload_mb: float, max_megapixels: float, queue_size: int,
              max_video_mb: float = 100, max_video_seconds: float = 60,
-             upload_mb_per_minute: float = 200) -> None:
+             upload_mb_per_minute: float = 200, upload_files_per_minute: int = 500,
+             video_budget_seconds: float = 600) -> None:
     """Start the demo server and serve until interrupted."""
     from translate.devices import pick_device
 
@@ -46,7 +47,9 @@ def run_demo(models: str | None, host: str, port: int, share: bool, device: str,
                     max_pixels=int(max_megapixels * 1e6),
                     max_video_bytes=int(max_video_mb * 2**20),
                     max_video_seconds=max_video_seconds,
-                    upload_bytes_per_minute=int(upload_mb_per_minute * 2**20))
+                    max_video_job_seconds=video_budget_seconds,
+                    upload_bytes_per_minute=int(upload_mb_per_minute * 2**20),
+                    upload_files_per_minute=upload_files_per_minute)
     # SIGTERM (a service manager, `kill`) stops the server the way Ctrl-C does, so the
     # demo's temporary folders are removed at exit instead of being left behind
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -72,7 +75,8 @@ def cmd_demo(args) -> int:
     run_demo(args.models, args.host, args.port, args.share, args.device,
              args.max_upload_mb, args.max_megapixels, args.queue_size,
              args.max_video_mb, args.max_video_seconds,
-             args.upload_mb_per_minute)  # DemoError: exit 2
+             args.upload_mb_per_minute, args.upload_files_per_minute,
+             args.video_budget_seconds)  # DemoError: exit 2
     return 0
 
 
@@ -116,9 +120,15 @@ def register(sub) -> None:
                    help="largest accepted clip in the Video tab (default 100)")
     p.add_argument("--max-video-seconds", type=positive_number, default=60,
                    help="longest accepted clip, in seconds (default 60)")
+    p.add_argument("--video-budget-seconds", type=positive_number, default=600,
+                   help="work one clip may take; a clip still being translated then is "
+                   "stopped with a message (default 600)")
     p.add_argument("--upload-mb-per-minute", type=positive_number, default=200,
-                   help="uploads one client (IP address) may send in a minute; more are "
-                   "refused with HTTP 429 (default 200)")
+                   help="request bodies (uploads, pasted images) one client (IP address) "
+                   "may send in a minute; more are refused with HTTP 429 (default 200)")
+    p.add_argument("--upload-files-per-minute", type=positive, default=500,
+                   help="files one client may upload in a minute (at most 100 per "
+                   "upload); more are refused with HTTP 429 (default 500)")
     p.add_argument("--queue-size", type=positive, default=16,
                    help="requests that may wait for the model (default 16)")
     p.set_defaults(func=cmd_demo)

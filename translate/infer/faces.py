@@ -59,12 +59,23 @@ class Box:
 
 @dataclass
 class FaceResult:
-    """What face mode did: the output image, the faces found (largest first), the square
-    that was translated and that square of the photo as the model saw it (size x size)."""
+    """What face mode did (``mode``): the output image, the faces found (largest first),
+    the square that was translated and that square of the photo as the model saw it
+    (size x size)."""
     image: np.ndarray
     faces: list[Box]
     crop: Box
     square: np.ndarray
+    mode: str = "crop"
+
+    def alpha(self, plane: np.ndarray | None) -> np.ndarray | None:
+        """The photo's alpha plane (uint8 (H, W)) for ``image``: the face square's, at
+        the output's size, for ``crop``; the whole plane for ``paste``."""
+        if plane is None or self.mode == "paste":
+            return plane
+        b = self.crop
+        return cv2.resize(np.ascontiguousarray(plane[b.y0:b.y1, b.x0:b.x1]),
+                          self.image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
 
 
 @functools.lru_cache(maxsize=1)
@@ -131,7 +142,7 @@ def translate_face(engine, rgb: np.ndarray, mode: str = "crop", size: int = FACE
                          if box.w > size else cv2.INTER_CUBIC)
     out = to_channels(engine.translate_array(resized, progress=progress), 3)
     if mode == "crop":
-        return FaceResult(out, faces, box, resized)
+        return FaceResult(out, faces, box, resized, mode)
     back = cv2.resize(out, (box.w, box.h), interpolation=cv2.INTER_AREA
                       if size > box.w else cv2.INTER_CUBIC).astype(np.float32)
     weight = feather(box.h, box.w)
@@ -139,4 +150,4 @@ def translate_face(engine, rgb: np.ndarray, mode: str = "crop", size: int = FACE
     region = whole[box.y0:box.y1, box.x0:box.x1].astype(np.float32)
     blended = weight * back + (1 - weight) * region
     whole[box.y0:box.y1, box.x0:box.x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
-    return FaceResult(whole, faces, box, resized)
+    return FaceResult(whole, faces, box, resized, mode)
