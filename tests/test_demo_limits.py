@@ -129,6 +129,12 @@ def test_a_clip_is_held_to_its_limits_while_it_is_decoded(demo, tmp_path):
                                         "limit of 1 megapixels"):
         client.predict(gradio_client.handle_file(str(grows)), model="day2night",
                        api_name="/video")
+    changes = tmp_path / "changes.mp4"  # a Gradio error without a message before
+    changes.write_bytes(b"".join(jpeg(64, 48, i) for i in range(3)) + jpeg(96, 64))
+    with pytest.raises(Exception, match="changes.mp4: its frame size changes from 64x48 to "
+                                        "96x64 at frame 3"):
+        client.predict(gradio_client.handle_file(str(changes)), model="day2night",
+                       api_name="/video")
     fine = raw_h264(tmp_path / "fine.mp4", 20)
     out = client.predict(gradio_client.handle_file(str(fine)), model="day2night",
                          api_name="/video")

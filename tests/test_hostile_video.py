@@ -138,44 +138,41 @@ def test_repeated_timestamps_are_written_in_mp4(tmp_path):
     assert times[-1] == pytest.approx(7 / 15, abs=2e-3)
 
 
-def _convert_process(src: Path, out: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "translate", "convert", "--checkpoint", str(MODEL), "--input",
-           str(src), "--output", str(out), "--device", "cpu", "--quiet", "--workers", "0"]
-    env = dict(os.environ, OMP_NUM_THREADS="1", NO_ALBUMENTATIONS_UPDATE="1")
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+CONVERT_ENV = dict(os.environ, OMP_NUM_THREADS="1", NO_ALBUMENTATIONS_UPDATE="1")
 
 
-def _wait_for(pattern: str, folder: Path, proc: subprocess.Popen) -> None:
+def _convert_cmd(src: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "translate", "convert", "--checkpoint", str(MODEL), "--input",
+            str(src), "--output", str(out), "--device", "cpu", "--quiet", "--workers", "0"]
+
+
+def _signalled_mid_video(tmp_path: Path, signum: int) -> tuple[subprocess.Popen, Path, Path]:
+    """A conversion of one 240-frame clip, sent ``signum`` once its temporary output is
+    being written; (the finished process, the input folder, the output folder)."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_clip(src / "long.mp4", 192, 128, frames=240, fps=30)
+    proc = subprocess.Popen(_convert_cmd(src, out), cwd=ROOT, env=CONVERT_ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not any(folder.glob(pattern)) and time.monotonic() < deadline:
+    while not any(out.glob(".long.mp4.*.tmp")) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read()
         time.sleep(0.05)
     time.sleep(0.3)
+    proc.send_signal(signum)
+    proc.wait(60)
+    return proc, src, out
 
 
 def test_sigterm_stops_a_video_like_ctrl_c(tmp_path):
-    src = tmp_path / "in"
-    src.mkdir()
-    make_clip(src / "long.mp4", 192, 128, frames=240, fps=30)
-    out = tmp_path / "out"
-    proc = _convert_process(src, out)
-    _wait_for(".long.mp4.*.tmp", out, proc)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 143
+    proc, _, out = _signalled_mid_video(tmp_path, signal.SIGTERM)
+    assert proc.returncode == 143
     assert "interrupted: every file in" in proc.stderr.read()
     assert list(out.iterdir()) == []  # no output, no temporary file
 
 
 def test_a_killed_runs_temporary_video_is_removed_by_the_next_run(tmp_path):
-    src = tmp_path / "in"
-    src.mkdir()
-    make_clip(src / "long.mp4", 192, 128, frames=240, fps=30)
-    out = tmp_path / "out"
-    proc = _convert_process(src, out)
-    _wait_for(".long.mp4.*.tmp", out, proc)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(60)
+    _, src, out = _signalled_mid_video(tmp_path, signal.SIGKILL)
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # left by the kill
     convert_cli(src, out, check=True)
     assert sorted(p.name for p in out.iterdir()) == ["long.mp4"]
@@ -194,11 +191,8 @@ def test_a_full_disk_during_a_video_stops_the_run(tmp_path):
     def limit():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (4_000, 4_000))
-    cmd = [sys.executable, "-m", "translate", "convert", "--checkpoint", str(MODEL), "--input",
-           str(src), "--output", str(out), "--device", "cpu", "--quiet", "--workers", "0"]
-    env = dict(os.environ, OMP_NUM_THREADS="1", NO_ALBUMENTATIONS_UPDATE="1")
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-                          preexec_fn=limit)
+    proc = subprocess.run(_convert_cmd(src, out), cwd=ROOT, env=CONVERT_ENV,
+                          capture_output=True, text=True, timeout=300, preexec_fn=limit)
     assert proc.returncode == 1, proc.stderr
     assert f"cannot write {out / 'a.mp4'}: File too large" in proc.stderr
     assert "--skip-existing" in proc.stderr and "could not be converted" not in proc.stderr
