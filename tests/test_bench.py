@@ -68,3 +68,42 @@ def test_bench_counts_flops_of_a_steady_state_step():
     with FlopCounterMode(display=False) as later:
         train_step(method, optimizers, batch)
     assert result["flops_per_iteration"] == later.get_total_flops()
+
+
+def test_quality_benchmark_end_to_end(tmp_path):
+    """benchmarks/quality.py on a tiny photo folder, a few iterations: a paired and an
+    unpaired task are rendered, trained and scored, rows already measured are not run
+    again, and the table keeps selection and validation apart."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from translate.images import load_rgb, save_image
+
+    photos = tmp_path / "photos"
+    for split, names in (("train", ["coffee.jpg", "wine.jpg", "sunset.jpg", "chelsea.jpg"]),
+                         ("test", ["astronaut.jpg"])):
+        for name in names:
+            rgb = load_rgb(ROOT / "apps" / "photos" / name)
+            save_image(rgb[:256, :256], photos / split / name.replace(".jpg", ".png"))
+    out = tmp_path / "rows.jsonl"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--photos", str(photos),
+           "--data", str(tmp_path / "data"), "--iterations", "3", "--seeds", "0", "--jobs",
+           "1", "--out", str(out), "--only", "photo2sketch:reference", "denoise:l1",
+           "real2anime-unpaired:cut"]
+    env = {"OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1", "PATH": "/usr/bin:/bin"}
+    subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=600)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted((r["task"], r["recipe"], r["role"]) for r in rows) == [
+        ("denoise", "l1", "validation"), ("photo2sketch", "reference", "selection"),
+        ("real2anime-unpaired", "cut", "validation")]
+    for r in rows:
+        assert r["iterations"] == 3 and r["psnr"] > 0 and r["sharpness"] > 0
+    assert next(r for r in rows if r["task"] == "photo2sketch")["line_continuity"] >= 0
+    again = subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=600)
+    assert again.stdout == b"" and len(out.read_text().splitlines()) == 3
+    table = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality.py"),
+                            "--table", str(out)], check=True, capture_output=True, text=True,
+                           env=env).stdout
+    assert table.index("**selection tasks**") < table.index("**validation tasks**")
+    assert "| photo2sketch | reference | 1 |" in table

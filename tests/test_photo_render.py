@@ -141,3 +141,41 @@ def test_synth_from_cli(tmp_path):
     none = run_cli("data", "synth", "day2night", "--from", str(empty), "--out",
                    str(tmp_path / "y"))
     assert none.returncode == 2 and "no training photos" in none.stderr
+
+
+@pytest.mark.parametrize("name", ["astronaut.jpg", "coffee.jpg"])
+def test_restoration_and_line_renderers(name):
+    """gray (colourisation), noise (denoising), jpeg (deblocking) degrade the photo by what
+    their task undoes; sketch draws thin dark lines on white. All deterministic."""
+    from translate.data.scenes.photo import PHOTO_TASKS
+    from translate.infer.evaluate import psnr
+
+    photo = _photo(name)
+    for task in ("gray", "noise", "jpeg", "sketch"):
+        out = PHOTO_TASKS[task](photo)
+        assert out.shape == photo.shape and out.dtype == np.uint8
+        assert np.array_equal(out, PHOTO_TASKS[task](photo)), task
+    gray = PHOTO_TASKS["gray"](photo)
+    assert np.array_equal(gray[..., 0], gray[..., 2])
+    assert np.array_equal(gray[..., 0], cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY))
+    assert 18 < psnr(PHOTO_TASKS["noise"](photo), photo) < 24  # sigma 25/255
+    assert 24 < psnr(PHOTO_TASKS["jpeg"](photo), photo) < 34   # quality 10
+    sketch = PHOTO_TASKS["sketch"](photo)
+    white = (sketch[..., 0] > 230).mean()
+    assert 0.7 < white < 0.98  # mostly paper, some lines
+    assert np.array_equal(sketch[..., 0], sketch[..., 1])
+
+
+def test_photo_only_tasks_need_photos(tmp_path):
+    proc = run_cli("data", "synth", "sketch", "--out", str(tmp_path / "x"))
+    assert proc.returncode == 2 and "renders from photos only: add --from" in proc.stderr
+    photos = tmp_path / "mine"
+    photos.mkdir()
+    save_image(_photo("coffee.jpg")[:200, :200], photos / "coffee.png")
+    out = tmp_path / "pairs"
+    proc = run_cli("data", "synth", "noise", "--from", str(photos), "--out", str(out),
+                   "--size", "64", "--tiles", "2", "--scales", "200")
+    assert proc.returncode == 0, proc.stderr
+    a = sorted((out / "train" / "A").iterdir())
+    assert len(a) == 2 and [p.name for p in sorted((out / "train" / "B").iterdir())] == \
+        [p.name for p in a]

@@ -26,9 +26,9 @@ class _SynthTasks(Sequence):
     importing the renderer pulls in torch, which ``translate --help`` should not pay for."""
 
     def _names(self) -> list[str]:
-        from translate.data.synth import TASKS
+        from translate.data.synth import PHOTO_TASKS, TASKS
 
-        return list(TASKS)
+        return list(dict.fromkeys([*TASKS, *PHOTO_TASKS]))
 
     def __getitem__(self, index):
         return self._names()[index]
@@ -44,9 +44,11 @@ class _SynthTasks(Sequence):
 
 
 def _render(args, work: Path) -> None:
-    from translate.data.synth import render_dataset, render_from_photos
+    from translate.data.synth import TASKS, render_dataset, render_from_photos
 
     if args.photos is None:
+        if args.task not in TASKS:
+            raise ValueError(f"'{args.task}' renders from photos only: add --from PHOTOS")
         render_dataset(work, args.task, args.size or 64, args.train, args.test, args.seed,
                        args.layout)
         return
@@ -177,8 +179,11 @@ def _register_synth(dsub) -> None:
                    "trainA + trainB with different scenes (default paired)")
     p.add_argument("--from", dest="photos", metavar="PHOTOS",
                    help="render targets from your own photos instead (day2night, "
-                   "real2anime): PHOTOS/train and PHOTOS/test keep their split, a folder "
-                   "without them is all training data; --train/--test are then unused")
+                   "real2anime; sketch, gray, noise and jpeg from photos only, for "
+                   "sketch <-> photo, colourisation, denoising and deblocking, which train "
+                   "with data.direction=b2a): PHOTOS/train and PHOTOS/test keep their "
+                   "split, a folder without them is all training data; --train/--test are "
+                   "then unused")
     p.add_argument("--tiles", type=positive, default=6,
                    help="with --from: tiles cut from each training photo at each scale (6)")
     p.add_argument("--scales", type=lambda v: [positive(x) for x in v.split(",")],

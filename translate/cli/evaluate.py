@@ -78,6 +78,12 @@ def cmd_eval(args) -> int:
         for label, key, base in rows:
             if key in result:
                 print(f"  {label:10s} {result[key]:8.3f}   identity baseline {result[base]:8.3f}")
+        if "sharpness" in result:
+            print(f"  sharpness  {result['sharpness']:8.3f}   (output's gradient energy over "
+                  "the counterpart's: 1 as detailed, below 1 blurred)")
+        if "line_continuity" in result:
+            print(f"  lines      {result['line_continuity']:8.3f}   (share of the "
+                  "counterpart's lines drawn as connected segments)")
         for key in ("fid", "kid"):
             if key in result:
                 extra = f" +- {result['kid_std']:.4f}" if key == "kid" else ""

@@ -4,7 +4,9 @@
   other half of a pair (``paired``, ``aligned``), or the counterparts that
   ``translate data synth`` writes next to unpaired test splits (``testA_to_B``,
   ``testB_to_A``). The same scores for the untranslated input are reported as the
-  *identity baseline*: a model that has learned something beats it.
+  *identity baseline*: a model that has learned something beats it. Beside them, the
+  **sharpness** ratio and, where the counterparts draw thin dark lines, the **line
+  continuity** (:mod:`translate.infer.lines`).
 - **FID / KID** between the translated test inputs and the target domain's test images,
   with Inception-v3 features (torchmetrics + torch-fidelity, the ``metrics`` extra) when
   weights are at hand (``--inception-weights FILE``, or torch-fidelity's file in the torch
@@ -29,6 +31,7 @@ from translate.data.datasets import (DatasetError, domain_items, paired_items, r
                                      resolve_layout)
 from translate.errors import UserError
 from translate.images import ImageError, list_images, to_channels
+from translate.infer.lines import line_continuity, sharpness
 
 PSNR_CAP = 100.0  # dB; what an exact reproduction counts as in a mean
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"  # torch-fidelity's file name
@@ -234,12 +237,22 @@ def _resized(rgb: np.ndarray, size: int) -> torch.Tensor:
 # The evaluation
 
 
+def reference_figures(y: np.ndarray, truth: np.ndarray, identity: np.ndarray
+                      ) -> dict[str, float | None]:
+    """The figures of a translation ``y`` against its true counterpart, and of the
+    untranslated input (``identity``) against it; None where a figure is undefined."""
+    return {"psnr": psnr(y, truth), "ssim": ssim(y, truth),
+            "identity_psnr": psnr(identity, truth), "identity_ssim": ssim(identity, truth),
+            "sharpness": sharpness(y, truth), "line_continuity": line_continuity(y, truth)}
+
+
 def evaluate(engine, root: str | Path, direction: str | None = None, layout: str = "auto",
              limit: int | None = None, features: nn.Module | None = None,
              tile: int = 0) -> dict:
     """Translate the test inputs of ``root`` with ``engine`` (an :class:`~translate.
     inference.Engine`) and score them. Returns a dict with ``images``, ``psnr``, ``ssim``
-    and ``identity_psnr``/``identity_ssim`` (when counterparts exist), ``fid``/``kid``/
+    and ``identity_psnr``/``identity_ssim``, ``sharpness`` and ``line_continuity`` (when
+    counterparts exist; the last where they draw lines), ``fid``/``kid``/
     ``kid_std`` (when ``features`` is given), ``failed`` (unusable files) and ``notes``."""
     direction = direction or engine.direction
     unusable: list[tuple[Path, str]] = []
@@ -247,8 +260,7 @@ def evaluate(engine, root: str | Path, direction: str | None = None, layout: str
     if limit:
         cases = cases[:limit]
     out_channels = int(engine.info.get("kwargs", {}).get("out_channels", 3))
-    scores: dict[str, list[float]] = {"psnr": [], "ssim": [], "identity_psnr": [],
-                                      "identity_ssim": []}
+    scores: dict[str, list[float]] = {}
     fakes, notes = [], []
     failed = [f"{path}: {reason}" for path, reason in unusable]
     for case in cases:
@@ -267,16 +279,14 @@ def evaluate(engine, root: str | Path, direction: str | None = None, layout: str
             failed.append(f"{case.truth}: counterpart is {truth.shape[1]}x{truth.shape[0]}, "
                           f"input is {y.shape[1]}x{y.shape[0]}")
             continue
-        identity = to_channels(x, out_channels)
-        scores["psnr"].append(psnr(y, truth))
-        scores["ssim"].append(ssim(y, truth))
-        scores["identity_psnr"].append(psnr(identity, truth))
-        scores["identity_ssim"].append(ssim(identity, truth))
+        for key, value in reference_figures(y, truth, to_channels(x, out_channels)).items():
+            if value is not None:  # sharpness and lines: undefined for some counterparts
+                scores.setdefault(key, []).append(value)
     result: dict = {"direction": direction, "images": len(fakes)}
     for key, values in scores.items():
         if values:  # identical images have infinite PSNR: counted as PSNR_CAP
             result[key] = round(float(np.mean([min(v, PSNR_CAP) for v in values])), 4)
-    if not scores["psnr"]:
+    if not scores.get("psnr"):
         notes.append("no true counterparts in the test split: PSNR/SSIM not computed")
     if features is None:
         notes.append("FID/KID not computed: no Inception weights (pass --inception-weights "

@@ -14,7 +14,8 @@ from torch import nn
 from translate.networks.animegan import AnimeGANv2Generator
 from translate.networks.layers import add_spectral_norm, init_weights
 from translate.networks.local import LocalGenerator
-from translate.networks.patchgan import PatchDiscriminator, PixelDiscriminator
+from translate.networks.patchgan import (MultiScaleDiscriminator, PatchDiscriminator,
+                                         PixelDiscriminator)
 from translate.networks.resnet import ResNetGenerator
 from translate.networks.unet import UNetGenerator
 
@@ -33,8 +34,11 @@ DISCRIMINATORS: dict[str, type[nn.Module]] = {
 
 def generator_kwargs(cfg, in_channels: int = 3, out_channels: int = 3) -> dict:
     """Constructor arguments of the generator a :class:`GeneratorConfig` describes."""
-    return {"in_channels": in_channels, "out_channels": out_channels, "ngf": cfg.ngf,
-            "depth": cfg.depth, "norm": cfg.norm, "dropout": cfg.dropout}
+    kwargs = {"in_channels": in_channels, "out_channels": out_channels, "ngf": cfg.ngf,
+              "depth": cfg.depth, "norm": cfg.norm, "dropout": cfg.dropout}
+    if getattr(cfg, "upsample", "transpose") != "transpose":  # files of the paper's layout
+        kwargs["upsample"] = cfg.upsample                      # keep their description
+    return kwargs
 
 
 def discriminator_kwargs(cfg, in_channels: int) -> dict:
@@ -119,11 +123,23 @@ def build_generator(arch: str, kwargs: dict, init: bool = True) -> nn.Module:
     return init_weights(net) if init and not getattr(net, "own_init", False) else net
 
 
-def build_discriminator(arch: str, kwargs: dict, spectral_norm: bool = False) -> nn.Module:
+def build_discriminator(arch: str, kwargs: dict, spectral_norm: bool = False,
+                        scales: int = 1) -> nn.Module:
+    """``DISCRIMINATORS[arch](**kwargs)``, initialised; with ``scales`` > 1, that many of
+    them at successively halved resolutions (:class:`MultiScaleDiscriminator`)."""
     if arch not in DISCRIMINATORS:
         raise ValueError(f"unknown discriminator '{arch}'; known: {', '.join(DISCRIMINATORS)}")
-    net = init_weights(DISCRIMINATORS[arch](**kwargs))
-    return add_spectral_norm(net) if spectral_norm else net
+
+    def make() -> nn.Module:
+        net = init_weights(DISCRIMINATORS[arch](**kwargs))
+        return add_spectral_norm(net) if spectral_norm else net
+    return make() if scales <= 1 else MultiScaleDiscriminator(make, scales)
+
+
+def configured_discriminator(cfg, in_channels: int) -> nn.Module:
+    """The discriminator a :class:`DiscriminatorConfig` describes, for ``in_channels``."""
+    return build_discriminator(cfg.arch, discriminator_kwargs(cfg, in_channels),
+                               cfg.spectral_norm, cfg.scales)
 
 
 def receptive_margin(arch: str, kwargs: dict) -> int:

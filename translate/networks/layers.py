@@ -6,6 +6,27 @@ import torch
 from torch import nn
 
 NORMS = ("batch", "instance", "none")
+UPSAMPLES = ("transpose", "resize")
+
+
+def upsample_layer(kind: str, channels_in: int, channels_out: int, kernel: int, bias: bool
+                   ) -> nn.Module:
+    """A x2 upsampling convolution, (N, channels_in, H, W) -> (N, channels_out, 2H, 2W).
+
+    ``transpose``: a stride-2 transposed convolution of ``kernel`` (4 with padding 1, or 3
+    with output padding 1), as the papers' networks have it. ``resize``: nearest-neighbour
+    x2 then a 3x3 convolution (Odena et al. 2016, "Deconvolution and Checkerboard
+    Artifacts"): every output pixel gets the same number of weights, so uneven overlap can
+    draw no periodic pattern."""
+    if kind == "transpose":
+        extra = {"padding": 1} if kernel == 4 else {"padding": 1, "output_padding": 1}
+        return nn.ConvTranspose2d(channels_in, channels_out, kernel, stride=2, bias=bias,
+                                  **extra)
+    if kind == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                             nn.Conv2d(channels_in, channels_out, 3, padding=1, bias=bias,
+                                       padding_mode="reflect"))
+    raise ValueError(f"unknown upsample '{kind}'; choose one of {', '.join(UPSAMPLES)}")
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:

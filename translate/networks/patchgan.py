@@ -1,9 +1,11 @@
-"""Discriminators: the PatchGAN of pix2pix (Isola et al. 2017, section 3.2.2) and a 1x1
-"PixelGAN".
+"""Discriminators: the PatchGAN of pix2pix (Isola et al. 2017, section 3.2.2), a 1x1
+"PixelGAN", and pix2pixHD's multi-scale discriminator (Wang et al. 2018, section 3.2).
 
-Both return a map of logits, one per receptive field (no sigmoid: the losses take logits).
-A conditional discriminator is the same network with ``in_channels`` = input + output
-channels, fed ``cat(x, y)``.
+Each returns a map of logits, one per receptive field (no sigmoid: the losses take logits);
+the multi-scale one returns a list of such maps, one per scale. A conditional discriminator
+is the same network with ``in_channels`` = input + output channels, fed ``cat(x, y)``.
+``forward_features`` also returns the activations after every LeakyReLU, for pix2pixHD's
+feature-matching loss.
 """
 
 from __future__ import annotations
@@ -40,6 +42,45 @@ class PatchDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(logits, the activation after each LeakyReLU, outermost first)."""
+        features = []
+        for layer in self.model:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                features.append(x)
+        return x, features
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """``scales`` discriminators of one kind, the k-th judging the input downsampled k
+    times (3x3 average pooling, stride 2, as pix2pixHD): coarse scales see global structure,
+    the finest one detail. (N, C, H, W) -> a list of ``scales`` logit maps, finest first."""
+
+    def __init__(self, make, scales: int):
+        super().__init__()
+        self.scales = nn.ModuleList(make() for _ in range(scales))
+        self.pool = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+
+    def _inputs(self, x: torch.Tensor):
+        for k, net in enumerate(self.scales):
+            yield net, x
+            if k + 1 < len(self.scales):
+                x = self.pool(x)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [net(x_k) for net, x_k in self._inputs(x)]
+
+    def forward_features(self, x: torch.Tensor
+                         ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """(logits per scale, the activations of every scale in one list)."""
+        logits, features = [], []
+        for net, x_k in self._inputs(x):
+            out, feats = net.forward_features(x_k)
+            logits.append(out)
+            features += feats
+        return logits, features
+
 
 class PixelDiscriminator(nn.Module):
     """1x1 PatchGAN: (N, in_channels, H, W) -> logits (N, 1, H, W), one per pixel.
@@ -61,3 +102,12 @@ class PixelDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(logits, the activation after each LeakyReLU)."""
+        features = []
+        for layer in self.net:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                features.append(x)
+        return x, features

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from translate.networks.layers import conv_bias, norm_layer
+from translate.networks.layers import conv_bias, norm_layer, upsample_layer
 
 
 class ResidualBlock(nn.Module):
@@ -38,12 +38,13 @@ class ResNetGenerator(nn.Module):
     """(N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W) in [-1, 1].
 
     H and W must be multiples of 4 (``stride``): two stride-2 downsamplings, mirrored by two
-    transposed convolutions. ``depth`` is the number of residual blocks (9 at 256 px, 6 at
-    128 px in the paper).
+    transposed convolutions (or resize-convolutions: ``upsample``). ``depth`` is the number
+    of residual blocks (9 at 256 px, 6 at 128 px in the paper).
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64,
-                 depth: int = 9, norm: str = "instance", dropout: bool = False):
+                 depth: int = 9, norm: str = "instance", dropout: bool = False,
+                 upsample: str = "transpose"):
         super().__init__()
         self.stride = 4
         bias = conv_bias(norm)
@@ -58,8 +59,7 @@ class ResNetGenerator(nn.Module):
                        norm_layer(norm, ngf * mult * 2), nn.ReLU(True)]
         layers += [ResidualBlock(ngf * 4, norm, dropout) for _ in range(depth)]
         for mult in (4, 2):
-            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1,
-                                          output_padding=1, bias=bias),
+            layers += [upsample_layer(upsample, ngf * mult, ngf * mult // 2, 3, bias),
                        norm_layer(norm, ngf * mult // 2), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)

@@ -86,6 +86,9 @@ class GeneratorConfig:
                             minimum=1)
     norm: str = opt("batch", "normalisation layers", ("batch", "instance", "none"))
     dropout: bool = opt(True, "dropout (U-Net: the innermost full-width blocks; ResNet: in blocks)")
+    upsample: str = opt("transpose", "U-Net and ResNet decoders: transposed convolutions (the "
+                        "papers') or resize-convolutions (nearest x2 then 3x3; Odena et al. "
+                        "2016)", ("transpose", "resize"))
 
 
 @dataclass
@@ -95,6 +98,8 @@ class DiscriminatorConfig:
     layers: int = opt(3, "PatchGAN strided layers (3 gives the 70x70 PatchGAN)", minimum=1)
     norm: str = opt("batch", "normalisation layers", ("batch", "instance", "none"))
     spectral_norm: bool = opt(False, "spectral normalisation on every convolution")
+    scales: int = opt(1, "discriminators at successively halved resolutions (pix2pixHD's "
+                      "multi-scale discriminator uses 2 or 3; 1: one)", minimum=1)
 
 
 @dataclass
@@ -422,6 +427,9 @@ def _check(config: Config) -> None:
     elif d.crop_size % 4:
         raise ConfigError(f"the {g.arch} generator downsamples twice, so data.crop_size must "
                           f"be a multiple of 4; got {d.crop_size}")
+    if g.upsample != "transpose" and g.arch not in ("unet", "resnet"):
+        raise ConfigError(f"generator.upsample applies to the unet and resnet generators, not "
+                          f"{g.arch}", "generator.upsample")
     if config.train.ema >= 1:
         raise ConfigError(f"train.ema must be below 1 (a decay; 0 turns it off); got "
                           f"{show(config.train.ema)}", "train.ema")

@@ -395,8 +395,8 @@ class Run:
                 terms = train_step(self.method, self.optimizers,
                                    self.speed.batch(next(batches)), self.speed.precision,
                                    self.replicas.average_gradients)
-                for s in self.schedulers.values():
-                    s.step()
+                for phase in self.method.phases:  # the groups that were stepped
+                    self.schedulers[phase].step()
                 step += 1
                 if self.ema is not None:
                     self.ema.update(step)

@@ -1,7 +1,9 @@
 """Adversarial losses and the gradient penalty, as pure functions of logits.
 
 Every function returns a scalar tensor and never calls ``backward()``. ``logits`` are raw
-discriminator outputs (no sigmoid), any shape; losses are means over all elements.
+discriminator outputs (no sigmoid), any shape; losses are means over all elements. A list
+of logit maps (a multi-scale discriminator) gives the mean of the maps' losses, each scale
+weighted alike (pix2pixHD).
 
 Modes, with D(.) the logits, r a real sample and f a generated one:
 
@@ -31,6 +33,17 @@ def _check(mode: str) -> None:
         raise ValueError(f"unknown GAN loss '{mode}'; choose one of {', '.join(GAN_MODES)}")
 
 
+def _per_scale(loss):
+    """``loss(mode, logits, ...)`` that also takes a list of logit maps: their mean loss."""
+    def wrapped(mode: str, logits, *args, **kwargs) -> torch.Tensor:
+        if isinstance(logits, (list, tuple)):
+            return sum(loss(mode, x, *args, **kwargs) for x in logits) / len(logits)
+        return loss(mode, logits, *args, **kwargs)
+    wrapped.__doc__, wrapped.__name__ = loss.__doc__, loss.__name__
+    return wrapped
+
+
+@_per_scale
 def discriminator_loss(mode: str, logits: torch.Tensor, real: bool) -> torch.Tensor:
     """The discriminator's loss for ``logits`` of samples that are real (``real=True``) or
     that it must call fake (generated or mismatched samples). Computed in fp32."""
@@ -46,6 +59,7 @@ def discriminator_loss(mode: str, logits: torch.Tensor, real: bool) -> torch.Ten
     return -logits.mean() if real else logits.mean()
 
 
+@_per_scale
 def generator_loss(mode: str, logits: torch.Tensor) -> torch.Tensor:
     """The generator's adversarial loss for the discriminator's ``logits`` on its outputs."""
     _check(mode)
@@ -72,10 +86,37 @@ def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch
     eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
     with torch.autocast(real.device.type, enabled=False):
         mixed = (eps * real + (1 - eps) * fake).requires_grad_(True)
-        out = critic(mixed).float()
-        (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
+        (grad,) = torch.autograd.grad(_summed(critic(mixed)), mixed, create_graph=True)
         norms = grad.float().flatten(1).norm(2, dim=1)
         return ((norms - 1) ** 2).mean()
+
+
+def r1_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor
+               ) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018, eq. 9 without gamma / 2): E[||grad_y critic(y)||_2^2] at
+    the real samples y (N, C, H, W), the logits summed over their map (and scales). The
+    graph is kept for the critic's backward; fp32 as :func:`gradient_penalty`."""
+    real = real.detach().float()
+    with torch.autocast(real.device.type, enabled=False):
+        real = real.requires_grad_(True)
+        (grad,) = torch.autograd.grad(_summed(critic(real)), real, create_graph=True)
+        return grad.float().flatten(1).pow(2).sum(1).mean()
+
+
+def feature_matching(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
+    """pix2pixHD's discriminator feature-matching loss (Wang et al. 2018, eq. 4): the mean
+    over the layers (of every scale) of the mean absolute difference of D's activations on
+    the real pair and on the generated pair. ``real`` is a target: no gradient flows into
+    it."""
+    return sum((f.float() - r.detach().float()).abs().mean()
+               for r, f in zip(real, fake)) / len(real)
+
+
+def _summed(logits) -> torch.Tensor:
+    """The sum of a logit map, or of every map of a multi-scale list, in fp32."""
+    if isinstance(logits, (list, tuple)):
+        return sum(x.float().sum() for x in logits)
+    return logits.float().sum()
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,11 @@ size; ``translate data synth TASK --from PHOTOS`` renders a photo at several sca
   shading is kept, so faces stay recognisable; chroma is boosted into a vivid palette; flat
   areas such as skies are smoothed further; dark ink outlines follow the edges of the
   flattened picture (difference of Gaussians, anti-aliased).
+- :func:`sketch_from_photo` (``sketch``): a line drawing (XDoG) of the flattened photo;
+  :func:`gray_from_photo` (``gray``), :func:`noisy_from_photo` (``noise``) and
+  :func:`jpeg_from_photo` (``jpeg``): the photo degraded, for colourisation, denoising and
+  deblocking, which train from B to A (``data.direction=b2a``); B to A of ``sketch`` is
+  sketch to photo.
 """
 
 from __future__ import annotations
@@ -170,4 +175,56 @@ def anime_from_photo(rgb: np.ndarray) -> np.ndarray:
     return _uint8(out)
 
 
-PHOTO_TASKS = {"day2night": night_from_photo, "real2anime": anime_from_photo}
+# ----------------------------------------------------------- restoration and line tasks
+
+SKETCH_SIGMA = 1.0        # XDoG: scale of the finer Gaussian, pixels
+SKETCH_K = 1.6            # ratio of the coarser Gaussian's scale
+SKETCH_TAU = 1.0          # weight of the coarser one (1: flat areas stay white, unfilled)
+SKETCH_EPSILON = -0.008   # threshold of the difference (lightness units): the dark side
+SKETCH_PHI = 200.0        # sharpness of the soft threshold (lines 1-3 px, anti-aliased)
+NOISE_SIGMA = 25 / 255    # the denoising task's Gaussian noise
+NOISE_SHOT = 0.02         # its signal-dependent (shot) part, at full white
+JPEG_QUALITY = 10         # the deblocking task's JPEG quality
+
+
+def gray_from_photo(rgb: np.ndarray) -> np.ndarray:
+    """The photo's luminance (Rec. 601, as JPEG keeps it) in three equal channels: the
+    input of colourisation (gray -> colour)."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def sketch_from_photo(rgb: np.ndarray) -> np.ndarray:
+    """A pencil line drawing of the photo: thin continuous dark lines on white, from the
+    extended difference of Gaussians of its lightness (XDoG, Winnemoeller et al. 2012:
+    D = G_s - tau G_ks; white where D >= epsilon, else 1 + tanh(phi (D - epsilon))), after
+    the edge-preserving smoothing of :func:`flatten` so texture draws no lines."""
+    flat = flatten(rgb)
+    lightness = cv2.cvtColor(flat.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)[..., 0] / 100
+    d = _blur(lightness, SKETCH_SIGMA) - SKETCH_TAU * _blur(lightness,
+                                                            SKETCH_SIGMA * SKETCH_K)
+    e = np.where(d >= SKETCH_EPSILON, 1.0, 1.0 + np.tanh(SKETCH_PHI * (d - SKETCH_EPSILON)))
+    return np.repeat(_uint8(e.astype(np.float32))[..., None], 3, axis=2)
+
+
+def noisy_from_photo(rgb: np.ndarray) -> np.ndarray:
+    """The photo with sensor noise (Gaussian, sigma 25/255, plus a little shot noise),
+    the same for the same photo: the input of denoising."""
+    x = rgb.astype(np.float32) / 255.0
+    rng = np.random.default_rng(_seed(rgb))
+    sigma = np.sqrt(NOISE_SIGMA ** 2 + NOISE_SHOT ** 2 * x)
+    return _uint8(x + sigma * rng.standard_normal(x.shape).astype(np.float32))
+
+
+def jpeg_from_photo(rgb: np.ndarray) -> np.ndarray:
+    """The photo saved as a JPEG of quality 10 (8x8 blocks, ringing, colour bleeding) and
+    decoded again: the input of deblocking."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+# task -> renderer of B from the photo A; restoration tasks train B -> A (data.direction=b2a)
+PHOTO_TASKS = {"day2night": night_from_photo, "real2anime": anime_from_photo,
+               "sketch": sketch_from_photo, "gray": gray_from_photo,
+               "noise": noisy_from_photo, "jpeg": jpeg_from_photo}

@@ -33,8 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.networks import (build_discriminator, build_generator, discriminator_kwargs,
-                                generator_kwargs)
+from translate.networks import build_generator, configured_discriminator, generator_kwargs
 from translate.train import losses
 from translate.train.diffaugment import diff_augment, parse_policy
 from translate.train.fields import ConfigError, opt
@@ -118,8 +117,7 @@ class CUT(Method):
             c_in, c_out = c_out, c_in
         self.g_arch, self.g_kwargs = g.arch, generator_kwargs(g, c_in, c_out)
         self.nets["g"] = build_generator(g.arch, self.g_kwargs)
-        self.nets["d"] = build_discriminator(d.arch, discriminator_kwargs(d, c_out),
-                                             d.spectral_norm)
+        self.nets["d"] = configured_discriminator(d, c_out)
         self.layers = encoder_layers(self.opts.layers, self.g_kwargs["depth"])
         with torch.no_grad():
             probe = self.nets["g"].features(torch.zeros(1, c_in, 32, 32), self.layers)

@@ -26,8 +26,7 @@ import torch
 
 from translate.train import losses
 from translate.train.diffaugment import diff_augment, parse_policy
-from translate.networks import (build_discriminator, build_generator, discriminator_kwargs,
-                        generator_kwargs)
+from translate.networks import build_generator, configured_discriminator, generator_kwargs
 from translate.train.fields import ConfigError, opt
 from translate.train.methods.base import UNPAIRED_DEFAULTS, Export, Method
 from translate.train.methods.pool import ImagePool
@@ -76,10 +75,8 @@ class CycleGAN(Method):
         self.g_kwargs = {"a2b": generator_kwargs(g, ca, cb), "b2a": generator_kwargs(g, cb, ca)}
         self.nets["g_ab"] = build_generator(g.arch, self.g_kwargs["a2b"])
         self.nets["g_ba"] = build_generator(g.arch, self.g_kwargs["b2a"])
-        self.nets["d_a"] = build_discriminator(d.arch, discriminator_kwargs(d, ca),
-                                               d.spectral_norm)
-        self.nets["d_b"] = build_discriminator(d.arch, discriminator_kwargs(d, cb),
-                                               d.spectral_norm)
+        self.nets["d_a"] = configured_discriminator(d, ca)
+        self.nets["d_b"] = configured_discriminator(d, cb)
         self.pool_a = ImagePool(self.opts.pool_size, seed=config.train.seed)
         self.pool_b = ImagePool(self.opts.pool_size, seed=config.train.seed + 1)
         self.augment = parse_policy(self.loss.diffaugment)

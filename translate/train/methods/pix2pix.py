@@ -4,6 +4,8 @@ Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial Netw
 
     G* = arg min_G max_D  L_cGAN(G, D) + lambda_L1 * E[ ||y - G(x)||_1 ]
 
+(``method.adversarial`` weighs L_cGAN; 0 is the paper's "L1 alone" baseline.)
+
 with x the input, y its true target, and D(x, y) a conditional discriminator that scores the
 pair cat(x, y). The discriminator here also learns from mismatched pairs (x, y') with y' the
 target of a *different* input (Reed et al. 2016, GAN-CLS): they look real on their own but do
@@ -19,6 +21,12 @@ a batch repeats a sample) or of the previous batch (batch size 1); a row with no
 another sample is left out of the mismatched term. With ``loss.gan = wgan-gp``, L_D gains ``loss.gp`` * gradient penalty at
 pairs (x, mix of y and G(x)). With ``loss.diffaugment``, every pair D judges, in L_D and in
 L_G, is augmented first, x and y of a pair identically (:mod:`translate.train.diffaugment`).
+
+Options beyond the paper (off by default): ``method.r1`` = gamma adds gamma / 2 *
+E||grad_y D(x, y)||^2 at real pairs to L_D (Mescheder et al. 2018); ``method.
+feature_matching`` = lambda_FM adds lambda_FM * mean_l |D_l(x, y) - D_l(x, G(x))|_1 over
+D's layers (of every scale) to L_G (pix2pixHD, Wang et al. 2018, eq. 4), on pairs that are
+not augmented.
 """
 
 from __future__ import annotations
@@ -29,8 +37,7 @@ import torch
 
 from translate.train import losses
 from translate.train.diffaugment import diff_augment, parse_policy
-from translate.networks import (build_discriminator, build_generator, discriminator_kwargs,
-                        generator_kwargs)
+from translate.networks import build_generator, configured_discriminator, generator_kwargs
 from translate.train.fields import opt
 from translate.train.methods.base import Export, Method
 
@@ -41,6 +48,14 @@ class Pix2PixOptions:
     l1: float = opt(100.0, "pix2pix: weight of L1(G(x), y)", minimum=0)
     mismatch: float = opt(1.0, "pix2pix: weight of the mismatched-pair negatives (0 disables)",
                           minimum=0)
+    adversarial: float = opt(1.0, "pix2pix: weight of the conditional GAN term in G's loss "
+                             "(0: L1 alone, a regression baseline; D is then not trained)",
+                             minimum=0)
+    feature_matching: float = opt(0.0, "pix2pix: weight of pix2pixHD's discriminator "
+                                  "feature-matching loss (Wang et al. 2018 use 10; 0: off)",
+                                  minimum=0)
+    r1: float = opt(0.0, "pix2pix: R1 penalty weight gamma on real pairs (Mescheder et al. "
+                    "2018; 0: off)", minimum=0)
 
 
 def orient(batch: dict, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,10 +134,11 @@ class Pix2Pix(Method):
         self.g_kwargs = generator_kwargs(g, c_in, c_out)
         self.g_arch = g.arch
         self.nets["g"] = build_generator(g.arch, self.g_kwargs)
-        self.nets["d"] = build_discriminator(d.arch, discriminator_kwargs(d, c_in + c_out),
-                                             d.spectral_norm)
+        self.nets["d"] = configured_discriminator(d, c_in + c_out)
         self.previous: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self.augment = parse_policy(self.loss.diffaugment)
+        if not self.opts.adversarial:  # L1 alone: D is never stepped
+            self.phases = ("g",)
 
     def forward(self, batch: dict) -> dict:
         """real_a: input (N, 3, H, W); real_b: its target; fake_b = G(real_a); wrong_a,
@@ -165,6 +181,9 @@ class Pix2Pix(Method):
                 mode, self.critic(out["wrong_a"], out["wrong_b"]), real=False)
             negatives = (negatives + m * terms["d_mismatch"]) / (1 + m)
         total = 0.5 * (terms["d_real"] + negatives)
+        if self.opts.r1 > 0:
+            terms["d_r1"] = losses.r1_penalty(lambda y: self.critic(real_a, y), out["real_b"])
+            total = total + 0.5 * self.opts.r1 * terms["d_r1"]
         if mode == "wgan-gp" and self.loss.gp > 0:
             terms["d_gp"] = losses.gradient_penalty(lambda y: self.critic(real_a, y),
                                                     out["real_b"], fake_b)
@@ -172,10 +191,19 @@ class Pix2Pix(Method):
         return total, {k: v.detach() for k, v in terms.items()}
 
     def g_objective(self, out: dict):
-        terms = {"g_gan": losses.generator_loss(self.loss.gan,
-                                                self.critic(out["real_a"], out["fake_b"])),
-                 "g_l1": losses.l1(out["fake_b"], out["real_b"])}
-        total = terms["g_gan"] + self.opts.l1 * terms["g_l1"]
+        terms = {"g_l1": losses.l1(out["fake_b"], out["real_b"])}
+        total = self.opts.l1 * terms["g_l1"]
+        if self.opts.adversarial:
+            terms["g_gan"] = losses.generator_loss(self.loss.gan,
+                                                   self.critic(out["real_a"], out["fake_b"]))
+            total = total + self.opts.adversarial * terms["g_gan"]
+        if self.opts.feature_matching > 0:
+            d, real_a = self.nets["d"], out["real_a"]
+            with torch.no_grad():
+                _, real = d.forward_features(torch.cat([real_a, out["real_b"]], 1))
+            _, fake = d.forward_features(torch.cat([real_a, out["fake_b"]], 1))
+            terms["g_fm"] = losses.feature_matching(real, fake)
+            total = total + self.opts.feature_matching * terms["g_fm"]
         return total, {k: v.detach() for k, v in terms.items()}
 
     @torch.no_grad()
