@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 from conftest import run_cli
 
 
@@ -90,7 +92,7 @@ def test_quality_benchmark_end_to_end(tmp_path):
     cmd = [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--photos", str(photos),
            "--data", str(tmp_path / "data"), "--iterations", "3", "--seeds", "0", "--jobs",
            "1", "--out", str(out), "--only", "photo2sketch:reference", "denoise:l1",
-           "real2anime-unpaired:cut"]
+           "real2anime-unpaired:cut", "--keep", str(tmp_path / "keep")]
     env = {"OMP_NUM_THREADS": "1", "NO_ALBUMENTATIONS_UPDATE": "1", "PATH": "/usr/bin:/bin"}
     subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=600)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -107,3 +109,12 @@ def test_quality_benchmark_end_to_end(tmp_path):
                            env=env).stdout
     assert table.index("**selection tasks**") < table.index("**validation tasks**")
     assert "| photo2sketch | reference | 1 |" in table
+    sheet_png = tmp_path / "sheet.png"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "quality_sheets.py"), "--data",
+                    str(tmp_path / "data"), "--keep", str(tmp_path / "keep"), "--task",
+                    "photo2sketch", "--recipes", "reference", "--out", str(sheet_png)],
+                   check=True, capture_output=True, env=env, timeout=600)
+    sheet = load_rgb(sheet_png)  # input | reference | target, then the 4x crops
+    assert sheet.shape == (256 + 4 + 64 * 4 + 4, 3 * (96 * 4 + 4), 3)
+    crop = sheet[260:260 + 256, :384].astype(int)  # the input's crop, nearest-neighbour 4x
+    assert (crop == np.repeat(np.repeat(crop[::4, ::4], 4, 0), 4, 1)).all()
