@@ -1,7 +1,7 @@
 """Where bf16 autocast starts to pay on this CPU: training speed in fp32 and in bf16, in
 the same process, for networks from tiny to the standard recipes, against the size of a
-generator pass (the figure ``train.precision: auto`` judges by, see
-``translate.devices.CPU_BF16_MIN_GFLOPS``).
+generator pass. (Speed only: ``train.precision: auto`` trains in fp32 on CPUs, because
+bf16 scored lower at the full budget; see ``translate.devices.resolve_precision``.)
 
     python benchmarks/cpu_bf16.py                      # the default grid, JSON lines
     python benchmarks/cpu_bf16.py --only pix2pix:64:16:4 --iterations 5

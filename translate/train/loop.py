@@ -54,7 +54,7 @@ from translate.train.config import Config
 from translate.train.ema import GeneratorEMA
 from translate.train.methods import METHODS, Method, build_method
 from translate.train.periodic_eval import PeriodicEval
-from translate.train.precision import Precision, TrainSpeed, generator_gflops
+from translate.train.precision import Precision, TrainSpeed
 from translate.train.replicas import Replicas
 from translate.train.run_folder import (MetricsLog, default_norm_stats, export_all,
                                         prepare_run_folder, write_samples)
@@ -191,15 +191,14 @@ def train_step(method: Method, optimizers: dict, batch: dict,
 
 def resolved(config: Config, device: torch.device) -> Config:
     """The config a run records: ``train.precision`` resolved for ``device`` (``auto`` ->
-    bf16 or fp32; on a CPU this depends on the generator's size). A copy: the caller's
+    bf16 or fp32, see :func:`~translate.devices.resolve_precision`). A copy: the caller's
     config is left as it was."""
     asked = config.train.precision
-    gflops = generator_gflops(config) if asked == "auto" and device.type == "cpu" else None
-    precision = resolve_precision(asked, device, gflops)
-    if asked == "auto" and device.type == "cpu" and precision == "bf16" and is_main_process():
-        print(f"train.precision=auto: bf16 on this CPU ({cpu_bf16_units()}; a generator "
-              f"pass costs {gflops:.1f} GFLOP); train.precision=fp32 keeps fp32",
-              file=sys.stderr)
+    precision = resolve_precision(asked, device)
+    if asked == "auto" and device.type == "cpu" and cpu_bf16_units() and is_main_process():
+        print(f"train.precision=auto: fp32 on this CPU; it has bf16 units ({cpu_bf16_units()}) "
+              "and train.precision=bf16 may train faster, at some cost in quality "
+              "(docs/benchmarks.md)", file=sys.stderr)
     return dataclasses.replace(config, train=dataclasses.replace(config.train,
                                                                  precision=precision))
 

@@ -2,12 +2,11 @@
 
 - ``train.precision``: ``fp32``; ``bf16`` (autocast, no loss scaling); ``fp16`` (autocast and
   one gradient scaler shared by all optimizers of an iteration); ``auto`` resolves to bf16 on
-  CUDA GPUs with native bf16 (compute capability 8.0 and later), and on CPUs with bf16 units
-  (AMX-BF16 or AVX512-BF16) for networks large enough that bf16 measured faster
-  (:func:`generator_gflops` against :data:`~translate.devices.CPU_BF16_MIN_GFLOPS`), and to
-  fp32 elsewhere; the resolved value is what the run folder's config records. Losses are
-  computed in fp32 (:mod:`translate.train.losses` casts logits; the gradient penalty runs
-  its critic in fp32).
+  CUDA GPUs with native bf16 (compute capability 8.0 and later) and to fp32 elsewhere, CPUs
+  with bf16 units included (bf16 trains faster there but scored lower at full budget; see
+  :func:`~translate.devices.resolve_precision`); the resolved value is what the run
+  folder's config records. Losses are computed in fp32 (:mod:`translate.train.losses`
+  casts logits; the gradient penalty runs its critic in fp32).
 - ``train.channels_last``: networks and batches in the NHWC memory layout, which tensor-core
   convolutions prefer; instance norm keeps it (:class:`~translate.networks.layers.InstanceNorm2d`).
 - ``train.compile``: ``torch.compile`` of every network (in place, so checkpoints keep their
