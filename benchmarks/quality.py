@@ -21,17 +21,22 @@ Unpaired tasks (CycleGAN, CUT) keep the counterparts of their test photos for sc
 their training domains come from disjoint halves of the training photos:
 ``day2night-unpaired`` (selection) and ``real2anime-unpaired`` (validation).
 
-Recipes (pix2pix; each changes the reference in one respect):
+Recipes (pix2pix; each changes the reference in one respect, or this project's defaults):
 
-    l1           L1 alone (method.adversarial=0): the regression baseline
-    reference    the paper's objective (no mismatched pairs, no weight average, no
-                 DiffAugment)
-    defaults     this project's defaults
-    resize       reference with resize-convolutions in the decoder (Odena et al. 2016)
-    hd           reference with pix2pixHD's discriminator: 2 scales and feature matching 10
-    r1           reference with R1 = 1 (Mescheder et al. 2018)
-    resize-hd    resize and hd together
-    resize-defaults  this project's defaults with resize-convolutions
+    l1                    L1 alone (method.adversarial=0): the regression baseline
+    reference             the paper's objective and networks (no mismatched pairs, no weight
+                          average, no DiffAugment, transposed convolutions)
+    transpose-defaults    this project's defaults with the paper's transposed convolutions
+                          (its defaults before resize-convolutions)
+    resize                reference with resize-convolutions in the decoder (Odena et al.
+                          2016)
+    hd                    reference with pix2pixHD's discriminator: 2 scales and feature
+                          matching 10
+    r1                    reference with R1 = 1 (Mescheder et al. 2018)
+    resize-hd             resize and hd together
+    resize-defaults       this project's defaults (resize-convolutions, mismatched pairs,
+                          weight average, DiffAugment)
+    resize-defaults-bf16  the same trained in bf16 autocast (the row says so; others fp32)
 
 Figures per run on the held-out photos: PSNR, SSIM, the sharpness ratio, the line
 continuity (outline tasks), and the median no-reference artefact figures.
@@ -73,19 +78,22 @@ UNPAIRED = {
     "day2night-unpaired": ("day2night", "a2b", "selection"),
     "real2anime-unpaired": ("real2anime", "a2b", "validation"),
 }
-REFERENCE = {"method": {"mismatch": 0}, "train": {"ema": 0.0}, "loss": {"diffaugment": ""}}
+REFERENCE = {"method": {"mismatch": 0}, "train": {"ema": 0.0}, "loss": {"diffaugment": ""},
+             "generator": {"upsample": "transpose"}}
+RESIZE = {"upsample": "resize"}
 PAIRED_RECIPES = {
     "l1": {**REFERENCE, "method": {"mismatch": 0, "adversarial": 0}},
     "reference": REFERENCE,
-    "defaults": {},
-    "resize": {**REFERENCE, "generator": {"upsample": "resize"}},
+    "transpose-defaults": {"generator": {"upsample": "transpose"}},
+    "resize": {**REFERENCE, "generator": RESIZE},
     "hd": {**REFERENCE, "method": {"mismatch": 0, "feature_matching": 10},
            "discriminator": {"scales": 2}},
     "r1": {**REFERENCE, "method": {"mismatch": 0, "r1": 1.0}},
-    "resize-hd": {**REFERENCE, "generator": {"upsample": "resize"},
+    "resize-hd": {**REFERENCE, "generator": RESIZE,
                   "method": {"mismatch": 0, "feature_matching": 10},
                   "discriminator": {"scales": 2}},
-    "resize-defaults": {"generator": {"upsample": "resize"}},
+    "resize-defaults": {"generator": RESIZE},
+    "resize-defaults-bf16": {"generator": RESIZE, "train": {"precision": "bf16"}},
 }
 UNPAIRED_RECIPES = {
     "cyclegan": {"model": "cyclegan"},

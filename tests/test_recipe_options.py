@@ -39,17 +39,32 @@ def test_resize_convolutions_replace_every_transposed_one(arch, kwargs, tmp_path
     assert torch.allclose(loaded(x), y, atol=1e-6)
 
 
-def test_the_papers_layout_is_kept_by_default():
-    """Files of the transposed layout keep their description (no upsample key)."""
+def test_pix2pix_upsamples_by_resize_convolutions_by_default(tmp_path):
+    """pix2pix's default decoder upsamples by resize-convolutions; the unpaired methods keep
+    their papers' transposed convolutions, and files of that layout keep their description
+    (no upsample key). A run folder written before the option existed resumes with the
+    layout it trained with."""
     from translate.networks import generator_kwargs
+    from translate.train.config import load_config, load_run_config
 
     config = tiny_config("data", "run")
-    assert "upsample" not in generator_kwargs(config.generator)
-    config = tiny_config("data", "run", generator={"upsample": "resize"})
     assert generator_kwargs(config.generator)["upsample"] == "resize"
+    config = tiny_config("data", "run", generator={"upsample": "transpose"})
+    assert "upsample" not in generator_kwargs(config.generator)
+    for model in ("cyclegan", "cut"):
+        assert tiny_config("data", "run", model=model).generator.upsample == "transpose"
+    local = tiny_config("data", "run", generator={"arch": "local", "norm": "none"})
+    assert local.generator.upsample == "transpose"  # the default, where it does not apply
     with pytest.raises(ConfigError, match="generator.upsample applies to the unet and resnet"):
         tiny_config("data", "run", generator={"arch": "local", "upsample": "resize",
                                               "norm": "none"})
+    saved = tmp_path / "config.yaml"
+    saved.write_text("model: pix2pix\ndata: {root: x}\ngenerator: {ngf: 8}\n")
+    assert load_config(saved).generator.upsample == "resize"  # a config the user wrote
+    assert load_run_config(saved).generator.upsample == "transpose"  # a run folder's
+    assert load_run_config(saved, ["generator.upsample=resize"]).generator.upsample == "resize"
+    saved.write_text("model: pix2pix\ndata: {root: x}\ngenerator: {upsample: resize}\n")
+    assert load_run_config(saved).generator.upsample == "resize"
 
 
 def test_a_multi_scale_discriminator_judges_halved_resolutions():

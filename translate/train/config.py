@@ -16,6 +16,7 @@ another method's options, as it always did.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -382,6 +383,9 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
     config = Config(model=model, **sections, method=_method_options(method, moved, raw))
     if config.generator.depth is None:
         config.generator.depth = default_depth(config.generator.arch, config.data.crop_size)
+    if "upsample" not in (raw.get("generator") or {}) and config.generator.arch not in (
+            "unet", "resnet"):  # a method's default upsampling, for a decoder without one
+        config.generator.upsample = "transpose"
     _check(config)
     method.check(config, set(moved) | set(raw.get("method") or {}))
     return config
@@ -470,6 +474,38 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     if config.train.decay_from is None:
         config.train.decay_from = config.decay_from
     return config
+
+
+# Options added after run folders were first written, at the value those runs trained with
+# (a saved config.yaml without them predates them; today's default may differ).
+ADDED_LATER = {"generator.upsample": "transpose"}
+
+
+def added_later(raw: Any) -> list[str]:
+    """Overrides giving the options of :data:`ADDED_LATER` that a recorded config (a run
+    folder's ``config.yaml``, a checkpoint's config) lacks the value its run used."""
+    missing = []
+    for key, value in ADDED_LATER.items():
+        section, _, name = key.partition(".")
+        if not (isinstance(raw, dict) and name in (raw.get(section) or {})):
+            missing.append(f"{key}={value}")
+    return missing
+
+
+def recorded_config(raw: dict[str, Any]) -> Config:
+    """:func:`config_from_dict` for a config a run recorded (see :func:`added_later`)."""
+    raw = copy.deepcopy(raw)
+    for text in added_later(raw):
+        set_dotted(raw, *parse_override(text))
+    return config_from_dict(raw)
+
+
+def load_run_config(saved: Path, overrides: list[str] = ()) -> Config:
+    """A run folder's ``config.yaml`` with ``overrides``, as :func:`load_config`, except that
+    options it lacks because it was written before they existed (:data:`ADDED_LATER`) take
+    the value its run used, so resuming rebuilds the same networks."""
+    raw = read_yaml(saved.read_text(errors="replace"), str(saved)) if saved.is_file() else {}
+    return load_config(saved, added_later(raw) + list(overrides))
 
 
 def changed_keys(old: Config, new: Config) -> list[str]:

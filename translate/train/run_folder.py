@@ -28,7 +28,7 @@ from translate.formats.state import TrainingState
 from translate.images import grid, save_image
 from translate.networks.norm_stats import inference_mode
 from translate.train.config import (RESUMABLE_CHANGES, Config, ConfigError, changed_keys,
-                                    config_from_dict)
+                                    recorded_config)
 from translate.train.methods import Method
 from translate.train.schedule import lr_factor
 
@@ -217,7 +217,7 @@ def model_changed(saved: str, asked: str) -> ConfigError:
 def _checked_state(config: Config, state: TrainingState, ctx: Context) -> TrainingState:
     """``state`` if ``config`` may continue it (only resumable keys changed, the same number
     of processes, steps left to train), else :class:`ConfigError`."""
-    saved = config_from_dict(state.config)
+    saved = recorded_config(state.config)
     if saved.model != config.model:
         raise model_changed(saved.model, config.model)
     bad = [k for k in changed_keys(saved, config) if k not in RESUMABLE_CHANGES]
