@@ -25,7 +25,7 @@ from translate.infer.engine import Translator  # noqa: E402
 from translate.infer.lines import line_mask  # noqa: E402
 
 GAP = 4
-CROP = (64, 96)  # rows, columns of the enlarged crop
+CROP = (64, 64)  # rows, columns of the enlarged crop (4x: as wide as a 256 px photo)
 ZOOM = 4
 
 

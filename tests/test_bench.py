@@ -115,6 +115,6 @@ def test_quality_benchmark_end_to_end(tmp_path):
                     "photo2sketch", "--recipes", "reference", "--out", str(sheet_png)],
                    check=True, capture_output=True, env=env, timeout=600)
     sheet = load_rgb(sheet_png)  # input | reference | target, then the 4x crops
-    assert sheet.shape == (256 + 4 + 64 * 4 + 4, 3 * (96 * 4 + 4), 3)
-    crop = sheet[260:260 + 256, :384].astype(int)  # the input's crop, nearest-neighbour 4x
+    assert sheet.shape == (2 * (256 + 4), 3 * (256 + 4), 3)
+    crop = sheet[260:260 + 256, :256].astype(int)  # the input's crop, nearest-neighbour 4x
     assert (crop == np.repeat(np.repeat(crop[::4, ::4], 4, 0), 4, 1)).all()
