@@ -204,7 +204,7 @@ def test_auto_precision_on_a_cpu_is_fp32_even_with_bf16_units(monkeypatch, tmp_p
     monkeypatch.setattr(devices, "cpu_bf16_units", lambda: "amx_bf16")
     monkeypatch.setattr("translate.train.loop.cpu_bf16_units", lambda: "amx_bf16")
     default = load_config(None, ["data.root=x", f"train.out={tmp_path / 'a'}"])
-    assert 10 < generator_gflops(default) < 15  # large: bf16 would be faster
+    assert generator_gflops(default) > 10  # large: bf16 would be faster
     assert resolve_precision("auto", cpu) == "fp32"
     assert resolved(default, cpu).train.precision == "fp32"
     assert "fp32 on this CPU; it has bf16 units (amx_bf16)" in capsys.readouterr().err
