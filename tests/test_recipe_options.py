@@ -45,7 +45,7 @@ def test_pix2pix_upsamples_by_resize_convolutions_by_default(tmp_path):
     (no upsample key). A run folder written before the option existed resumes with the
     layout it trained with."""
     from translate.networks import generator_kwargs
-    from translate.train.config import load_config, load_run_config
+    from translate.train.config import load_config
 
     config = tiny_config("data", "run")
     assert generator_kwargs(config.generator)["upsample"] == "resize"
@@ -61,10 +61,11 @@ def test_pix2pix_upsamples_by_resize_convolutions_by_default(tmp_path):
     saved = tmp_path / "config.yaml"
     saved.write_text("model: pix2pix\ndata: {root: x}\ngenerator: {ngf: 8}\n")
     assert load_config(saved).generator.upsample == "resize"  # a config the user wrote
-    assert load_run_config(saved).generator.upsample == "transpose"  # a run folder's
-    assert load_run_config(saved, ["generator.upsample=resize"]).generator.upsample == "resize"
+    assert load_config(saved, recorded=True).generator.upsample == "transpose"  # a run folder's
+    asked = load_config(saved, ["generator.upsample=resize"], recorded=True)
+    assert asked.generator.upsample == "resize"
     saved.write_text("model: pix2pix\ndata: {root: x}\ngenerator: {upsample: resize}\n")
-    assert load_run_config(saved).generator.upsample == "resize"
+    assert load_config(saved, recorded=True).generator.upsample == "resize"
 
 
 def test_a_multi_scale_discriminator_judges_halved_resolutions():

@@ -9,7 +9,7 @@ from translate.cli.args import CliError
 
 
 def cmd_train(args) -> int:
-    from translate.train.config import load_config, load_run_config, parse_override
+    from translate.train.config import load_config, parse_override
     from translate.train.loop import TrainingInterrupted, train
     from translate.train.run_folder import model_changed
 
@@ -21,11 +21,11 @@ def cmd_train(args) -> int:
         saved = source / "config.yaml"
         if not saved.is_file():
             raise CliError(f"{source} has no config.yaml; is it a run folder?")
-        model = load_run_config(saved, [f"train.out={source}"]).model
+        model = load_config(saved, [f"train.out={source}"], recorded=True).model
         asked = dict(parse_override(o) for o in args.overrides).get("model", model)
         if asked != model:  # before its options, which belong to the saved model, are read
             raise model_changed(model, str(asked))
-        config = load_run_config(saved, args.overrides + [f"train.out={source}"])
+        config = load_config(saved, args.overrides + [f"train.out={source}"], recorded=True)
     else:
         config = load_config(source, args.overrides)
     from translate.devices import is_main_process, launched

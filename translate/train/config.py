@@ -450,8 +450,12 @@ def _check(config: Config) -> None:
                           f"iteration ({config.train.iterations})")
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
-    """Read a YAML config, apply ``section.key=value`` overrides, check and return it."""
+def load_config(path: str | Path | None, overrides: list[str] = (), recorded: bool = False
+                ) -> Config:
+    """Read a YAML config, apply ``section.key=value`` overrides, check and return it.
+    ``recorded``: the file is a run folder's ``config.yaml``, so options it lacks because it
+    was written before they existed take the value its run used (:func:`fill_added_later`),
+    and resuming rebuilds the same networks."""
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -463,6 +467,8 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
         raw = read_yaml(path.read_text(errors="replace"), str(path)) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path} must hold a YAML mapping")
+    if recorded:
+        fill_added_later(raw)
     for text in overrides:
         key, value = parse_override(text)
         set_dotted(raw, key, value)
@@ -481,31 +487,20 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
 ADDED_LATER = {"generator.upsample": "transpose"}
 
 
-def added_later(raw: Any) -> list[str]:
-    """Overrides giving the options of :data:`ADDED_LATER` that a recorded config (a run
-    folder's ``config.yaml``, a checkpoint's config) lacks the value its run used."""
-    missing = []
+def fill_added_later(raw: dict[str, Any]) -> None:
+    """Set, in a config a run recorded (a run folder's ``config.yaml``, a checkpoint's
+    config), the options of :data:`ADDED_LATER` it lacks to the value its run used."""
     for key, value in ADDED_LATER.items():
         section, _, name = key.partition(".")
-        if not (isinstance(raw, dict) and name in (raw.get(section) or {})):
-            missing.append(f"{key}={value}")
-    return missing
+        if name not in (raw.get(section) or {}):
+            set_dotted(raw, key, value)
 
 
 def recorded_config(raw: dict[str, Any]) -> Config:
-    """:func:`config_from_dict` for a config a run recorded (see :func:`added_later`)."""
+    """:func:`config_from_dict` for a config a run recorded (see :func:`fill_added_later`)."""
     raw = copy.deepcopy(raw)
-    for text in added_later(raw):
-        set_dotted(raw, *parse_override(text))
+    fill_added_later(raw)
     return config_from_dict(raw)
-
-
-def load_run_config(saved: Path, overrides: list[str] = ()) -> Config:
-    """A run folder's ``config.yaml`` with ``overrides``, as :func:`load_config`, except that
-    options it lacks because it was written before they existed (:data:`ADDED_LATER`) take
-    the value its run used, so resuming rebuilds the same networks."""
-    raw = read_yaml(saved.read_text(errors="replace"), str(saved)) if saved.is_file() else {}
-    return load_config(saved, added_later(raw) + list(overrides))
 
 
 def changed_keys(old: Config, new: Config) -> list[str]:

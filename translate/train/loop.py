@@ -195,8 +195,9 @@ def resolved(config: Config, device: torch.device) -> Config:
     config is left as it was."""
     asked = config.train.precision
     precision = resolve_precision(asked, device)
-    if asked == "auto" and device.type == "cpu" and cpu_bf16_units() and is_main_process():
-        print(f"train.precision=auto: fp32 on this CPU; it has bf16 units ({cpu_bf16_units()}) "
+    units = cpu_bf16_units() if asked == "auto" and device.type == "cpu" else None
+    if units and is_main_process():
+        print(f"train.precision=auto: fp32 on this CPU; it has bf16 units ({units}) "
               "and train.precision=bf16 may train faster, at some cost in quality "
               "(docs/benchmarks.md)", file=sys.stderr)
     return dataclasses.replace(config, train=dataclasses.replace(config.train,
