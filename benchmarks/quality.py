@@ -95,9 +95,16 @@ PAIRED_RECIPES = {
     "resize-defaults": {"generator": RESIZE},
     "resize-defaults-bf16": {"generator": RESIZE, "train": {"precision": "bf16"}},
 }
+# the unpaired papers' recipes, and each with what won on the paired tasks: resize-convolutions,
+# EMA of the generators' weights and DiffAugment
+EXTRAS = {"generator": RESIZE, "train": {"ema": 0.999},
+          "loss": {"diffaugment": "color,translation"}}
 UNPAIRED_RECIPES = {
     "cyclegan": {"model": "cyclegan"},
+    "cyclegan-resize": {"model": "cyclegan", "generator": RESIZE},
+    "cyclegan-extras": {"model": "cyclegan", **EXTRAS},
     "cut": {"model": "cut"},
+    "cut-extras": {"model": "cut", **EXTRAS},
 }
 ITERATIONS = 2000
 SIZE = 128
@@ -176,7 +183,7 @@ def config_tree(task: str, recipe: str, seed: int, root: Path, out: Path,
                       "checkpoint_every": iterations, "out": str(out)}}
     tree = merge(base, extra)
     if tree["model"] != "pix2pix":  # the unpaired papers' ResNet at 128 px: 6 blocks
-        tree["generator"] = {"ngf": 32}
+        tree["generator"] = {"ngf": 32, **extra.get("generator", {})}
     return tree
 
 
