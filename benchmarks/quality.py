@@ -13,13 +13,17 @@ sides 256, 512 and 1024 px (4 tiles each), and the held-out photos whole at a lo
     day2night      day2night   a2b         selection   colour grade with local light
     colourise      gray        b2a         selection   gray -> colour
     photo2sketch   sketch      a2b         selection   photo -> thin continuous lines
-    real2anime     real2anime  a2b         validation  cel shading with ink outlines
+    real2anime     cel         a2b         validation  cel shading with ink outlines
     sketch2photo   sketch      b2a         validation  lines -> photo
     denoise        noise       b2a         validation  sensor noise removed
 
 Unpaired tasks (CycleGAN, CUT) keep the counterparts of their test photos for scoring;
 their training domains come from disjoint halves of the training photos:
 ``day2night-unpaired`` (selection) and ``real2anime-unpaired`` (validation).
+
+The real2anime tasks render with ``cel``, the renderer ``real2anime`` had when they were
+measured (:func:`~translate.data.scenes.photo.cel_from_photo`), so that their rows stay
+reproducible.
 
 Recipes (pix2pix; each changes the reference in one respect, or this project's defaults):
 
@@ -37,6 +41,15 @@ Recipes (pix2pix; each changes the reference in one respect, or this project's d
     resize-defaults       this project's defaults (resize-convolutions, mismatched pairs,
                           weight average, DiffAugment)
     resize-defaults-bf16  the same trained in bf16 autocast (the row says so; others fp32)
+
+Unpaired recipes (the ResNet generator at 128 px: 6 blocks, ngf 32):
+
+    cyclegan              CycleGAN as published (LSGAN, cycle 10, identity 0.5, image pool)
+    cyclegan-resize       the same with resize-convolutions in the decoder
+    cyclegan-extras       with what won on the paired tasks: resize-convolutions, the weight
+                          average (EMA 0.999) and DiffAugment (color, translation)
+    cut                   CUT as published (PatchNCE, identity NCE)
+    cut-extras            CUT with the same extras
 
 Figures per run on the held-out photos: PSNR, SSIM, the sharpness ratio, the line
 continuity (outline tasks), and the median no-reference artefact figures.
@@ -70,13 +83,13 @@ PAIRED = {
     "day2night": ("day2night", "a2b", "selection"),
     "colourise": ("gray", "b2a", "selection"),
     "photo2sketch": ("sketch", "a2b", "selection"),
-    "real2anime": ("real2anime", "a2b", "validation"),
+    "real2anime": ("cel", "a2b", "validation"),
     "sketch2photo": ("sketch", "b2a", "validation"),
     "denoise": ("noise", "b2a", "validation"),
 }
 UNPAIRED = {
     "day2night-unpaired": ("day2night", "a2b", "selection"),
-    "real2anime-unpaired": ("real2anime", "a2b", "validation"),
+    "real2anime-unpaired": ("cel", "a2b", "validation"),
 }
 REFERENCE = {"method": {"mismatch": 0}, "train": {"ema": 0.0}, "loss": {"diffaugment": ""},
              "generator": {"upsample": "transpose"}}

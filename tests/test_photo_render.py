@@ -11,7 +11,8 @@ from conftest import ROOT, run_cli
 from translate.infer.artefacts import artefact_figures
 from translate.data.datasets import detect_layout
 from translate.images import image_size, load_rgb, save_image
-from translate.data.scenes.photo import anime_from_photo, night_from_photo, sky_mask
+from translate.data.scenes.photo import (anime_from_photo, cel_from_photo, night_from_photo,
+                                         sky_and_clouds, sky_mask)
 from translate.data.synth import render_from_photos
 
 PHOTOS = ROOT / "apps" / "photos"
@@ -84,13 +85,50 @@ def test_anime_is_flat_vivid_with_outlines_and_recognisable(name):
     assert tones(anime) <= tones(photo)
 
 
-def test_ink_outline_along_an_edge():
+def test_ink_outline_along_an_edge_is_continuous():
     photo = np.full((96, 96, 3), 200, np.uint8)
     photo[:, 48:] = (40, 60, 160)
+    luma = _luma(anime_from_photo(photo))
+    inside = luma[:, 70:80].mean()
+    line = luma[8:88, 48:53].min(axis=1)  # the darkest of the dark side, row by row
+    assert (line < inside - 8).all()  # a dark line where the edge is, no gaps: not dots
+
+
+def _ink_marks(rgb: np.ndarray) -> tuple[int, int]:
+    """Dark marks: pixels more than 40 levels below their neighbourhood (Gaussian, sigma
+    3), as (connected marks, pixels)."""
+    luma = _luma(rgb)
+    dark = (luma < cv2.GaussianBlur(luma, (0, 0), 3.0) - 40).astype(np.uint8)
+    return cv2.connectedComponents(dark, connectivity=8)[0] - 1, int(dark.sum())
+
+
+def test_texture_draws_no_specks_where_the_old_renderer_did():
+    """Gravel-like texture (blobs of random lightness) gets almost no ink: lines are strokes
+    on strong edges only, where the earlier renderer (``cel``) drew hundreds of dots."""
+    rng = np.random.default_rng(0)
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (192, 192)).astype(np.float32), (0, 0), 2.0)
+    gray = np.clip(130 + 30 * noise / noise.std(), 0, 255).astype(np.uint8)
+    photo = np.stack([gray, (gray * 0.9).astype(np.uint8), (gray * 0.75).astype(np.uint8)], 2)
+    marks, pixels = _ink_marks(anime_from_photo(photo))
+    old_marks, old_pixels = _ink_marks(cel_from_photo(photo))
+    assert marks <= 20 and pixels <= 300, (marks, pixels)  # measured: 13 marks, 131 px
+    assert old_marks > 100 and old_pixels > 3000, (old_marks, old_pixels)  # 213, 5029
+
+
+def test_sky_and_clouds_are_smooth_and_drawn_without_outlines():
+    photo = _photo("picosdeeuropa.jpg")
     anime = anime_from_photo(photo)
-    dark_side = _luma(anime)[40:56, 49:53].mean()
-    inside = _luma(anime)[40:56, 70:80].mean()
-    assert dark_side < inside - 8  # a dark line where the edge is
+    sky = sky_and_clouds(photo, photo)
+    assert sky[:30].mean() > 0.6  # the blue sky and the cloud at the top left
+    cloud = sky[40:110, 40:220]  # the cloud itself, white, is sky too
+    assert cloud.mean() > 0.8
+    inner = cv2.erode((sky > 0.99).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    def thin_dark(rgb):  # how far thin dark lines (up to 4 px) lie below their surround
+        luma = _luma(rgb).astype(np.float32)
+        return cv2.morphologyEx(luma, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) - luma
+
+    assert thin_dark(anime)[inner].max() < 12  # no outline inside the sky or the cloud
+    assert thin_dark(cel_from_photo(photo))[inner].max() > 40  # the old renderer drew them
 
 
 def test_render_from_photos_tiles_scales_and_splits(tmp_path):

@@ -1,0 +1,87 @@
+"""Sheets of the real2anime renderer alone (``translate data synth real2anime --from``) on
+the held-out photos, beside the photo and the earlier renderer (``cel``):
+
+    translate data photos --out datasets/photos      # once: the corpus and its test split
+    python docs/make_renderer_sheets.py                # writes docs/renderer_real2anime*.png
+
+``renderer_real2anime.png``: each held-out photo whole (small ones at their own size, the
+large ones reduced to about 1 megapixel), one row each: photo | cel | real2anime.
+``renderer_real2anime_crops.png``: 100 % crops (no scaling) of the large photos rendered at
+full size (6 to 13 megapixels): sky and sun, cloud and rock, fur and a wall, an interior,
+and a face, where dots, specks and outlines on texture would be seen.
+Credits: datasets/photos/SOURCES.md (and apps/photos/CREDITS.md for the same photos).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from translate.data.scenes.photo import anime_from_photo, cel_from_photo
+from translate.images import list_images, load_rgb, save_image
+
+ROOT = Path(__file__).resolve().parent.parent
+ROW = 240
+GAP = 6
+MEGAPIXEL = 1_000_000
+# photo -> (top, left) of a 400 x 400 crop at full size
+CROPS = {"sunset.jpg": (1250, 1700), "picosdeeuropa.jpg": (150, 700),
+         "friends.jpg": (850, 700), "wine.jpg": (1700, 600), "grace-hopper.jpg": (110, 120)}
+CROP = 400
+
+
+def _row(images: list[np.ndarray], height: int = ROW) -> np.ndarray:
+    parts = []
+    for img in images:
+        w = round(img.shape[1] * height / img.shape[0])
+        parts += [cv2.resize(img, (w, height), interpolation=cv2.INTER_AREA),
+                  np.full((height, GAP, 3), 255, np.uint8)]
+    return np.concatenate(parts[:-1], axis=1)
+
+
+def _stack(rows: list[np.ndarray]) -> np.ndarray:
+    width = max(r.shape[1] for r in rows)
+    return np.concatenate([np.pad(r, ((0, GAP), (0, width - r.shape[1]), (0, 0)),
+                                  constant_values=255) for r in rows], axis=0)
+
+
+def _about_one_megapixel(photo: np.ndarray) -> np.ndarray:
+    h, w = photo.shape[:2]
+    scale = (MEGAPIXEL / (h * w)) ** 0.5
+    if scale >= 1:
+        return photo
+    return cv2.resize(photo, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", default=str(ROOT / "datasets" / "photos" / "test"))
+    parser.add_argument("--out", default=str(ROOT / "docs"))
+    args = parser.parse_args()
+    rows, crops = [], []
+    for path in list_images(args.photos):
+        photo = load_rgb(path)
+        small = _about_one_megapixel(photo)
+        rows.append(_row([small, cel_from_photo(small), anime_from_photo(small)]))
+        if path.name in CROPS:
+            start = time.perf_counter()
+            anime = anime_from_photo(photo)
+            old = cel_from_photo(photo)
+            seconds = time.perf_counter() - start
+            top, left = CROPS[path.name]
+            box = (slice(top, top + CROP), slice(left, left + CROP))
+            crops.append(_row([photo[box], old[box], anime[box]], CROP))
+            print(f"{path.name}: {photo.shape[1]}x{photo.shape[0]}, both renderers "
+                  f"{seconds:.1f} s")
+    out = Path(args.out)
+    save_image(_stack(rows), out / "renderer_real2anime.png")
+    save_image(_stack(crops), out / "renderer_real2anime_crops.png")
+    print(f"wrote {out / 'renderer_real2anime.png'} and {out / 'renderer_real2anime_crops.png'}")
+
+
+if __name__ == "__main__":
+    main()
