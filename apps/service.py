@@ -29,6 +29,7 @@ from PIL import Image
 
 from translate.files import atomic_write
 from translate.images import ImageError, image_size, load_image, save_image, to_channels
+from translate.infer.faces import NO_FACE, translate_face
 
 
 class InputError(ValueError):
@@ -157,7 +158,6 @@ def translate_rgb(translator, rgb: np.ndarray, strength: float, progress=None) -
 
 
 FACE_MODES = ("off", "crop", "paste")
-NO_FACE = "No face found, so the whole photo was translated."
 
 
 @dataclass
@@ -179,13 +179,12 @@ def check_face(face) -> str:
 def translate_face_upload(translator, rgb: np.ndarray, alpha: np.ndarray | None,
                           strength: float, face: str, face_size: int, progress=None):
     """Face mode on one image: (output, its alpha, the input it compares with, note)."""
-    from translate.infer.faces import translate_face
-
     result = translate_face(translator, rgb, face, face_size, progress)
     if result is None:
         return translate_rgb(translator, rgb, strength, progress), alpha, rgb, NO_FACE
     before = rgb if face == "paste" else result.square
-    return blend(result.image, before, strength), result.alpha(alpha), before, ""
+    return (blend(result.image, before, strength), result.alpha(alpha), before,
+            result.describe())
 
 
 def safe_stem(name: str) -> str:

@@ -211,8 +211,18 @@ def test_download_a_published_model_and_use_face_mode(browser, zoo_page):
         "return Array.from(document.querySelectorAll('#real2anime-slider img')).map("
         "i => [i.naturalWidth, i.naturalHeight])")
     assert {tuple(s) for s in sizes} == {(512, 512)}, sizes  # the face square, both sides
+    status = browser.find_element(By.ID, "real2anime-status")
+    assert "face found at 177,66 (95 x 95)" in status.text  # it says what it did
     browser.execute_script("window.scrollTo(0, 0)")
     browser.save_screenshot(str(shots / "demo_face_mode.png"))
+    result = browser.find_element(By.ID, "real2anime-result").text
+    browser.find_elements(By.CSS_SELECTOR, examples)[3].click()  # coffee: no face
+    wait.until(lambda d: d.find_element(By.ID, "real2anime-result").text != result
+               or "coffee" in d.find_element(By.ID, "real2anime-input").get_attribute(
+                   "innerHTML"))
+    browser.find_element(By.ID, "real2anime-run").click()
+    wait.until(lambda d: "no face found: translated whole" in d.find_element(
+        By.ID, "real2anime-status").text)
 
 
 def test_a_clip_in_the_video_tab(browser, page, tmp_path):

@@ -126,6 +126,8 @@ def print_report(report, output: str) -> None:
               "their outputs keep the input's extension in the name:", file=sys.stderr)
         for src, dst in report.renamed[:10]:
             print(f"  {src.name} -> {dst.name}", file=sys.stderr)
+    for src, what in report.faces:
+        print(f"{src.name}: {what}", file=sys.stderr)
     if report.no_face:
         print(f"note: no face found in {len(report.no_face)} image(s); they were translated "
               "whole", file=sys.stderr)

@@ -83,6 +83,7 @@ class Report:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     alpha_dropped: list[Path] = field(default_factory=list)
     no_face: list[Path] = field(default_factory=list)  # face mode found none: whole image
+    faces: list[tuple[Path, str]] = field(default_factory=list)  # face mode: what it did
     renamed: list[tuple[Path, Path]] = field(default_factory=list)  # shared output names
     videos: list[tuple[Path, VideoStats]] = field(default_factory=list)
     seconds: float = 0.0
@@ -406,7 +407,7 @@ class _Conversion:
     def face(self, i: int, rgb: np.ndarray | EncodedJpeg, alpha: np.ndarray | None) -> None:
         """Face mode: the largest face, cropped or pasted back; the whole image (noted in
         the report) when there is none."""
-        from translate.infer.faces import FACE_SIZE, translate_face
+        from translate.infer.faces import FACE_SIZE, NO_FACE, translate_face
 
         self.flush(drain=True)
         rgb, alpha = self._on_host(i, rgb, alpha)
@@ -414,9 +415,12 @@ class _Conversion:
             return
         size = int(self.engine.info.get("card", {}).get("face_size") or FACE_SIZE)
         result = translate_face(self.engine, rgb, self.options.face, size)
+        src = self.jobs[i][0]
         if result is None:
-            self.report.no_face.append(self.jobs[i][0])
+            self.report.no_face.append(src)
+            self.report.faces.append((src, NO_FACE))
             return self.tiled(i, rgb, alpha)
+        self.report.faces.append((src, result.describe()))
         self.emit(i, result.image, result.alpha(alpha))
 
     def add(self, i: int, rgb: np.ndarray | EncodedJpeg, alpha: np.ndarray | None) -> None:
