@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -60,6 +61,12 @@ def tiny_config(root: Path, out: Path, **sections):
 def shapes32(tmp_path_factory) -> Path:
     """Paired 'shapes' dataset, 32 px, 48 train and 8 test pairs."""
     return render_dataset(tmp_path_factory.mktemp("shapes32"), size=32, train=48, test=8)
+
+
+def health_events(run: Path) -> list[dict]:
+    """The GAN health events a run logged (translate/train/health.py)."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if "event" in r]
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, check: bool = False

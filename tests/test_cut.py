@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_config
+from conftest import health_events, tiny_config
 from translate.formats.state import load_state
 from translate.train import losses
 from translate.train.loop import train, train_step
@@ -118,7 +118,9 @@ def test_cut_learns_without_pairs(tmp_path, one_thread, variant):
         "train": {"iterations": 400, "batch_size": 4, "lr": 5e-4, "log_every": 100,
                   "sample_every": 0, "checkpoint_every": 400, "out": str(tmp_path / "run")},
     }))
-    t = Translator.from_checkpoint(train(config, progress=False), device="cpu")
+    out = train(config, progress=False)
+    assert health_events(out) == []  # a healthy run raises nothing
+    t = Translator.from_checkpoint(out, device="cpu")
     model, identity = [], []
     for path in list_images(root / "testA"):
         x, y = load_rgb(path), load_rgb(root / "testA_to_B" / path.name).astype(float)

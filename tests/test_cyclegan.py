@@ -17,7 +17,7 @@ from translate.train.methods.pool import ImagePool
 from translate.data.synth import render_dataset
 from translate.train.loop import train, train_step
 
-from conftest import overrides, tiny_config
+from conftest import health_events, overrides, tiny_config
 
 CYCLE = dict(model="cyclegan", generator={"arch": "resnet", "ngf": 4, "depth": 2},
              discriminator={"ndf": 4})
@@ -226,8 +226,10 @@ def test_cyclegan_learns_without_pairs(tmp_path, one_thread):
               f"PSNR {p_model:.1f} dB (identity {p_identity:.1f} dB)")
         assert np.mean(model) < 0.65 * np.mean(identity)
     logged = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
-    for term in ("adv_ab", "adv_ba", "cycle_a", "cycle_b", "d_a", "d_b"):
+    for term in ("adv_ab", "adv_ba", "cycle_a", "cycle_b", "d_a", "d_b", "score_real_a",
+                 "score_fake_b"):
         assert term in logged
+    assert health_events(out) == []  # a healthy run raises nothing
 
 
 def test_grayscale_domain_end_to_end(shapes32, tmp_path):

@@ -99,10 +99,14 @@ def test_mismatched_pairs_are_labelled_fake(tmp_path, mode):
     m = method_for(tmp_path, gan=mode, mismatch=0.5)
     out = m.forward(batch(3))
     total, terms = m.d_objective(out)
-    assert set(terms) == {"d_real", "d_fake", "d_mismatch"}
+    assert set(terms) == {"d_real", "d_fake", "d_mismatch", "score_real", "score_fake",
+                          "score_mismatch"}
     logits = m.critic(out["wrong_a"], out["wrong_b"])
     assert terms["d_mismatch"].item() == pytest.approx(
         losses.discriminator_loss(mode, logits, real=False).item(), rel=1e-5)
+    # D's judgement, logged for watching: the mean probability (vanilla) or output (lsgan)
+    realness = torch.sigmoid(logits).mean() if mode == "vanilla" else logits.mean()
+    assert terms["score_mismatch"].item() == pytest.approx(realness.item(), rel=1e-5)
     if mode == "lsgan":  # fake label 0: mean(D^2), unlike the real label's mean((D - 1)^2)
         assert terms["d_mismatch"].item() == pytest.approx((logits ** 2).mean().item(),
                                                            rel=1e-5)

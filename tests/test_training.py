@@ -19,7 +19,7 @@ from translate.infer.engine import Translator
 from translate.infer.evaluate import psnr
 from translate.train.loop import train
 
-from conftest import ROOT, run_cli, tiny_config
+from conftest import ROOT, health_events, run_cli, tiny_config
 
 
 def held_out_psnr(translator, root):
@@ -43,6 +43,7 @@ def test_pix2pix_learns_the_mapping(shapes32, tmp_path, one_thread):
                          train={"iterations": 300, "batch_size": 4, "log_every": 50,
                                 "sample_every": 0, "checkpoint_every": 300})
     out = train(config, progress=False)
+    assert health_events(out) == []  # a healthy run raises nothing
     translator = Translator.from_checkpoint(out, device="cpu")
     model, identity = held_out_psnr(translator, shapes32)
     print(f"held-out PSNR: model {model:.2f} dB, identity baseline {identity:.2f} dB")

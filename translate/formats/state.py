@@ -36,7 +36,8 @@ class TrainingState:
     targets); ``replicas``: the same for processes 1.. of a launch (``world_size`` in all);
     ``log``: unwritten metric sums; ``best``: the best periodic-eval score so far;
     ``scaler``: the fp16 gradient scaler's state (None otherwise); ``ema``: the moving
-    average of the generators' weights (``train.ema``), keyed like ``nets``, or empty.
+    average of the generators' weights (``train.ema``), keyed like ``nets``, or empty;
+    ``health``: what the GAN health monitor has seen (:mod:`translate.train.health`).
     """
 
     step: int
@@ -53,6 +54,7 @@ class TrainingState:
     world_size: int = 1
     replicas: list[dict[str, Any]] = field(default_factory=list)
     ema: dict[str, torch.Tensor] = field(default_factory=dict)
+    health: dict[str, Any] = field(default_factory=dict)
 
     @property
     def model(self) -> str:

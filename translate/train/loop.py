@@ -52,6 +52,7 @@ from translate.formats.state import TrainingState
 from translate.train.augment import DecodeOnly
 from translate.train.config import Config
 from translate.train.ema import GeneratorEMA
+from translate.train.health import HealthEvent, HealthMonitor, output_diversity
 from translate.train.methods import METHODS, Method, build_method
 from translate.train.periodic_eval import PeriodicEval
 from translate.train.precision import Precision, TrainSpeed
@@ -61,7 +62,8 @@ from translate.train.run_folder import (MetricsLog, default_norm_stats, export_a
 from translate.train.schedule import lr_factor, make_optimizers
 from translate.train.state_check import check_resumable
 
-__all__ = ["Run", "TrainingDiverged", "TrainingInterrupted", "build_dataset", "lr_factor",
+__all__ = ["Run", "TrainingCollapsed", "TrainingDiverged", "TrainingInterrupted",
+           "build_dataset", "lr_factor",
            "make_optimizers", "train", "train_step"]
 
 
@@ -76,6 +78,23 @@ class TrainingDiverged(UserError):
             + (", or use train.precision=fp32" if config.train.precision == "fp16" else "")
             + ", and start again")
         self.step = step
+
+
+class TrainingCollapsed(UserError):
+    """train.on_collapse=stop and the generator collapsed; the last checkpoint was kept."""
+
+    def __init__(self, event, out: Path, checkpoint_step: int | None):
+        if checkpoint_step is None:
+            kept = "no checkpoint had been written yet"
+        else:
+            since = event.figures.get("since_step")
+            when = ("before" if since is not None and checkpoint_step < since
+                    else "after")
+            kept = (f"the last checkpoint, {out / 'checkpoints' / 'latest.pt'}, is from step "
+                    f"{checkpoint_step}, {when} the collapse was first seen (step {since})")
+        super().__init__(f"training stopped at step {event.step} (train.on_collapse=stop): "
+                         f"{event.message} Nothing was exported; {kept}. {event.advice}")
+        self.step, self.event = event.step, event
 
 
 class TrainingInterrupted(Exception):
@@ -286,6 +305,8 @@ class Run:
         self.log = MetricsLog(self.out / "metrics.jsonl")
         self.norm_stats = default_norm_stats(config, self.replicas.normalised_batch_factor)
         self.evaluator = PeriodicEval(config, self.device, self.norm_stats, main=self.is_main)
+        self.health = HealthMonitor(config.loss.gan, t.iterations)
+        self.checkpoint_step: int | None = None  # of the last latest.pt written or resumed
 
     def restore(self) -> int:
         """Continue from the checkpoint found by ``Run`` (if any); returns the first step."""
@@ -305,6 +326,8 @@ class Run:
             self.log.load(state.log)
             self.evaluator.load(state.best)
             self.speed.precision.load_state_dict(state.scaler)
+            self.health.load(state.health)
+            self.checkpoint_step = state.step
         except (KeyError, IndexError, TypeError, ValueError, AttributeError,
                 RuntimeError) as err:  # what the loaders raise for state of another shape
             raise CheckpointError(f"{where}: its optimizer, method memory or random-number "
@@ -349,7 +372,7 @@ class Run:
             tensors.update({f"weight average {k}": v for k, v in self.ema.state_dict().items()})
         bad = non_finite(tensors)
         if bad:
-            raise TrainingDiverged(step, f"the {bad[0]}", self.config)
+            self.diverged(step, f"the {bad[0]}")
 
     def checkpoint(self, step: int, name: str = "latest.pt") -> None:
         """Every process's state into ``checkpoints/<name>``, written by process 0 (the
@@ -370,7 +393,10 @@ class Run:
             best=self.evaluator.state(), scaler=self.speed.precision.state_dict(),
             world_size=self.ctx.world, replicas=others,
             ema=self.ema.state_dict() if self.ema is not None else {},
+            health=self.health.state(),
         ).write(self.out / "checkpoints" / name)
+        if name == "latest.pt":
+            self.checkpoint_step = step
         self.replicas.barrier()
 
     def loader(self, start: int) -> DataLoader:
@@ -411,26 +437,19 @@ class Run:
         return step
 
     def after_step(self, step: int, bar: tqdm, signum: int) -> None:
-        """What is due after ``step``: a metrics line, a sample grid, an evaluation (and
-        ``best.pt``), a checkpoint (also the last step's and an interrupted run's)."""
+        """What is due after ``step``: a metrics line and the health checks, a sample grid,
+        an evaluation (and ``best.pt``), a checkpoint (also the last step's and an
+        interrupted run's)."""
         t, main = self.config.train, self.is_main
-        logs = step % t.log_every == 0 or step == t.iterations
-        if logs:
+        if step % t.log_every == 0 or step == t.iterations:
             self.log.average(self.replicas.mean_of)  # every process: one all-reduce
             if not main:
                 self.log.clear()
-        if main and logs:
-            now = time.perf_counter()
-            lr = self.optimizers[self.method.phases[0]].param_groups[0]["lr"]
-            means = self.log.means()  # the one read of the loss terms per log step
-            bad = next((k for k, v in means.items() if not math.isfinite(v)), None)
-            if bad is not None:
+            collapsed = self.log_step(step, bar) if main else None
+            if self.replicas.main_decides(collapsed is not None and t.on_collapse == "stop"):
                 bar.close()
-                raise TrainingDiverged(step, f"the loss term {bad}", self.config)
-            row = self.log.write(step, {"lr": lr, "seconds": round(now - self.tic, 3)}, means)
-            self.tic = now
-            bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
-                             if k.endswith("_total") or k in ("g_l1",)})
+                raise TrainingCollapsed(collapsed or HealthEvent("collapse", step, "", ""),
+                                        self.out, self.checkpoint_step)
         if main and t.sample_every and step % t.sample_every == 0:
             with self.averaged():
                 write_samples(self.method, self.preview,
@@ -440,10 +459,44 @@ class Run:
                 row, improved = self.evaluator.run(self.method, step) if main else ({}, False)
             if main:
                 self.log.append(row)
+                self.report(self.health.observe_eval(step, row, self.evaluator.metric))
             if self.replicas.main_decides(improved):
                 self.checkpoint(step, "best.pt")
         if step % t.checkpoint_every == 0 or step == t.iterations or signum:
             self.checkpoint(step)
+
+    def log_step(self, step: int, bar: tqdm) -> HealthEvent | None:
+        """Process 0 at a log step: the metrics line (:class:`TrainingDiverged` for a
+        non-finite term), then the health checks; the collapse event if one was raised."""
+        now = time.perf_counter()
+        lr = self.optimizers[self.method.phases[0]].param_groups[0]["lr"]
+        means = self.log.means()  # the one read of the loss terms per log step
+        bad = next((k for k, v in means.items() if not math.isfinite(v)), None)
+        if bad is not None:
+            bar.close()
+            self.diverged(step, f"the loss term {bad}")
+        row = self.log.write(step, {"lr": lr, "seconds": round(now - self.tic, 3)}, means)
+        self.tic = now
+        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
+                         if k.endswith("_total") or k in ("g_l1",)})
+        ratios = output_diversity(self.method, self.preview, self.norm_stats)
+        events = self.health.observe(step, means, ratios)
+        self.report(events)
+        return next((e for e in events if e.name == "collapse"), None)
+
+    def report(self, events: list[HealthEvent]) -> None:
+        """Each new health event as a metrics.jsonl line and a message on stderr."""
+        for event in events:
+            self.log.append(event.row())
+            tqdm.write(f"warning: {event.text()}", file=sys.stderr)
+
+    def diverged(self, step: int, what: str) -> None:
+        """Log the ``diverged`` event, then raise :class:`TrainingDiverged`."""
+        error = TrainingDiverged(step, what, self.config)
+        if self.is_main:
+            self.log.append(HealthEvent("diverged", step, f"{what} is not a finite number.",
+                                        "Lower train.lr and start again.").row())
+        raise error
 
     def finish(self, step: int) -> Path:
         """Check the replicas agree bit for bit, export the generators; the run folder."""

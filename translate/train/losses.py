@@ -71,6 +71,16 @@ def generator_loss(mode: str, logits: torch.Tensor) -> torch.Tensor:
     return -logits.mean()
 
 
+@_per_scale
+def realness(mode: str, logits: torch.Tensor) -> torch.Tensor:
+    """How real the discriminator judges samples, for watching training (not a loss; no
+    gradient): vanilla, the mean probability sigmoid(D) in [0, 1]; lsgan, the mean output
+    (its targets: 1 real, 0 fake); hinge and wgan-gp, the mean logit."""
+    _check(mode)
+    logits = logits.detach().float()
+    return torch.sigmoid(logits).mean() if mode == "vanilla" else logits.mean()
+
+
 def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
                      fake: torch.Tensor) -> torch.Tensor:
     """WGAN-GP penalty E[(||grad_x critic(x)||_2 - 1)^2] at x = eps * real + (1 - eps) * fake,

@@ -154,9 +154,11 @@ class CUT(Method):
 
     def d_objective(self, out: dict):
         mode = self.loss.gan
-        terms = {"d_real": losses.discriminator_loss(mode, self.judge(out["real_b"]), True),
-                 "d_fake": losses.discriminator_loss(mode, self.judge(out["fake_b"].detach()),
-                                                     False)}
+        on_real, on_fake = self.judge(out["real_b"]), self.judge(out["fake_b"].detach())
+        terms = {"d_real": losses.discriminator_loss(mode, on_real, True),
+                 "d_fake": losses.discriminator_loss(mode, on_fake, False),
+                 "score_real": losses.realness(mode, on_real),
+                 "score_fake": losses.realness(mode, on_fake)}
         total = 0.5 * (terms["d_real"] + terms["d_fake"])
         if mode == "wgan-gp" and self.loss.gp > 0:
             terms["d_gp"] = losses.gradient_penalty(self.judge, out["real_b"],

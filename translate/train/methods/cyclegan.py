@@ -128,9 +128,13 @@ class CycleGAN(Method):
         def d(x: torch.Tensor) -> torch.Tensor:
             return self.judge(name, x)
 
-        loss = 0.5 * (losses.discriminator_loss(mode, d(real), real=True)
-                      + losses.discriminator_loss(mode, d(fake), real=False))
+        on_real, on_fake = d(real), d(fake)
+        loss = 0.5 * (losses.discriminator_loss(mode, on_real, real=True)
+                      + losses.discriminator_loss(mode, on_fake, real=False))
         terms[name] = loss
+        side = name[-1]  # d_a judges domain A
+        terms[f"score_real_{side}"] = losses.realness(mode, on_real)
+        terms[f"score_fake_{side}"] = losses.realness(mode, on_fake)
         if mode == "wgan-gp" and self.loss.gp > 0:
             terms[f"{name}_gp"] = losses.gradient_penalty(d, real, fake)
             loss = loss + self.loss.gp * terms[f"{name}_gp"]

@@ -176,14 +176,16 @@ class Pix2Pix(Method):
     def d_objective(self, out: dict):
         mode, m = self.loss.gan, self.opts.mismatch
         real_a, fake_b = out["real_a"], out["fake_b"].detach()
-        terms = {"d_real": losses.discriminator_loss(mode, self.critic(real_a, out["real_b"]),
-                                                     real=True),
-                 "d_fake": losses.discriminator_loss(mode, self.critic(real_a, fake_b),
-                                                     real=False)}
+        on_real, on_fake = self.critic(real_a, out["real_b"]), self.critic(real_a, fake_b)
+        terms = {"d_real": losses.discriminator_loss(mode, on_real, real=True),
+                 "d_fake": losses.discriminator_loss(mode, on_fake, real=False),
+                 "score_real": losses.realness(mode, on_real),
+                 "score_fake": losses.realness(mode, on_fake)}
         negatives = terms["d_fake"]
         if out["wrong_b"] is not None and m > 0:
-            terms["d_mismatch"] = losses.discriminator_loss(
-                mode, self.critic(out["wrong_a"], out["wrong_b"]), real=False)
+            on_wrong = self.critic(out["wrong_a"], out["wrong_b"])
+            terms["d_mismatch"] = losses.discriminator_loss(mode, on_wrong, real=False)
+            terms["score_mismatch"] = losses.realness(mode, on_wrong)
             negatives = (negatives + m * terms["d_mismatch"]) / (1 + m)
         total = 0.5 * (terms["d_real"] + negatives)
         if self.opts.r1 > 0:

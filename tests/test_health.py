@@ -1,0 +1,150 @@
+"""GAN health monitor (translate/train/health.py): each event fires on what it names, once,
+and stays silent on healthy training; a provoked collapse is named within a few log steps
+and train.on_collapse=stop leaves a resumable run folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+
+from translate.images import save_image
+from translate.train.health import (COLLAPSE_STEPS, D_WINS_STEPS, STALLED_EVALS,
+                                    HealthMonitor, diversity)
+from translate.train.loop import TrainingCollapsed, train
+
+
+def test_diversity_is_the_mean_pairwise_l1_distance():
+    same = torch.zeros(3, 3, 8, 8)
+    assert diversity(same) == 0.0
+    two = torch.stack([torch.zeros(3, 4, 4), torch.ones(3, 4, 4)])
+    assert diversity(two) == pytest.approx(1.0)
+    three = torch.stack([torch.zeros(1, 2, 2), torch.ones(1, 2, 2), torch.ones(1, 2, 2)])
+    assert diversity(three) == pytest.approx(2 / 3)
+
+
+def test_collapse_after_warm_up_and_some_log_steps_in_a_row_once():
+    monitor = HealthMonitor("vanilla", iterations=1000)
+    assert monitor.observe(90, {}, {"a2b": 0.01}) == []  # warm-up: fresh nets are flat
+    low = {"a2b": 0.02}
+    events = [monitor.observe(step, {}, low) for step in (100, 110, 120)]
+    assert events[0] == events[1] == [] and len(events[2]) == 1
+    event = events[2][0]
+    assert event.name == "collapse" and event.step == 120
+    assert event.figures == {"direction": "a2b", "diversity_ratio": 0.02, "since_step": 100}
+    assert "near-identical" in event.message and "lower learning rate" in event.advice
+    assert monitor.observe(130, {}, low) == []  # said once
+    healthy = HealthMonitor("vanilla", iterations=1000)
+    for step in range(100, 200, 10):  # one low reading among healthy ones: nothing
+        ratio = 0.05 if step == 150 else 0.8
+        assert healthy.observe(step, {}, {"a2b": 0.8, "b2a": ratio}) == []
+
+
+def _d(real, fake, adversarial):
+    return {"score_real": real, "score_fake": fake, "g_gan": adversarial}
+
+
+def test_d_wins_when_d_separates_and_g_loss_climbs():
+    monitor = HealthMonitor("vanilla", iterations=1000)
+    steps = [monitor.observe(10 * i, _d(0.97, 0.03, 2.0 + i), {}) for i in range(D_WINS_STEPS)]
+    assert all(e == [] for e in steps[:-1])
+    (event,) = steps[-1]
+    assert event.name == "d_wins" and event.figures["score_real"] == 0.97
+    flat = HealthMonitor("lsgan", iterations=1000)  # separating, but G holds its own
+    assert not any(flat.observe(10 * i, _d(0.95, 0.05, 2.0), {}) for i in range(10))
+    balanced = HealthMonitor("vanilla", iterations=1000)
+    assert not any(balanced.observe(10 * i, _d(0.6, 0.4, 1.0 + i), {}) for i in range(10))
+    hinge = HealthMonitor("hinge", iterations=1000)  # no fixed scale: not judged
+    assert not any(hinge.observe(10 * i, _d(5.0, -5.0, 1.0 + i), {}) for i in range(10))
+
+
+def test_stalled_when_eval_and_loss_stop_moving():
+    monitor = HealthMonitor("vanilla", iterations=10000)
+    events = []
+    for i, psnr in enumerate([20.0, 22.0, 23.0, 22.9, 22.8, 23.0, 22.95]):
+        monitor.observe(100 * i, {"g_total": 10.0}, {})
+        events += monitor.observe_eval(100 * i, {"eval_psnr": psnr}, "psnr")
+    assert [e.name for e in events] == ["stalled"]
+    assert events[0].step == 100 * (2 + STALLED_EVALS)
+    improving = HealthMonitor("vanilla", iterations=10000)
+    for i in range(10):
+        improving.observe(100 * i, {"g_total": 10.0}, {})
+        assert improving.observe_eval(100 * i, {"eval_psnr": 20.0 + i}, "psnr") == []
+    fid = HealthMonitor("vanilla", iterations=10000)  # lower is better: falling FID is fine
+    for i in range(10):
+        fid.observe(100 * i, {"g_total": 10.0}, {})
+        assert fid.observe_eval(100 * i, {"eval_fid": 100.0 - i}, "fid") == []
+
+
+def test_state_round_trip_judges_as_an_unbroken_run():
+    a = HealthMonitor("vanilla", iterations=1000)
+    for step in (100, 110):
+        a.observe(step, {}, {"a2b": 0.01})
+    b = HealthMonitor("vanilla", iterations=1000)
+    b.load(json.loads(json.dumps(a.state())))  # plain data, as checkpoints hold it
+    assert b.observe(120, {}, {"a2b": 0.01})[0].figures["since_step"] == 100
+    fresh = HealthMonitor("vanilla", iterations=1000)
+    fresh.load({})  # a checkpoint from before the monitor
+    assert fresh.observe(120, {}, {"a2b": 0.01}) == []
+
+
+@pytest.fixture(scope="module")
+def blank_inputs(tmp_path_factory):
+    """Paired data whose inputs are all the same gray picture while the targets differ: a
+    generator can only ignore its input, and its outputs collapse to one picture."""
+    root = tmp_path_factory.mktemp("blank")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 16), ("test", 4)):
+        for i in range(n):
+            target = np.zeros((32, 32, 3), np.uint8)
+            target[rng.integers(0, 16):, :, rng.integers(0, 3)] = 255
+            save_image(np.full((32, 32, 3), 128, np.uint8), root / split / "A" / f"{i}.png")
+            save_image(target, root / split / "B" / f"{i}.png")
+    return root
+
+
+def _rows(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_provoked_collapse_is_named_within_a_few_log_steps(blank_inputs, tmp_path,
+                                                            one_thread, capsys):
+    config = tiny_config(blank_inputs, tmp_path / "run", generator={"ngf": 8, "depth": 5},
+                         discriminator={"ndf": 8},
+                         train={"iterations": 100, "batch_size": 4, "log_every": 10,
+                                "samples": 4, "sample_every": 0, "checkpoint_every": 100})
+    train(config, progress=False)
+    events = [r for r in _rows(tmp_path / "run") if "event" in r]
+    assert [e["event"] for e in events] == ["collapse"], events
+    # judged from step 50 (WARM_UP_MIN), named at the third low reading in a row
+    assert events[0]["step"] == 50 + 10 * (COLLAPSE_STEPS - 1) == 70
+    assert events[0]["diversity_ratio"] < 0.1 and events[0]["since_step"] == 50
+    assert "warning: collapse at step 70" in capsys.readouterr().err
+
+
+def test_on_collapse_stop_keeps_the_last_checkpoint_and_resumes(blank_inputs, tmp_path,
+                                                                one_thread):
+    run = tmp_path / "run"
+    config = tiny_config(blank_inputs, run, generator={"ngf": 8, "depth": 5},
+                         discriminator={"ndf": 8},
+                         train={"iterations": 100, "batch_size": 4, "log_every": 10,
+                                "sample_every": 0, "checkpoint_every": 40,
+                                "on_collapse": "stop"})
+    with pytest.raises(TrainingCollapsed) as stopped:
+        train(config, progress=False)
+    message = str(stopped.value)
+    assert stopped.value.step == 70
+    assert "latest.pt, is from step 40, before the collapse was first seen (step 50)" in message
+    assert not list(run.glob("generator_*.safetensors"))  # nothing exported
+    resumed = tiny_config(blank_inputs, run, generator={"ngf": 8, "depth": 5},
+                          discriminator={"ndf": 8},
+                          train={"iterations": 100, "batch_size": 4, "log_every": 10,
+                                 "sample_every": 0, "checkpoint_every": 40,
+                                 "on_collapse": "warn"})
+    train(resumed, resume=True, progress=False)
+    rows = _rows(run)
+    assert [r["event"] for r in rows if "event" in r] == ["collapse"]  # not said again
+    assert [r["step"] for r in rows if "event" not in r] == list(range(10, 101, 10))

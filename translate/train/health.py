@@ -1,0 +1,204 @@
+"""GAN health during training: the failures this field knows best, named while they happen.
+
+The monitor reads what the trainer logs (the loss terms and D's scores of each metrics line,
+the evaluation rows) and, at each log step, how different the generators' outputs are over
+the fixed preview batch of the sample grids. Events, each raised once per run:
+
+- ``collapse``: the outputs for different inputs become near-identical (mode collapse): the
+  mean pairwise L1 distance of the outputs falls below COLLAPSE_RATIO of the real images of
+  the output domain in the same batch, at COLLAPSE_STEPS log steps in a row, judged after
+  the first WARM_UP of the iterations, and at least WARM_UP_MIN (a freshly initialised
+  generator's outputs are
+  near-constant: measured 0.03 of the targets' at step 10 of a healthy run, 0.11 at 30,
+  0.9 from 150 on).
+- ``d_wins``: the discriminator separates real from generated samples almost perfectly
+  (vanilla: mean probabilities above 0.9 on real and below 0.1 on fake; lsgan: outputs
+  likewise) at D_WINS_STEPS log steps in a row while G's adversarial loss climbs. Not judged
+  for hinge and wgan-gp, whose scores have no fixed scale.
+- ``stalled``: the evaluation has not improved for STALLED_EVALS evaluations and the
+  generator's total loss (its mean between evaluations) moved less than 5 % over them.
+- ``diverged``: a loss or a weight is not a finite number (the trainer stops; see
+  :class:`~translate.train.loop.TrainingDiverged`).
+
+An event is a metrics.jsonl line with an ``"event"`` key: its name, the step, a plain
+explanation, advice, and the figures that triggered it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import torch
+
+from translate.networks.norm_stats import inference_mode
+
+COLLAPSE_RATIO = 0.1
+COLLAPSE_STEPS = 3
+WARM_UP = 0.1  # share of train.iterations before collapse is judged ...
+WARM_UP_MIN = 50  # ... and at least this many iterations
+D_WINS_STEPS = 5
+D_WINS_SCORES = (0.9, 0.1)  # real above, fake below
+STALLED_EVALS = 4
+STALLED_LOSS_CHANGE = 0.05
+SCORED_MODES = ("vanilla", "lsgan")
+
+
+@dataclass
+class HealthEvent:
+    """One named problem, found at ``step``."""
+    name: str
+    step: int
+    message: str
+    advice: str
+    figures: dict = field(default_factory=dict)
+
+    def row(self) -> dict:
+        """The metrics.jsonl line."""
+        return {"step": self.step, "event": self.name, "message": self.message,
+                "advice": self.advice, **self.figures}
+
+    def text(self) -> str:
+        return f"{self.name} at step {self.step}: {self.message} {self.advice}"
+
+
+def diversity(images: torch.Tensor) -> float:
+    """Mean L1 distance over all pairs of the (N, C, H, W) ``images`` (N >= 2)."""
+    n = images.shape[0]
+    flat = images.detach().float().reshape(n, -1)
+    pairs = list(itertools.combinations(range(n), 2))
+    return float(sum((flat[i] - flat[j]).abs().mean() for i, j in pairs) / len(pairs))
+
+
+def output_diversity(method, batch: dict, norm_stats: str) -> dict[str, float]:
+    """For each generator (by direction): the diversity of its outputs on ``batch`` over
+    that of the real images of its output domain in the batch; {} for fewer than 2 rows."""
+    ratios = {}
+    for e in method.exports():
+        source, target = ("a", "b") if e.direction == "a2b" else ("b", "a")
+        x, y = batch[source], batch[target]
+        if x.shape[0] < 2:
+            return {}
+        with inference_mode(e.net, norm_stats):  # no gradients, dropout off
+            fake = e.net(x)
+        reference = diversity(y)
+        ratios[e.direction] = diversity(fake) / reference if reference > 0 else 1.0
+    return ratios
+
+
+class HealthMonitor:
+    """Watches a run; :meth:`observe` and :meth:`observe_eval` return new events."""
+
+    def __init__(self, gan_mode: str, iterations: int):
+        self.gan_mode = gan_mode
+        self.warm_up = max(WARM_UP * iterations, WARM_UP_MIN)
+        self.raised: set[str] = set()
+        self.low_diversity = 0
+        self.d_history: list[tuple[float, float, float]] = []  # (real, fake, g adversarial)
+        self.evals: list[tuple[float, float]] = []  # (metric, mean g total before it)
+        self.g_totals: list[float] = []  # since the last evaluation
+        self.first_low: int | None = None  # the step diversity was first seen below
+
+    def state(self) -> dict:
+        """What it has seen, for checkpoints: a resumed run judges as an unbroken one."""
+        return {"raised": sorted(self.raised), "low_diversity": self.low_diversity,
+                "first_low": self.first_low, "d_history": [list(h) for h in self.d_history],
+                "evals": [list(e) for e in self.evals], "g_totals": list(self.g_totals)}
+
+    def load(self, state: dict | None) -> None:
+        """Continue from :meth:`state` (an empty one: a run from before the monitor)."""
+        state = state or {}
+        self.raised = set(state.get("raised", []))
+        self.low_diversity = int(state.get("low_diversity", 0))
+        self.first_low = state.get("first_low")
+        self.d_history = [tuple(h) for h in state.get("d_history", [])]
+        self.evals = [tuple(e) for e in state.get("evals", [])]
+        self.g_totals = list(state.get("g_totals", []))
+
+    def _once(self, event: HealthEvent) -> list[HealthEvent]:
+        if event.name in self.raised:
+            return []
+        self.raised.add(event.name)
+        return [event]
+
+    def observe(self, step: int, means: dict[str, float], ratios: dict[str, float]
+                ) -> list[HealthEvent]:
+        """A metrics line's means and the output diversity ratios at ``step``."""
+        if "g_total" in means:
+            self.g_totals.append(means["g_total"])
+        return self._collapse(step, ratios) + self._d_wins(step, means)
+
+    def _collapse(self, step: int, ratios: dict[str, float]) -> list[HealthEvent]:
+        if not ratios or step < self.warm_up:
+            return []
+        direction, ratio = min(ratios.items(), key=lambda kv: kv[1])
+        if ratio >= COLLAPSE_RATIO:
+            self.low_diversity, self.first_low = 0, None
+            return []
+        self.low_diversity += 1
+        self.first_low = self.first_low if self.first_low is not None else step
+        if self.low_diversity < COLLAPSE_STEPS:
+            return []
+        return self._once(HealthEvent(
+            "collapse", step,
+            f"the {direction} generator gives near-identical outputs for different inputs "
+            f"(their diversity is {ratio:.3f} of the real images', below {COLLAPSE_RATIO} "
+            f"since step {self.first_low}): mode collapse.",
+            "Resume from a checkpoint written before that step with a lower learning rate "
+            "(train.lr), or add DiffAugment (loss.diffaugment=color,translation); samples/ "
+            "shows it.",
+            {"direction": direction, "diversity_ratio": round(ratio, 4),
+             "since_step": self.first_low}))
+
+    def _d_wins(self, step: int, means: dict[str, float]) -> list[HealthEvent]:
+        if self.gan_mode not in SCORED_MODES:
+            return []
+        real = [v for k, v in means.items() if k.startswith("score_real")]
+        fake = [v for k, v in means.items() if k.startswith("score_fake")]
+        adversarial = [v for k, v in means.items() if k in ("g_gan", "adv_ab", "adv_ba")]
+        if not real or not fake or not adversarial:
+            return []
+        self.d_history = [*self.d_history[-(D_WINS_STEPS - 1):],
+                          (min(real), max(fake), sum(adversarial))]
+        recent = self.d_history
+        wins = all(r > D_WINS_SCORES[0] and f < D_WINS_SCORES[1] for r, f, _ in recent)
+        if len(recent) < D_WINS_STEPS or not wins or recent[-1][2] <= recent[0][2]:
+            return []
+        r, f, g = recent[-1]
+        return self._once(HealthEvent(
+            "d_wins", step,
+            f"the discriminator tells real from generated almost perfectly (scores {r:.2f} "
+            f"on real, {f:.2f} on generated, {D_WINS_STEPS} log steps in a row) while the "
+            f"generator's adversarial loss climbs ({recent[0][2]:.3g} to {g:.3g}): it no "
+            "longer learns from D.",
+            "Lower D's learning rate or its size (discriminator.ndf, discriminator.layers), "
+            "or add DiffAugment (loss.diffaugment=color,translation).",
+            {"score_real": round(r, 4), "score_fake": round(f, 4),
+             "adversarial": round(g, 4)}))
+
+    def observe_eval(self, step: int, row: dict, metric: str | None) -> list[HealthEvent]:
+        """An evaluation row (``eval_<metric>`` keys) at ``step``; ``metric``: the one
+        the best checkpoint follows (psnr: higher is better; fid: lower)."""
+        key = f"eval_{metric}"
+        if metric is None or key not in row or not self.g_totals:
+            return []
+        self.evals.append((row[key], sum(self.g_totals) / len(self.g_totals)))
+        self.g_totals = []
+        if len(self.evals) <= STALLED_EVALS:
+            return []
+        higher = metric == "psnr"
+        before, window = self.evals[:-STALLED_EVALS], self.evals[-STALLED_EVALS:]
+        best = (max if higher else min)(m for m, _ in before)
+        new_best = any((m > best) if higher else (m < best) for m, _ in window)
+        first, last = before[-1][1], window[-1][1]
+        change = abs(last - first) / max(abs(first), 1e-8)
+        if new_best or change >= STALLED_LOSS_CHANGE:
+            return []
+        return self._once(HealthEvent(
+            "stalled", step,
+            f"the evaluation ({metric}) has not improved for {STALLED_EVALS} "
+            f"evaluations and the generator's loss moved {100 * change:.2f} % over them.",
+            "More iterations will not help: stop here (checkpoints/best.pt keeps the best), "
+            "or change the recipe (learning rate, model size, data).",
+            {"metric": metric, "value": round(window[-1][0], 4),
+             "loss_change": round(change, 5)}))
