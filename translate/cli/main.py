@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from translate import __version__
-from translate.cli import bench, convert, data, demo, evaluate, train
+from translate.cli import bench, convert, data, demo, evaluate, report, train
 from translate.errors import UserError
 from translate.files import WRITE_ERRORS
 
@@ -19,14 +19,15 @@ from translate.files import WRITE_ERRORS
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="translate", description="Image-to-image translation: train pix2pix or CycleGAN, "
-        "convert images with a trained generator, evaluate, benchmark, and try models in a "
-        "browser demo.")
+        "convert images with a trained generator, evaluate, report on a run, benchmark, and "
+        "try models in a browser demo.")
     parser.add_argument("--version", action="version", version=f"translate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     train.register(sub)
     convert.register_export(sub)
     convert.register_convert(sub)
     evaluate.register(sub)
+    report.register(sub)
     bench.register(sub)
     demo.register(sub)
     data.register_data(sub)

@@ -1,0 +1,118 @@
+"""translate report RUN: one self-contained HTML page per training run, for finished runs,
+runs in progress or stopped, and run folders of earlier versions; opened in headless
+Chromium with its plots and sample grids drawn."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import ROOT, run_cli, tiny_config
+
+from translate.train.loop import train
+from translate.train.report import chosen_samples, read_run, smooth, write_report
+
+LEGACY = ROOT / "tests" / "data" / "legacy_v0"
+
+
+@pytest.fixture(scope="module")
+def finished_run(shapes32, tmp_path_factory):
+    run = tmp_path_factory.mktemp("report") / "run"
+    config = tiny_config(shapes32, run, generator={"ngf": 8, "depth": 5},
+                         discriminator={"ndf": 8},
+                         train={"iterations": 40, "batch_size": 4, "log_every": 5,
+                                "sample_every": 10, "eval_every": 20, "eval_images": 4,
+                                "checkpoint_every": 40})
+    train(config, progress=False)
+    return run
+
+
+def _images(page: str, kind: str) -> list[str]:
+    return re.findall(rf"src='data:image/{kind};base64,", page)
+
+
+def test_report_of_a_finished_run_from_the_cli(finished_run, tmp_path):
+    out = tmp_path / "page.html"
+    proc = run_cli("report", str(finished_run), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {out}" in proc.stderr
+    page = out.read_text()
+    assert "finished: 40 of 40 iterations, exported generator_a2b.safetensors" in page
+    # plots: generator terms, discriminator terms, D scores, evaluation, lr and speed
+    assert len(_images(page, "png")) == 5
+    assert len(_images(page, "jpeg")) == 4  # the grids of steps 10, 20, 30, 40
+    assert page.index("step 40</figcaption>") < page.index("step 10</figcaption>")
+    assert "best evaluation" in page and "checkpoints/best.pt" in page
+    assert "No health events" in page and "iterations: 40" in page  # the config
+    assert "http://" not in page and "https://" not in page  # nothing fetched
+
+
+def test_report_of_earlier_versions_run_folders(tmp_path):
+    for name in ("pix2pix_run", "cyclegan_run"):
+        out = write_report(LEGACY / name, tmp_path / f"{name}.html")
+        page = out.read_text()
+        assert "exported generator_a2b.safetensors" in page
+        assert "No sample grids" in page and len(_images(page, "png")) >= 2
+
+
+def test_report_of_a_stopped_run_shows_its_events(shapes32, tmp_path):
+    run = tmp_path / "run"
+    config = tiny_config(shapes32, run, train={"iterations": 10, "log_every": 2,
+                                               "sample_every": 0, "checkpoint_every": 4})
+    train(config, progress=False)
+    for export in run.glob("generator_*.safetensors"):  # as if it were still running
+        export.unlink()
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 10, "event": "d_wins", "message": "D <wins>", "advice": "a"}\n')
+        f.write('{"step": 11, "d_real": 0.5, "g_l')  # a line torn by a kill
+    page = write_report(run).read_text()
+    assert (run / "report.html").is_file()
+    assert "in progress or stopped: 10 of 10 iterations logged" in page
+    assert "<td>d_wins</td>" in page and "D &lt;wins&gt;" in page  # escaped
+
+
+def test_not_a_run_folder_is_explained(tmp_path):
+    proc = run_cli("report", str(tmp_path))
+    assert proc.returncode == 2 and "is not a run folder" in proc.stderr
+
+
+def test_smoothing_and_sample_choice():
+    assert smooth([1.0, 1.0, 1.0]) == [1.0, 1.0, 1.0]  # bias-corrected: no pull towards 0
+    curve = smooth([float(i % 2) for i in range(400)])
+    assert abs(curve[-1] - 0.5) < 0.1  # long curves are averaged
+    grids = [(i, ROOT) for i in range(100)]
+    chosen = chosen_samples(grids)
+    assert len(chosen) == 24 and chosen[0][0] == 99 and chosen[-1][0] == 0
+
+
+def test_the_page_opens_in_chromium_with_plots_and_samples(finished_run, tmp_path):
+    from test_demo_browser import chromium
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver_path = chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1400,1000"):
+        options.add_argument(arg)
+    page = write_report(finished_run, tmp_path / "report.html")
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        driver.get(page.as_uri())
+        sizes = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+        assert len(sizes) == 9 and all(done and width > 0 for done, width in sizes)
+        assert driver.title.endswith("training report")
+        driver.save_screenshot(str(tmp_path / "report.png"))
+    finally:
+        driver.quit()
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_read_run_sorts_lines_by_kind(finished_run):
+    record = read_run(finished_run)
+    assert [r["step"] for r in record.rows] == list(range(5, 41, 5))
+    assert [r["step"] for r in record.evals] == [20, 40] and record.events == []
+    assert [s for s, _ in record.samples] == [10, 20, 30, 40]
