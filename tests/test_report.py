@@ -38,8 +38,9 @@ def test_report_of_a_finished_run_from_the_cli(finished_run, tmp_path):
     assert f"wrote {out}" in proc.stderr
     page = out.read_text()
     assert "finished: 40 of 40 iterations, exported generator_a2b.safetensors" in page
-    # plots: generator terms, discriminator terms, D scores, evaluation, lr and speed
-    assert len(_images(page, "png")) == 5
+    # plots: generator terms, discriminator terms, D scores, gradient norms, evaluation,
+    # lr and speed
+    assert len(_images(page, "png")) == 6
     assert len(_images(page, "jpeg")) == 4  # the grids of steps 10, 20, 30, 40
     assert page.index("step 40</figcaption>") < page.index("step 10</figcaption>")
     assert "best evaluation" in page and "checkpoints/best.pt" in page
@@ -103,7 +104,7 @@ def test_the_page_opens_in_chromium_with_plots_and_samples(finished_run, tmp_pat
         driver.get(page.as_uri())
         sizes = driver.execute_script(
             "return Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
-        assert len(sizes) == 9 and all(done and width > 0 for done, width in sizes)
+        assert len(sizes) == 10 and all(done and width > 0 for done, width in sizes)
         assert driver.title.endswith("training report")
         driver.save_screenshot(str(tmp_path / "report.png"))
     finally:

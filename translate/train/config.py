@@ -142,6 +142,8 @@ class TrainConfig(MovedOptions):
                         "compilation)")
     ema: float = opt(0.0, "decay of an exponential moving average of the generators' weights, "
                      "used for samples, evaluation and export (0: off; e.g. 0.999)", minimum=0)
+    tensorboard: bool = opt(False, "also log to TensorBoard: event files in the run folder's "
+                            "tb/ (pip install 'translate[tensorboard]')")
     on_collapse: str = opt("warn", "when the generator's outputs collapse (near-identical "
                            "for different inputs): warn (say so, log it) or stop (stop "
                            "training; the last checkpoint stays, and the message names it)",
@@ -156,7 +158,7 @@ RESUMABLE_CHANGES = {
     "train.device", "data.workers", "data.root", "train.eval_every", "train.eval_images",
     "train.precision", "train.channels_last", "train.compile", "train.decay_from",
     "train.out",  # the run folder may be moved or named by another path
-    "train.on_collapse",
+    "train.on_collapse", "train.tensorboard",
 }
 
 

@@ -50,6 +50,7 @@ from translate.errors import UserError
 from translate.formats.checkpoint import CheckpointError, non_finite
 from translate.formats.state import TrainingState
 from translate.train.augment import DecodeOnly
+from translate.train.board import Board, check_available
 from translate.train.config import Config
 from translate.train.ema import GeneratorEMA
 from translate.train.health import HealthEvent, HealthMonitor, output_diversity
@@ -174,6 +175,14 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def gradient_norm(params) -> torch.Tensor:
+    """The L2 norm of all the gradients of ``params``, as a 0-dim tensor on their device."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
 def train_step(method: Method, optimizers: dict, batch: dict,
                precision: Precision | None = None, average=None
                ) -> dict[str, torch.Tensor]:
@@ -182,8 +191,9 @@ def train_step(method: Method, optimizers: dict, batch: dict,
     (default fp32) runs forward passes and objectives under autocast; with fp16 its scaler
     scales every phase's loss, steps each optimizer and is updated once per iteration.
     ``average(params)`` (several processes) replaces the phase's gradients by their mean over
-    the processes between backward and step. Returns the logged terms as 0-dim float32
-    tensors on the device: nothing is read back to the host here."""
+    the processes between backward and step. Returns the logged terms (and each phase's
+    gradient norm, ``grad_norm_<phase>``, except in fp16) as 0-dim float32 tensors on the
+    device: nothing is read back to the host here."""
     precision = precision or Precision()
     with precision.autocast():
         outputs = method.forward(batch)
@@ -198,6 +208,8 @@ def train_step(method: Method, optimizers: dict, batch: dict,
         precision.backward(total)
         if average is not None:
             average(method.parameters_of(phase))
+        if not precision.scaler.is_enabled():  # fp16's scaled gradients are not comparable
+            logged[f"grad_norm_{phase}"] = gradient_norm(method.parameters_of(phase))
         precision.step(optimizers[phase])
         logged.update(terms)
         logged[f"{phase}_total"] = total.detach()
@@ -252,6 +264,8 @@ class Run:
         asked = pick_device(config.train.device, "train.device")
         self.config = config = resolved(config, asked)
         t = config.train
+        if t.tensorboard:
+            check_available()  # before anything is written
         self.ctx = join_processes(asked)  # torchrun: one process per GPU
         self.out, self.state, self.lock = main_first(self.ctx, prepare_run_folder, config,
                                                      resume, self.ctx)
@@ -267,7 +281,10 @@ class Run:
             raise
 
     def release(self) -> None:
-        """Let other processes train into the run folder (process 0 held its lock)."""
+        """Close the TensorBoard writer; let other processes train into the run folder
+        (process 0 held its lock)."""
+        if getattr(self, "board", None) is not None:  # set once the networks are built
+            self.board.close()
         if self.lock is not None:
             self.lock.release()
 
@@ -306,6 +323,8 @@ class Run:
         self.norm_stats = default_norm_stats(config, self.replicas.normalised_batch_factor)
         self.evaluator = PeriodicEval(config, self.device, self.norm_stats, main=self.is_main)
         self.health = HealthMonitor(config.loss.gan, t.iterations)
+        self.board: Board | None = None  # TensorBoard (train.tensorboard), process 0
+        self.logged_step = 0  # of the last metrics line
         self.checkpoint_step: int | None = None  # of the last latest.pt written or resumed
 
     def restore(self) -> int:
@@ -349,11 +368,15 @@ class Run:
             print(f"resuming {self.out} at step {state.step}", file=sys.stderr)
         return state.step
 
-    def announce(self) -> None:
-        """Write the run's config.yaml; under torchrun, say how the batch is split."""
+    def announce(self, start: int = 0) -> None:
+        """Write the run's config.yaml and open TensorBoard's writer (continuing after
+        ``start``); under torchrun, say how the batch is split."""
         t, ctx = self.config.train, self.ctx
         if ctx.is_main:
             (self.out / "config.yaml").write_text(self.config.to_yaml())
+        if ctx.is_main and t.tensorboard:
+            self.board = Board(self.out, start, self.config.to_yaml())
+        self.logged_step = start
         if ctx.is_main and ctx.distributed:
             print(f"{ctx.world} processes ({ctx.backend}, {self.device.type}): batch "
                   f"{t.batch_size} per process, effective batch {t.batch_size * ctx.world}",
@@ -383,6 +406,8 @@ class Run:
         others = self.replicas.gather({"rng": rng_state(device), "method": method.state_dict()})
         if not self.is_main:
             return self.replicas.barrier()
+        if self.board is not None:
+            self.board.flush()
         TrainingState(
             step=step, config=self.config.to_dict(), nets=method.nets.state_dict(),
             exports={e.direction: e.spec(self.norm_stats).entry(e.name)
@@ -451,14 +476,18 @@ class Run:
                 raise TrainingCollapsed(collapsed or HealthEvent("collapse", step, "", ""),
                                         self.out, self.checkpoint_step)
         if main and t.sample_every and step % t.sample_every == 0:
+            grid = self.out / "samples" / f"step_{step:06d}.png"
             with self.averaged():
-                write_samples(self.method, self.preview,
-                              self.out / "samples" / f"step_{step:06d}.png", self.norm_stats)
+                write_samples(self.method, self.preview, grid, self.norm_stats)
+            if self.board is not None:
+                self.board.samples(step, grid)
         if self.evaluator.due(step):
             with self.averaged():
                 row, improved = self.evaluator.run(self.method, step) if main else ({}, False)
             if main:
                 self.log.append(row)
+                if self.board is not None:
+                    self.board.evaluation(step, row)
                 self.report(self.health.observe_eval(step, row, self.evaluator.metric))
             if self.replicas.main_decides(improved):
                 self.checkpoint(step, "best.pt")
@@ -476,7 +505,9 @@ class Run:
             bar.close()
             self.diverged(step, f"the loss term {bad}")
         row = self.log.write(step, {"lr": lr, "seconds": round(now - self.tic, 3)}, means)
-        self.tic = now
+        if self.board is not None:
+            self.board.metrics(step, row, (step - self.logged_step) / max(now - self.tic, 1e-9))
+        self.tic, self.logged_step = now, step
         bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
                          if k.endswith("_total") or k in ("g_l1",)})
         ratios = output_diversity(self.method, self.preview, self.norm_stats)
@@ -488,6 +519,8 @@ class Run:
         """Each new health event as a metrics.jsonl line and a message on stderr."""
         for event in events:
             self.log.append(event.row())
+            if self.board is not None:
+                self.board.event(event.row())
             tqdm.write(f"warning: {event.text()}", file=sys.stderr)
 
     def diverged(self, step: int, what: str) -> None:
@@ -517,7 +550,7 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> Path:
     run = Run(config, resume)
     try:
         start = run.restore()
-        run.announce()
+        run.announce(start)
         return run.finish(run.loop(start, progress))
     finally:
         run.release()

@@ -320,13 +320,17 @@ def _events_html(events: list[dict]) -> str:
 
 def _plots_html(record: RunRecord) -> str:
     parts = []
-    d_terms = [k for k in loss_terms(record.rows) if k.startswith("d_") or k == "d"]
-    g_terms = [k for k in loss_terms(record.rows) if k not in d_terms]
+    terms = loss_terms(record.rows)
+    norms = [k for k in terms if k.startswith("grad_norm")]
+    d_terms = [k for k in terms if k.startswith("d_") or k == "d"]
+    g_terms = [k for k in terms if k not in d_terms and k not in norms]
     for title, uri in (
             ("generator terms (raw faint, smoothed bold; dashed: health events)",
              plot_curves(record.rows, g_terms, record.events)),
             ("discriminator terms", plot_curves(record.rows, d_terms, record.events)),
             ("discriminator scores", plot_scores(record.rows)),
+            ("gradient norms (before each optimizer step)",
+             plot_curves(record.rows, norms, record.events)),
             ("evaluation (the starred step is checkpoints/best.pt)", plot_evals(record.evals)),
             ("learning rate and throughput",
              plot_curves(record.rows + throughput(record.rows), ["lr", "iterations/s"], [],
