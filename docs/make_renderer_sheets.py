@@ -24,29 +24,15 @@ import numpy as np
 from translate.data.scenes.photo import anime_from_photo, cel_from_photo
 from translate.images import list_images, load_rgb, save_image
 
+from make_sheets import _row, _stack  # the layout of the models' sheets (docs/)
+
 ROOT = Path(__file__).resolve().parent.parent
 ROW = 240
-GAP = 6
 MEGAPIXEL = 1_000_000
 # photo -> (top, left) of a 400 x 400 crop at full size
 CROPS = {"sunset.jpg": (1250, 1700), "picosdeeuropa.jpg": (150, 700),
          "friends.jpg": (850, 700), "wine.jpg": (1700, 600), "grace-hopper.jpg": (110, 120)}
 CROP = 400
-
-
-def _row(images: list[np.ndarray], height: int = ROW) -> np.ndarray:
-    parts = []
-    for img in images:
-        w = round(img.shape[1] * height / img.shape[0])
-        parts += [cv2.resize(img, (w, height), interpolation=cv2.INTER_AREA),
-                  np.full((height, GAP, 3), 255, np.uint8)]
-    return np.concatenate(parts[:-1], axis=1)
-
-
-def _stack(rows: list[np.ndarray]) -> np.ndarray:
-    width = max(r.shape[1] for r in rows)
-    return np.concatenate([np.pad(r, ((0, GAP), (0, width - r.shape[1]), (0, 0)),
-                                  constant_values=255) for r in rows], axis=0)
 
 
 def _about_one_megapixel(photo: np.ndarray) -> np.ndarray:
@@ -66,7 +52,7 @@ def main() -> None:
     for path in list_images(args.photos):
         photo = load_rgb(path)
         small = _about_one_megapixel(photo)
-        rows.append(_row([small, cel_from_photo(small), anime_from_photo(small)]))
+        rows.append(_row([small, cel_from_photo(small), anime_from_photo(small)], ROW))
         if path.name in CROPS:
             start = time.perf_counter()
             anime = anime_from_photo(photo)
