@@ -133,9 +133,10 @@ def test_two_processes_match_one_with_the_effective_batch(shapes32, tmp_path):
     phase) without anything that couples the images of a batch or differs per process (no
     normalisation, dropout or image pool): 2 processes x batch 1 must train what 1 process x
     batch 2 trains, from the same stream positions with averaged gradients. Measured:
-    losses agree to 2e-7 (relative), outputs to 1e-9. (With instance norm the biases before
-    it get gradients that are pure rounding noise, which Adam turns into full steps: the
-    runs then drift apart by 1e-4 within a few steps, although both are correct.)"""
+    losses agree to 2e-7 (relative), gradient norms to 2e-5 (summed in another order), outputs
+    to 1e-9. (With instance norm the biases before it get gradients that are pure rounding
+    noise, which Adam turns into full steps: the runs then drift apart by 1e-4 within a few
+    steps, although both are correct.)"""
     tree = {"model": "cyclegan", "data": {"root": str(shapes32), "load_size": 36,
                                           "crop_size": 32, "workers": 0},
             "generator": {"arch": "resnet", "ngf": 4, "depth": 2, "norm": "none"},
@@ -154,7 +155,8 @@ def test_two_processes_match_one_with_the_effective_batch(shapes32, tmp_path):
     for step in one_rows:
         assert two_rows[step].keys() == one_rows[step].keys()
         for key, value in one_rows[step].items():
-            assert two_rows[step][key] == pytest.approx(value, rel=1e-5, abs=1e-7), (step, key)
+            rel = 1e-4 if key.startswith("grad_norm_") else 1e-5
+            assert two_rows[step][key] == pytest.approx(value, rel=rel, abs=1e-7), (step, key)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     for direction in ("a2b", "b2a"):
         outputs = [Translator.from_checkpoint(r, direction, device="cpu")(x)
