@@ -19,6 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
+# The scalars page filtered to G's terms, D's total and D's scores (URL-encoded regex
+# "loss/(g_l1|g_gan|d_total)|scores/"): the curves one watches, six to a screen.
+SCALARS = "loss%2F(g_l1%7Cg_gan%7Cd_total)%7Cscores%2F"
 
 
 def browser(width: int, height: int):
@@ -64,10 +67,10 @@ def main() -> None:
     board = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir",
                               str(work / "runs"), "--host", "127.0.0.1", "--port", str(port)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    driver = browser(1400, 1000)
+    driver = browser(1400, 1150)
     try:
         time.sleep(8)
-        driver.get(f"http://127.0.0.1:{port}/#timeseries")
+        driver.get(f"http://127.0.0.1:{port}/#scalars&tagFilter={SCALARS}")
         time.sleep(10)
         driver.save_screenshot(str(DOCS / "run_tensorboard.png"))
     finally:

@@ -28,6 +28,12 @@ from translate.train.loop import train
 
 from conftest import ROOT, merge, single_thread, tiny_config
 
+try:
+    import tensorboard  # noqa: F401  (the dev extra has it; the TensorBoard check needs it)
+    HAS_TENSORBOARD = True
+except ImportError:
+    HAS_TENSORBOARD = False
+
 ENV = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
 LAUNCH = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 
@@ -128,6 +134,16 @@ def test_resume_under_torchrun_is_exact(whole, tmp_path):
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
+def assert_one_board_writer(run: Path, steps: list[int]) -> None:
+    """Only process 0 writes TensorBoard events: one event file, each step logged once."""
+    from tensorboard.backend.event_processing import event_accumulator
+    assert len(list((run / "tb").glob("events.out.tfevents.*"))) == 1
+    acc = event_accumulator.EventAccumulator(str(run / "tb"),
+                                             size_guidance={event_accumulator.SCALARS: 0})
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("loss/g_total")] == steps
+
+
 def test_two_processes_match_one_with_the_effective_batch(shapes32, tmp_path):
     """CycleGAN (two generators, two discriminators, D called with frozen weights in the G
     phase) without anything that couples the images of a batch or differs per process (no
@@ -143,8 +159,11 @@ def test_two_processes_match_one_with_the_effective_batch(shapes32, tmp_path):
             "discriminator": {"ndf": 4, "layers": 2, "norm": "none"},
             "train": {"iterations": 6, "batch_size": 1, "log_every": 1, "sample_every": 0,
                       "checkpoint_every": 6, "pool_size": 0, "out": str(tmp_path / "two")}}
-    torchrun("-m", "translate", "train", str(write_config(tmp_path / "two.yaml", tree)),
+    two_tree = merge(tree, {"train": {"tensorboard": HAS_TENSORBOARD}})
+    torchrun("-m", "translate", "train", str(write_config(tmp_path / "two.yaml", two_tree)),
              "--quiet")
+    if HAS_TENSORBOARD:
+        assert_one_board_writer(tmp_path / "two", steps=list(range(1, 7)))
     with single_thread():
         one = train(tiny_config(shapes32, tmp_path / "one",
                                 **merge(tree, {"train": {"batch_size": 2,
