@@ -314,7 +314,8 @@ class TranslatorCache:
         with self._lock:
             translator = self._loaded.get(entry.path)
             if translator is None:
-                translator = Translator.from_checkpoint(entry.path, device=self.device)
+                translator = Translator.from_checkpoint(entry.path, device=self.device,
+                                                        precision="auto")
                 self._loaded[entry.path] = translator
             return translator
 

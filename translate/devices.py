@@ -90,9 +90,19 @@ def native_bf16(device: torch.device) -> bool:
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # matrix tiles; vector dot products
 
 
+CPU_BF16_ENV = "TRANSLATE_CPU_BF16"
+
+
 def cpu_bf16_units(cpuinfo: str | None = None) -> str | None:
     """The first of :data:`CPU_BF16_FLAGS` this CPU has (read from ``/proc/cpuinfo``, or
-    ``cpuinfo`` text), or None: not there, or not Linux."""
+    ``cpuinfo`` text), or None: not there, or not Linux. Without ``cpuinfo``,
+    ``$TRANSLATE_CPU_BF16`` overrides what is found: ``0`` none, ``1`` (or a flag name)
+    present, so that both paths can be compared, and tested, on any CPU."""
+    override = os.environ.get(CPU_BF16_ENV, "").strip().lower() if cpuinfo is None else ""
+    if override in ("0", "off", "no", "false"):
+        return None
+    if override:
+        return override if override in CPU_BF16_FLAGS else "avx512_bf16"
     if cpuinfo is None:
         try:
             with open("/proc/cpuinfo") as f:

@@ -117,3 +117,16 @@ def new_folder(out: str | Path, label: str):
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
+
+
+CACHE_ENV = "TRANSLATE_CACHE"
+
+
+def cache_dir() -> Path:
+    """The cache root: ``$TRANSLATE_CACHE``, else ``$XDG_CACHE_HOME/translate``, else
+    ``~/.cache/translate``. The model zoo keeps its files in ``zoo/``, inference its
+    precision checks in ``precision.json``."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "translate"

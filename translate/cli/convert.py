@@ -7,7 +7,8 @@ import signal
 import sys
 from pathlib import Path
 
-from translate.cli.args import CliError, non_negative, positive, positive_number
+from translate.cli.args import (CliError, add_inference_precision, non_negative, positive,
+                                positive_number)
 
 
 def megapixels(text: str) -> float:
@@ -145,7 +146,7 @@ def open_onnx(path: Path, args):
     """The ONNX engine for an .onnx file, or a run folder's generator_<direction>.onnx."""
     from translate.infer.onnx_engine import OnnxTranslator
 
-    if args.device == "cuda" or args.precision != "fp32" or args.norm_stats \
+    if args.device == "cuda" or args.precision not in ("auto", "fp32") or args.norm_stats \
             or args.channels_last or args.compile:
         raise CliError("--engine onnxruntime runs the exported fp32 graph on the CPU; "
                        "--device cuda, --precision, --channels-last, --compile and "
@@ -208,7 +209,7 @@ def register_convert(sub) -> None:
                    help="images of equal size, or tiles of a large image, translated "
                    "together (default 4)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    add_inference_precision(p)
     p.add_argument("--engine", default="torch", choices=("torch", "onnxruntime"),
                    help="torch (default), or onnxruntime on an exported .onnx file (CPU; "
                    "needs the onnx extra); .onnx checkpoints use onnxruntime anyway")

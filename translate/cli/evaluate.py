@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from translate.cli.args import CliError, positive
+from translate.cli.args import CliError, add_inference_precision, positive
 
 
 def _print_artefacts(result: dict) -> None:
@@ -126,7 +126,7 @@ def register(sub) -> None:
                    "weights-inception-2015-12-05-6726825d.pth; default: that file in the torch "
                    "hub cache, if present)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    add_inference_precision(p)
     p.add_argument("--norm-stats", choices=("running", "image"),
                    help="batch-norm statistics (default: what the checkpoint says)")
     p.add_argument("--json", action="store_true", help="print JSON")

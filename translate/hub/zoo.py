@@ -33,10 +33,9 @@ from pathlib import Path
 
 from translate.hub.download import DownloadError, Limits, cap_for, fetch, sha256_of
 from translate.errors import UserError
-from translate.files import atomic_write
+from translate.files import CACHE_ENV, atomic_write, cache_dir
 
 ZOO_URL_ENV = "TRANSLATE_ZOO_URL"
-CACHE_ENV = "TRANSLATE_CACHE"
 KINDS = ("reference-pix2pix", "reference-cyclegan", "animeganv2")
 SIDECAR_KEYS = ("name", "task", "kind", "url", "sha256", "description", "direction")
 
@@ -157,15 +156,6 @@ REGISTRY: dict[str, ZooEntry] = {e.name: e for e in [
     _animegan("paprika", "scenes in the style of the film Paprika",
               licence="converted from AnimeGANv2: non-commercial use only"),
 ]}
-
-
-def cache_dir() -> Path:
-    """The cache root: ``$TRANSLATE_CACHE``, else ``$XDG_CACHE_HOME/translate``, else
-    ``~/.cache/translate``. Zoo files live in its ``zoo/`` folder."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "translate"
 
 
 def zoo_dir(folder: str | Path | None = None) -> Path:

@@ -13,6 +13,7 @@ enough. ``Translator.from_checkpoint(path)`` accepts
 
 from __future__ import annotations
 
+import copy
 import json
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,9 +27,12 @@ from torch import nn
 from translate.formats.checkpoint import (CheckpointError, NoSuchDirection, choose_direction,
                                           load_generator)
 from translate.formats.state import STATE_FORMAT, TrainingState, generator_from_state
-from translate.devices import PRECISIONS, pick_device  # noqa: F401 (pick_device: API)
+# pick_device is part of this module's API
+from translate.devices import PRECISION_CHOICES, PRECISIONS, pick_device  # noqa: F401
 from translate.images import to_channels, to_tensor, to_uint8
 from translate.formats.reference import load_reference, read_weights
+from translate.infer.precision import (PROBE_SIZE, Choice, bf16_input, choose,
+                                       difference_levels, model_key, probe_image, to_bf16)
 from translate.infer.tiling import translate_tiled
 from translate.networks import stride_of
 from translate.networks.norm_stats import (fixed_statistics, has_batch_norm,
@@ -190,34 +194,56 @@ class Engine:
 
 
 class Translator(Engine):
-    """A PyTorch generator on a device; ``precision`` bf16/fp16 runs it under autocast;
-    ``channels_last`` runs it in the NHWC layout (faster convolutions on recent GPUs);
-    ``compile`` wraps it in ``torch.compile`` with ``backend``: the first image size
-    compiles a graph for that size; the second compiles one whose height and width are
-    symbolic (on the CPU torch guards small sizes apart, so there may be one more), and
-    later sizes reuse these: a folder of photos of many sizes compiles two or three
-    times, not once per size (tests/test_speed_options.py counts them)."""
+    """A PyTorch generator on a device. ``precision``: ``fp32``; ``bf16``: on the CPU the
+    weights and activations in bf16, channels-last (:mod:`translate.infer.precision`), on a
+    GPU bf16 autocast; ``fp16``: autocast; ``auto``: bf16 on a CPU with bf16 units where the
+    model's output stays within tolerance of fp32 on a probe image, else fp32 (``choice``
+    says which and why). ``channels_last`` runs it in the NHWC layout (faster convolutions
+    on recent GPUs); ``compile`` wraps it in ``torch.compile`` with ``backend``: the first
+    image size compiles a graph for that size; the second compiles one whose height and
+    width are symbolic (on the CPU torch guards small sizes apart, so there may be one
+    more), and later sizes reuse these: a folder of photos of many sizes compiles two or
+    three times, not once per size (tests/test_speed_options.py counts them)."""
 
     def __init__(self, net: nn.Module, info: dict, device: torch.device,
                  norm_stats: str | None = None, precision: str = "fp32",
                  channels_last: bool = False, compile: bool = False,
                  backend: str = "inductor"):
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        if precision not in PRECISION_CHOICES:
+            raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}")
         self.info = info
         self.device = device
-        self.precision = precision
-        self.channels_last = channels_last
         self.stride = int(info.get("stride") or stride_of(net))
         self.norm_stats = norm_stats or info.get("norm_stats", "running")
         self.net = net.to(device).eval()
         if has_batch_norm(net):
             set_norm_stats(self.net, self.norm_stats)
-        if channels_last:
+        self.choice = self._choose(precision)
+        self.precision = self.choice.precision
+        self.pure_bf16 = self.precision == "bf16" and device.type == "cpu"
+        self.channels_last = channels_last or self.pure_bf16
+        if self.pure_bf16:
+            self.net = to_bf16(self.net)
+        elif channels_last:
             self.net.to(memory_format=torch.channels_last)
         if compile:
             # dynamic=None: static for the first size, symbolic sizes from the second on
             self.net.compile(backend=backend, dynamic=None)
+
+    def _choose(self, precision: str) -> Choice:
+        if precision != "auto":
+            return Choice(precision, "asked for")
+        return choose(self.device, lambda: model_key(self.net, self.info), self._bf16_probe)
+
+    @torch.no_grad()
+    def _bf16_probe(self) -> tuple[float, float]:
+        """(max, mean) levels between this generator's fp32 output on the probe image and
+        a bf16 copy's."""
+        x = to_tensor(to_channels(probe_image(), self.in_channels))[None].to(self.device)
+        x = reflect_pad(x, padded_size(PROBE_SIZE, self.stride) - PROBE_SIZE,
+                        padded_size(PROBE_SIZE, self.stride) - PROBE_SIZE)
+        reference = self.net(x)
+        return difference_levels(reference, to_bf16(copy.deepcopy(self.net))(bf16_input(x)))
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, direction: str | None = None,
@@ -235,8 +261,10 @@ class Translator(Engine):
         return super().__call__(x.to(self.device, non_blocking=True))
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
-        dtype = PRECISIONS[self.precision]
         x = x.to(self.device, non_blocking=True)
+        if self.pure_bf16:
+            return self.net(bf16_input(x))
+        dtype = PRECISIONS[self.precision]
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
@@ -263,9 +291,11 @@ class Translator(Engine):
 
     def describe(self) -> str:
         kw = json.dumps(self.info.get("kwargs", {}), sort_keys=True)
+        layout = ", channels-last" if self.channels_last else ""
+        why = f": {self.choice.reason}" if self.choice.reason != "asked for" else ""
         return (f"{self.info.get('method', '?')} generator {self.info.get('arch')} {kw}, "
                 f"{self.direction}, step {self.info.get('step', '?')}, on {self.device} "
-                f"({self.precision}{', channels-last' if self.channels_last else ''})")
+                f"({self.precision}{layout}{why})")
 
 
 # Images above this many pixels are translated in tiles of AUTO_TILE unless --tile says
