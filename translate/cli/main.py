@@ -18,9 +18,9 @@ from translate.files import WRITE_ERRORS
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="translate", description="Image-to-image translation: train pix2pix or CycleGAN, "
-        "convert images with a trained generator, evaluate, report on a run, benchmark, and "
-        "try models in a browser demo.")
+        prog="translate", description="Image-to-image translation: train pix2pix (paired), "
+        "CycleGAN or CUT (unpaired), convert images and videos with a trained generator, "
+        "evaluate, report on a run, benchmark, and try models in a browser demo.")
     parser.add_argument("--version", action="version", version=f"translate {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     train.register(sub)
