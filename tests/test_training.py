@@ -206,3 +206,21 @@ def test_atomic_write_gives_the_usual_permissions(tmp_path):
     os.umask(mask)
     path = atomic_write(tmp_path / "f.bin", lambda tmp: open(tmp, "wb").write(b"x"))
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("model,columns", [("pix2pix", 3), ("cyclegan", 6), ("cut", 4)])
+def test_sample_grids_name_their_columns_and_step(shapes32, tmp_path, model, columns):
+    """A sample PNG says what it shows on its own: a band on top with the step and each
+    column's name (input, output, target for pix2pix), above one row per sample."""
+    sections = {"model": model, "train": {"iterations": 2, "sample_every": 2, "samples": 2}}
+    if model != "pix2pix":
+        sections["generator"] = {"arch": "resnet", "ngf": 4, "depth": 1}
+    run = train(tiny_config(shapes32, tmp_path / "run", **sections), progress=False)
+    grid = load_rgb(run / "samples" / "step_000002.png")
+    pad, band, size = 2, 28, 32  # two lines of text: the step, the column names
+    assert grid.shape[:2] == (band + 2 * (size + pad) + pad, columns * (size + pad) + pad)
+    header = grid[:band].min(axis=2) < 128  # dark text on white
+    assert header[:14, :30].any()  # "step 2"
+    for c in range(columns):
+        assert header[14:, pad + c * (size + pad):(c + 1) * (size + pad)].any(), c
+    assert not (grid[band:band + pad].min(axis=2) < 128).any()  # text stays in its band

@@ -193,15 +193,42 @@ def save_image(array: np.ndarray, path: str | Path, quality: int = 95,
     return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **options))
 
 
-def grid(rows: list[list[torch.Tensor]], pad: int = 2) -> np.ndarray:
-    """Tile images (C, H, W) in [-1, 1] into one uint8 RGB picture, one list per row."""
+def grid(rows: list[list[torch.Tensor]], pad: int = 2, columns: tuple[str, ...] = (),
+         title: str = "") -> np.ndarray:
+    """Tile images (C, H, W) in [-1, 1] into one uint8 RGB picture, one list per row. With
+    ``title`` (e.g. the step) and ``columns``, lines of text on top say what the picture
+    shows and name each column, so it can be read on its own."""
     h = max(t.shape[-2] for row in rows for t in row)
     w = max(t.shape[-1] for row in rows for t in row)
     cols = max(len(row) for row in rows)
-    out = np.full((len(rows) * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    band = _LABEL_HEIGHT * (bool(columns) + bool(title))
+    out = np.full((band + len(rows) * (h + pad) + pad, cols * (w + pad) + pad, 3), 255,
+                  np.uint8)
     for r, row in enumerate(rows):
         for c, t in enumerate(row):
             img = to_channels(to_uint8(t), 3)
-            y, x = pad + r * (h + pad), pad + c * (w + pad)
+            y, x = band + pad + r * (h + pad), pad + c * (w + pad)
             out[y:y + img.shape[0], x:x + img.shape[1]] = img
+    if band:
+        _label(out, columns, title, w + pad, pad)
     return out
+
+
+_LABEL_HEIGHT = 14
+
+
+def _label(out: np.ndarray, columns: tuple[str, ...], title: str, step: int, pad: int) -> None:
+    """Write ``title`` on the first line of the top band of ``out`` and the column names on
+    the next (in place); each name is cut to its column's width."""
+    from PIL import ImageDraw, ImageFont
+
+    img = Image.fromarray(out)
+    draw, font = ImageDraw.Draw(img), ImageFont.load_default()
+    if title:
+        draw.text((pad, 1), title, fill=(0, 0, 0), font=font)
+    y = _LABEL_HEIGHT if title else 0
+    for c, name in enumerate(columns):
+        while name and draw.textlength(name, font=font) > step - 2:
+            name = name[:-1]
+        draw.text((pad + c * step, y + 1), name, fill=(0, 0, 0), font=font)
+    out[...] = np.asarray(img)

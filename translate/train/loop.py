@@ -478,7 +478,7 @@ class Run:
         if main and t.sample_every and step % t.sample_every == 0:
             grid = self.out / "samples" / f"step_{step:06d}.png"
             with self.averaged():
-                write_samples(self.method, self.preview, grid, self.norm_stats)
+                write_samples(self.method, self.preview, grid, self.norm_stats, step)
             if self.board is not None:
                 self.board.samples(step, grid)
         if self.evaluator.due(step):

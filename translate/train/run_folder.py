@@ -262,12 +262,16 @@ def default_norm_stats(config: Config, processes: int = 1) -> str:
     return "running"
 
 
-def write_samples(method: Method, batch: dict, path: Path, norm_stats: str) -> None:
+def write_samples(method: Method, batch: dict, path: Path, norm_stats: str,
+                  step: int | None = None) -> None:
+    """The sample grid of ``batch``: one row per image, the method's columns named on top
+    with the step."""
     with contextlib.ExitStack() as stack:
         for e in method.exports():
             stack.enter_context(inference_mode(e.net, norm_stats))
         rows = method.sample_rows(batch)
-    save_image(grid(rows), path)
+    save_image(grid(rows, columns=method.sample_columns(),
+                    title="" if step is None else f"step {step}"), path)
 
 
 def export_all(method: Method, out: Path, config: Config, step: int,

@@ -91,6 +91,10 @@ class Method:
         """Rows of images (3, H, W) for a sample grid, generators in inference mode."""
         raise NotImplementedError
 
+    def sample_columns(self) -> tuple[str, ...]:
+        """What each column of :meth:`sample_rows` shows, for the grid's header."""
+        raise NotImplementedError
+
     def exports(self) -> list[Export]:
         raise NotImplementedError
 

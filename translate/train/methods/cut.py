@@ -196,6 +196,9 @@ class CUT(Method):
         return torch.stack(per_layer).mean()
 
     @torch.no_grad()
+    def sample_columns(self) -> tuple[str, ...]:
+        return ("input", "output", "target domain", "G(target): identity")
+
     def sample_rows(self, batch: dict) -> list[list[torch.Tensor]]:
         """a | G(a) | b | G(b) (the identity mapping G should leave b alone)"""
         a, b = ((batch["a"], batch["b"]) if self.direction == "a2b"

@@ -149,6 +149,9 @@ class CycleGAN(Method):
         return total, {k: v.detach() for k, v in terms.items()}
 
     @torch.no_grad()
+    def sample_columns(self) -> tuple[str, ...]:
+        return ("A", "A to B", "back to A", "B", "B to A", "back to B")
+
     def sample_rows(self, batch: dict) -> list[list[torch.Tensor]]:
         """a | G_ab(a) | G_ba(G_ab(a)) | b | G_ba(b) | G_ab(G_ba(b))"""
         g_ab, g_ba = self.nets["g_ab"], self.nets["g_ba"]

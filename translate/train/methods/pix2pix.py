@@ -214,6 +214,9 @@ class Pix2Pix(Method):
         return total, {k: v.detach() for k, v in terms.items()}
 
     @torch.no_grad()
+    def sample_columns(self) -> tuple[str, ...]:
+        return ("input", "output", "target")
+
     def sample_rows(self, batch: dict) -> list[list[torch.Tensor]]:
         real_a, real_b = orient(batch, self.direction)
         fake_b = self.nets["g"](real_a)
