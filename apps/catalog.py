@@ -123,6 +123,27 @@ def _zoo_entries(notes: list[str]) -> list[ModelEntry]:
     return entries
 
 
+def _hub_entries(skipped: list[tuple[Path, str]]) -> list[ModelEntry]:
+    """Self-describing models downloaded from the Hugging Face Hub (``translate zoo
+    download hf://OWNER/REPO``), labelled with their pinned reference."""
+    from translate.hub.hf import remembered
+
+    entries = []
+    for item in remembered():
+        path = Path(item["path"])
+        if path.suffix != ".safetensors":
+            continue
+        try:
+            entry = _exported_entry(path, "hub")
+        except CheckpointError as err:
+            skipped.append((path, str(err)))
+            continue
+        ref, _, rest = item["ref"].partition("@")
+        label = f"{ref}@{rest[:7]}{rest[40:]}" if len(rest) >= 40 else item["ref"]
+        entries.append(ModelEntry(label, path, entry.task, "hub", entry.card, entry.facts))
+    return entries
+
+
 def zoo_card(item: dict) -> dict[str, Any]:
     """The card of a downloaded zoo model: its registry entry's description, source,
     licence and face size."""
@@ -187,6 +208,7 @@ def scan(models_dir: str | Path | None = None, shipped_dir: str | Path | None = 
         notes.append(f"models folder {root} does not exist")
     if zoo:
         found += [(e, None) for e in _zoo_entries(notes) if e.path.resolve() not in seen]
+        found += [(e, None) for e in _hub_entries(skipped) if e.path.resolve() not in seen]
 
     entries: dict[str, ModelEntry] = {}
     for entry, base in found:

@@ -39,3 +39,17 @@ def add_inference_precision(p) -> None:
                    "where the model's output stays within 4 levels (max) and 0.5 (mean) of "
                    "fp32 on a probe image (checked once per model, cached), else fp32; bf16: "
                    "that path (on a GPU, bf16 autocast); fp16: autocast")
+
+
+def hub_model(checkpoint: str) -> str:
+    """``checkpoint``, or for an ``hf://`` reference the file it resolves to in the Hub
+    cache (downloaded if needed); the pinned reference is said on stderr."""
+    import sys
+
+    from translate.hub.hf import is_hf, resolve
+
+    if not is_hf(checkpoint):
+        return checkpoint
+    path, pinned = resolve(checkpoint)
+    print(f"model {pinned}", file=sys.stderr)
+    return str(path)

@@ -7,8 +7,9 @@ import signal
 import sys
 from pathlib import Path
 
-from translate.cli.args import (CliError, add_inference_precision, non_negative, positive,
-                                positive_number)
+from translate.cli.args import (CliError, add_inference_precision, hub_model, non_negative,
+                                positive, positive_number)
+from translate.hub.hf import is_hf
 
 
 def megapixels(text: str) -> float:
@@ -26,6 +27,11 @@ def cmd_export(args) -> int:
     path = args.checkpoint or args.run
     if not path:
         raise CliError("name a run folder or --checkpoint FILE to export")
+    if is_hf(path):
+        if not args.out:
+            raise CliError(f"{path} lives in the Hub cache; say where to write the export "
+                           "with --out")
+        path = hub_model(path)
     card = None
     if args.card:
         import json
@@ -52,6 +58,7 @@ def cmd_convert(args) -> int:
     from translate.infer.engine import Translator
     from translate.infer.shared import convert_shared
 
+    args.checkpoint = hub_model(args.checkpoint)
     path = Path(args.checkpoint)
     # under torchrun: one process per GPU (cuda:LOCAL_RANK), each converting a share
     ctx = start(pick_device(args.device), backend="gloo") if launched() else None

@@ -279,12 +279,18 @@ def cmd_zoo_list(args) -> int:
 
 
 def cmd_zoo_download(args) -> int:
+    from translate.hub.hf import is_hf, remember, resolve
     from translate.hub.zoo import download
 
     if args.url and len(args.names) > 1:
         raise ZooError("--url names the file of one model; give one NAME with it")
     status = 0
     for name in args.names:
+        if is_hf(name):
+            path, pinned = resolve(name)
+            remember(pinned, path)
+            print(f"{pinned}: in the Hub cache: {path}")
+            continue
         try:
             meta, what = download(name, args.dir, args.url, progress=not args.quiet)
         except DownloadError as err:
@@ -322,7 +328,9 @@ def register_zoo(sub) -> None:
                         "placed by hand at DIR/NAME.pth is registered instead. Mirrors: "
                         "--url, or TRANSLATE_ZOO_URL=BASE (files are fetched as "
                         "BASE/NAME.pth).")
-    p.add_argument("names", nargs="+", metavar="NAME", help="model name(s)")
+    p.add_argument("names", nargs="+", metavar="NAME",
+                   help="model name(s), or hf://OWNER/REPO[@REVISION][/FILE] for a model on "
+                   "the Hugging Face Hub (kept in the Hub's own cache, listed in the demo)")
     p.add_argument("--dir", help="zoo folder (default: the zoo/ folder of the cache)")
     p.add_argument("--url", help="download from this URL instead (one NAME)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -83,9 +83,15 @@ def cmd_demo(args) -> int:
 def install_zoo_models(names: list[str]) -> None:
     """Download zoo models before the demo starts (they then appear in its tabs)."""
     from translate.hub.download import DownloadError
+    from translate.hub.hf import is_hf, remember, resolve
     from translate.hub.zoo import download
 
     for name in names:
+        if is_hf(name):
+            path, pinned = resolve(name)  # HubError: exit 2, the demo not started
+            remember(pinned, path)
+            print(f"{pinned}: {path}", file=sys.stderr)
+            continue
         try:
             meta, what = download(name)
         except DownloadError as err:

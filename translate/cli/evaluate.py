@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from translate.cli.args import CliError, add_inference_precision, positive
+from translate.cli.args import CliError, add_inference_precision, hub_model, positive
 
 
 def _print_artefacts(result: dict) -> None:
@@ -41,8 +41,8 @@ def cmd_eval_photos(args) -> int:
     if args.checkpoint:
         from translate.infer.engine import Translator
 
-        engine = Translator.from_checkpoint(args.checkpoint, args.direction, args.device,
-                                            args.norm_stats, args.precision)
+        engine = Translator.from_checkpoint(hub_model(args.checkpoint), args.direction,
+                                            args.device, args.norm_stats, args.precision)
     result = score_artefacts(args.photos, args.translated, engine, args.limit)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -64,8 +64,8 @@ def cmd_eval(args) -> int:
     if not (args.checkpoint and args.data):
         raise CliError("translate eval needs --checkpoint and --data (scores against true "
                        "counterparts), or --photos (no-reference figures)")
-    engine = Translator.from_checkpoint(args.checkpoint, args.direction, args.device,
-                                        args.norm_stats, args.precision)
+    engine = Translator.from_checkpoint(hub_model(args.checkpoint), args.direction,
+                                        args.device, args.norm_stats, args.precision)
     weights = find_inception_weights(args.inception_weights)
     features = InceptionFeatures(weights) if weights else None
     result = evaluate(engine, args.data, args.direction, args.layout, args.limit, features)

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from translate import __version__
-from translate.cli import bench, convert, data, demo, evaluate, report, train
+from translate.cli import bench, convert, data, demo, evaluate, push, report, train
 from translate.errors import UserError
 from translate.files import WRITE_ERRORS
 
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.register(sub)
     data.register_data(sub)
     data.register_zoo(sub)
+    push.register(sub)
     return parser
 
 

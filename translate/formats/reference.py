@@ -58,6 +58,20 @@ class Recognised:
     description: str     # one line for humans
 
 
+def _refusal_reason(text: str) -> str:
+    """What torch's weights-only unpickler refused, from its message, without the advice
+    to load the file unsafely that comes with it ('' when it names nothing)."""
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+    if found:
+        return found.group(1).split(". Please")[0].strip()
+    for line in text.splitlines()[1:]:
+        line = line.strip()
+        if line and not line.startswith(("Check the documentation", "Re-running")) \
+                and "weights_only" not in line:
+            return line.split(". Please")[0].rstrip(".")
+    return ""
+
+
 def read_weights(path: str | Path) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU, with errors that say what to do.
 
@@ -68,8 +82,7 @@ def read_weights(path: str | Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         text = str(err)
-        found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
-        reason = found.group(1).split(". Please")[0].strip() if found else ""
+        reason = _refusal_reason(text)
         if "Weights only load failed" not in text or not reason \
                 or reason.startswith("Unsupported operand"):  # not a pickle at all
             detail = reason or text.splitlines()[0]

@@ -1,0 +1,202 @@
+"""Models on the Hugging Face Hub, against a local stand-in (tests/local_hub.py; HF_ENDPOINT
+points at it): hf:// references in convert, eval, export, zoo download and the demo's list;
+offline use of the cache; hostile repositories refused before anything large is read;
+translate push, dry-run and real, then the pushed model used from another cache."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+pytest.importorskip("huggingface_hub", reason="needs the hub extra (pip install -e '.[hub]')")
+
+from conftest import ROOT, run_cli, tiny_config  # noqa: E402
+from local_hub import HubServer  # noqa: E402
+from translate.hub.hf import HubError, choose_file, parse, resolve  # noqa: E402
+from translate.train.loop import train  # noqa: E402
+
+MODEL = ROOT / "models" / "day2night.safetensors"
+PHOTO = ROOT / "apps" / "photos" / "chelsea.jpg"
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """The stand-in Hub, an empty Hub cache and an empty project cache, for this process
+    and the commands it starts."""
+    with HubServer() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+        monkeypatch.setenv("TRANSLATE_CACHE", str(tmp_path / "cache"))
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        yield server
+
+
+def test_references_parse():
+    assert parse("hf://me/night") == parse("hf://me/night")
+    ref = parse("hf://me/night@v1/weights/g.pth")
+    assert (ref.repo, ref.revision, ref.filename) == ("me/night", "v1", "weights/g.pth")
+    assert parse("hf://me/night/g.safetensors").filename == "g.safetensors"
+    for bad in ("hf://night", "hf://me/../x", "hf:/me/night", "hf://me/night@"):
+        with pytest.raises(HubError, match="not a Hub reference"):
+            parse(bad)
+
+
+def test_the_model_file_of_a_repository():
+    ref = parse("hf://me/x")
+    assert choose_file(["README.md", "generator_b2a.safetensors",
+                        "generator_a2b.safetensors"], ref) == "generator_a2b.safetensors"
+    assert choose_file(["latest_net_G.pth", "README.md"], ref) == "latest_net_G.pth"
+    with pytest.raises(HubError, match="several .pth"):
+        choose_file(["a.pth", "b.pth"], ref)
+    with pytest.raises(HubError, match="no model file"):
+        choose_file(["README.md"], ref)
+
+
+def convert(checkpoint: str, out: Path, *extra: str):
+    return run_cli("convert", "--checkpoint", checkpoint, "--input", str(PHOTO), "--output",
+                   str(out), "--format", "png", "--quiet", "--workers", "0", *extra)
+
+
+def test_convert_from_the_hub_matches_the_local_file_and_pins_the_commit(hub, tmp_path):
+    commit = hub.add("me/night", {"generator_a2b.safetensors": MODEL.read_bytes(),
+                                  "README.md": b"# night\n"})
+    remote = convert("hf://me/night", tmp_path / "remote")
+    assert remote.returncode == 0, remote.stderr
+    assert f"model hf://me/night@{commit}/generator_a2b.safetensors" in remote.stderr
+    local = convert(str(MODEL), tmp_path / "local")
+    assert local.returncode == 0, local.stderr
+    a, b = (np.asarray(Image.open(tmp_path / d / "chelsea.png")) for d in ("remote", "local"))
+    assert np.array_equal(a, b)
+    # offline: the cached model still loads, without a request
+    before = len(hub.requests)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        again = convert("hf://me/night", tmp_path / "offline")
+        assert again.returncode == 0, again.stderr
+        assert len(hub.requests) == before
+        missing = convert("hf://me/other", tmp_path / "missing")
+    finally:
+        del os.environ["HF_HUB_OFFLINE"]
+    assert missing.returncode == 2
+    assert "translate zoo download hf://me/other" in missing.stderr
+
+
+def test_eval_and_export_take_hub_references(hub, tmp_path):
+    hub.add("me/night", {"generator_a2b.safetensors": MODEL.read_bytes()})
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / PHOTO.name).write_bytes(PHOTO.read_bytes())
+    scores = run_cli("eval", "--checkpoint", "hf://me/night", "--photos", str(photos),
+                     "--json")
+    assert scores.returncode == 0, scores.stderr
+    refused = run_cli("export", "--checkpoint", "hf://me/night")
+    assert refused.returncode == 2 and "--out" in refused.stderr
+    out = tmp_path / "copy.safetensors"
+    done = run_cli("export", "--checkpoint", "hf://me/night", "--out", str(out))
+    assert done.returncode == 0, done.stderr and out.is_file()
+
+
+def test_missing_repositories_and_files_are_said_plainly(hub):
+    with pytest.raises(HubError, match="no such repository"):
+        resolve("hf://me/nothing")
+    hub.add("me/night", {"generator_a2b.safetensors": MODEL.read_bytes()})
+    with pytest.raises(HubError, match="has no file other.pth"):
+        resolve("hf://me/night/other.pth")
+
+
+def test_a_huge_claim_is_refused_before_downloading(hub):
+    hub.add("me/huge", {"generator_a2b.safetensors": MODEL.read_bytes()})
+    hub.claimed_size[("me/huge", "generator_a2b.safetensors")] = 5 * 1024 ** 3
+    with pytest.raises(HubError, match="5.4 GB.*refused before downloading"):
+        resolve("hf://me/huge")
+    assert not [r for r in hub.requests if "/resolve/" in r[1]]
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_a_pickle_with_code_is_refused_not_run(hub, tmp_path):
+    buffer = io.BytesIO()
+    torch.save({"weight": torch.zeros(1), "payload": Payload()}, buffer)
+    hub.add("evil/pickle", {"latest_net_G.pth": buffer.getvalue()})
+    proc = convert("hf://evil/pickle", tmp_path / "out")
+    assert proc.returncode == 2
+    assert "refused: it holds pickled Python objects" in proc.stderr
+    assert "pwned" not in proc.stdout + proc.stderr
+    assert "weights_only` set to `False" not in proc.stderr  # no advice to load it unsafely
+
+
+def test_an_oversized_safetensors_header_is_refused(hub, tmp_path):
+    """The header length says 4 GB: refused by the reader without allocating it."""
+    hub.add("evil/header", {"generator_a2b.safetensors": struct.pack("<Q", 4 * 1024 ** 3)
+                            + b"{}" * 8})
+    proc = convert("hf://evil/header", tmp_path / "out")
+    assert proc.returncode == 2
+    assert "not a readable safetensors file" in proc.stderr
+
+
+@pytest.fixture
+def run(shapes32, tmp_path):
+    return train(tiny_config(shapes32, tmp_path / "run",
+                             train={"iterations": 4, "sample_every": 4, "eval_every": 4,
+                                    "eval_images": 2}), progress=False)
+
+
+def test_push_dry_run_writes_the_repository_it_would_send(hub, run, tmp_path):
+    out = tmp_path / "staged"
+    proc = run_cli("push", str(run), "me/shapes", "--dry-run", str(out), "--license", "mit",
+                   "--data", "procedural shapes, 32 px")
+    assert proc.returncode == 0, proc.stderr
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert names == ["README.md", "config.yaml", "generator_a2b.safetensors",
+                     "samples/latest.png"]
+    card = (out / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["library_name"] == "translate" and meta["pipeline_tag"] == "image-to-image"
+    assert meta["license"] == "mit" and "pix2pix" in meta["tags"]
+    assert "procedural shapes, 32 px" in card and "| psnr |" in card
+    assert "translate convert --checkpoint hf://me/shapes" in card
+    assert (out / "generator_a2b.safetensors").read_bytes() == \
+        (run / "generator_a2b.safetensors").read_bytes()
+    assert not [r for r in hub.requests if r[0] == "POST"]  # nothing sent
+
+
+def test_push_then_use_from_another_machine(hub, run, tmp_path, monkeypatch):
+    proc = run_cli("push", str(run), "me/shapes", "--license", "mit")
+    assert proc.returncode == 0, proc.stderr
+    files = hub.repos["me/shapes"]["files"]
+    assert {"README.md", "config.yaml", "generator_a2b.safetensors",
+            "samples/latest.png"} <= set(files)
+    assert files["generator_a2b.safetensors"] == (run / "generator_a2b.safetensors").read_bytes()
+    assert "Bearer hf_test_token" in hub.tokens
+    assert hub.cards and "library_name: translate" in hub.cards[-1]
+    # another machine: fresh caches
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf2"))
+    monkeypatch.setenv("TRANSLATE_CACHE", str(tmp_path / "cache2"))
+    used = convert("hf://me/shapes", tmp_path / "out")
+    assert used.returncode == 0, used.stderr
+    listed = run_cli("zoo", "download", "hf://me/shapes")
+    assert listed.returncode == 0, listed.stderr
+    from apps.catalog import scan
+
+    keys = [k for k in scan(None).entries if k.startswith("hf://me/shapes@")]
+    assert len(keys) == 1, list(scan(None).entries)
+
+
+def test_push_without_exports_says_what_to_do(hub, tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = run_cli("push", str(tmp_path / "empty"), "me/x", "--dry-run", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "translate export" in proc.stderr

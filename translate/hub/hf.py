@@ -1,0 +1,200 @@
+"""Models on the Hugging Face Hub: ``hf://OWNER/REPO[@REVISION][/FILE]`` references.
+
+:func:`resolve` turns a reference into a local file in huggingface_hub's own cache
+(``HF_HOME``; ``HF_ENDPOINT`` names another server) and the same reference with the
+revision pinned to the commit it came from (``hf://OWNER/REPO@COMMIT/FILE``), which is what
+commands print and record. Without ``/FILE`` the repository's model file is chosen: a
+``generator_*.safetensors`` of this project (``a2b`` first), else any ``.safetensors``, else
+one ``.pth``/``.pt`` (a reference pix2pix/CycleGAN generator or AnimeGANv2 weights). The
+file is then loaded by the same code as a local one: safetensors are read without running
+code, ``.pth`` files with ``torch.load(weights_only=True)``.
+
+Before anything large is read, the size the Hub announces for the file is checked against
+``MAX_BYTES``. With ``HF_HUB_OFFLINE=1`` a file already in the cache is used; a missing one
+fails with the command that fetches it. Needs the ``hub`` extra (huggingface_hub).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from translate.errors import UserError
+
+PREFIX = "hf://"
+MAX_BYTES = 2 * 1024 ** 3  # the largest generator the project builds is about 1 GB in fp32
+MODEL_SUFFIXES = (".safetensors", ".pth", ".pt")
+_REF = re.compile(r"^hf://(?P<repo>[\w.-]+/[\w.-]+)(?:@(?P<revision>[\w./-]+?))?"
+                  r"(?:/(?P<file>[^@]+))?$")
+
+
+class HubError(UserError):
+    """A Hub reference that cannot be used; ``ref`` is the reference as given."""
+
+    def __init__(self, message: str, ref: str = ""):
+        super().__init__(message)
+        self.ref = ref
+
+
+@dataclass(frozen=True)
+class HfRef:
+    repo: str
+    revision: str | None = None
+    filename: str | None = None
+
+    def __str__(self) -> str:
+        text = PREFIX + self.repo + (f"@{self.revision}" if self.revision else "")
+        return text + (f"/{self.filename}" if self.filename else "")
+
+
+def is_hf(ref: str | os.PathLike) -> bool:
+    return isinstance(ref, str) and ref.startswith(PREFIX)
+
+
+def parse(ref: str) -> HfRef:
+    """``hf://OWNER/REPO[@REVISION][/FILE]`` -> :class:`HfRef`. A revision cannot contain
+    ``/`` followed by a file name ending in a model suffix (``@main/x.pth`` is revision
+    ``main``, file ``x.pth``)."""
+    found = _REF.match(ref)
+    if not found or ".." in ref:
+        raise HubError(f"{ref}: not a Hub reference; expected hf://OWNER/REPO, "
+                       "hf://OWNER/REPO@REVISION or hf://OWNER/REPO[@REVISION]/FILE", ref)
+    return HfRef(found["repo"], found["revision"], found["file"])
+
+
+def hub_module():
+    """huggingface_hub, or a :class:`HubError` that says how to install it."""
+    try:
+        return importlib.import_module("huggingface_hub")
+    except ImportError:
+        raise HubError("hf:// models need the 'huggingface_hub' package: pip install "
+                       "'translate[hub]' (or pip install -e '.[hub]' in a checkout)") from None
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def choose_file(names: list[str], ref: HfRef) -> str:
+    """The model file of a repository holding ``names``."""
+    ours = sorted(n for n in names if re.fullmatch(r"(.*/)?generator_(a2b|b2a)\.safetensors",
+                                                   n))
+    if ours:
+        return next((n for n in ours if n.endswith("a2b.safetensors")), ours[0])
+    for suffix in MODEL_SUFFIXES:
+        found = sorted(n for n in names if n.endswith(suffix))
+        if len(found) == 1 or (found and suffix == ".safetensors"):
+            return found[0]
+        if found:
+            raise HubError(f"{ref} holds several {suffix} files ({', '.join(found[:6])}); "
+                           f"name one: {ref}/{found[0]}", str(ref))
+    raise HubError(f"{ref} holds no model file (.safetensors, .pth or .pt): "
+                   f"{', '.join(sorted(names)[:8]) or 'nothing'}", str(ref))
+
+
+def _fetch_hint(ref: HfRef) -> str:
+    return f"HF_HUB_OFFLINE=0 translate zoo download {ref}"
+
+
+def resolve(ref: str, max_bytes: int = MAX_BYTES) -> tuple[Path, str]:
+    """(local path, pinned reference) of the model file ``ref`` names, downloaded into the
+    Hub cache unless it is there already."""
+    hf, parsed = hub_module(), parse(ref)
+    errors = importlib.import_module("huggingface_hub.errors")
+    try:
+        if offline():
+            return _cached(hf, parsed)
+        api = hf.HfApi(endpoint=endpoint())
+        info = api.model_info(parsed.repo, revision=parsed.revision, files_metadata=True)
+        sizes = {s.rfilename: s.size for s in info.siblings or []}
+        name = parsed.filename or choose_file(list(sizes), parsed)
+        if name not in sizes:
+            raise HubError(f"{parsed}: the repository has no file {name}", ref)
+        if (sizes[name] or 0) > max_bytes:
+            raise HubError(f"{parsed}: {name} is {sizes[name] / 1e9:.1f} GB, more than a "
+                           f"generator of this project can be ({max_bytes / 1e9:.1f} GB); "
+                           "refused before downloading", ref)
+        path = Path(hf.hf_hub_download(parsed.repo, name, revision=parsed.revision,
+                                       endpoint=endpoint()))
+    except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled):
+        raise HubError(f"{parsed} is not in the Hub cache and the Hub cannot be reached"
+                       f"{' (HF_HUB_OFFLINE is set)' if offline() else ''}; fetch it "
+                       f"with: {_fetch_hint(parsed)}", ref) from None
+    except errors.RepositoryNotFoundError:
+        raise HubError(f"{parsed}: no such repository on {endpoint()} (or it is private: "
+                       "log in with `hf auth login` or set HF_TOKEN)", ref) from None
+    except errors.RevisionNotFoundError:
+        raise HubError(f"{parsed}: no revision {parsed.revision}", ref) from None
+    except errors.EntryNotFoundError:
+        raise HubError(f"{parsed}: the repository has no such file", ref) from None
+    except errors.HfHubHTTPError as err:
+        raise HubError(f"{parsed}: the Hub answered {err}", ref) from None
+    return path, str(HfRef(parsed.repo, _commit_of(path) or info.sha, name))
+
+
+def _commit_of(path: Path) -> str | None:
+    """The commit a file of the Hub cache came from: its snapshot folder's name."""
+    for folder in path.parents:
+        if folder.parent.name == "snapshots" and re.fullmatch(r"[0-9a-f]{40}", folder.name):
+            return folder.name
+    return None
+
+
+def _cached(hf, ref: HfRef) -> tuple[Path, str]:
+    """The file from the cache alone (offline)."""
+    if ref.filename is None:
+        folder = hf.snapshot_download(ref.repo, revision=ref.revision, local_files_only=True)
+        names = [str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file()]
+        ref = HfRef(ref.repo, ref.revision, choose_file(names, ref))
+    path = Path(hf.hf_hub_download(ref.repo, ref.filename, revision=ref.revision,
+                                   local_files_only=True))
+    return path, str(HfRef(ref.repo, _commit_of(path) or ref.revision, ref.filename))
+
+
+def endpoint() -> str:
+    """``$HF_ENDPOINT`` as it is now (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def local_model(ref: str | os.PathLike) -> tuple[str, str | None]:
+    """(a path to load, the pinned reference or None): ``ref`` itself unless it is an
+    ``hf://`` reference, which is resolved."""
+    if not is_hf(ref):
+        return str(ref), None
+    path, pinned = resolve(str(ref))
+    return str(path), pinned
+
+
+HUB_LIST = "hub_models.json"
+
+
+def remember(pinned: str, path: Path) -> None:
+    """Add a downloaded Hub model to the list the demo offers (``cache_dir()/hub_models.json``;
+    ``translate zoo download hf://...`` and ``translate demo --models-from-zoo hf://...``
+    call this)."""
+    import json
+
+    from translate.files import atomic_write, cache_dir
+
+    items = [i for i in remembered() if i["ref"].split("@")[0] != pinned.split("@")[0]]
+    items.append({"ref": pinned, "path": str(path)})
+    atomic_write(cache_dir() / HUB_LIST,
+                 lambda tmp: Path(tmp).write_text(json.dumps(items, indent=1) + "\n"))
+
+
+def remembered() -> list[dict]:
+    """The Hub models :func:`remember` kept whose files are still in the cache: dicts with
+    ``ref`` (pinned) and ``path``."""
+    import json
+
+    from translate.files import cache_dir
+
+    try:
+        items = json.loads((cache_dir() / HUB_LIST).read_text())
+    except (OSError, ValueError):
+        return []
+    return [i for i in items if isinstance(i, dict) and isinstance(i.get("ref"), str)
+            and isinstance(i.get("path"), str) and Path(i["path"]).is_file()]
