@@ -266,6 +266,8 @@ class Demo:
             from translate.hub.zoo import download as install
 
             keep = (gr.skip(),) * 4
+            if str(name or "").strip().startswith("hf://"):
+                return self._from_hub(task, str(name).strip())
             try:
                 offer = lookup(str(name or ""))
                 if offer.task != task:
@@ -279,6 +281,34 @@ class Demo:
             return self._installed(task, offer.name, Path(meta["path"]), what)
         download.__name__ = f"download_{task}"
         return download
+
+    def _from_hub(self, task: str, ref: str):
+        """A model typed as ``hf://OWNER/REPO[@REVISION][/FILE]``: downloaded into the Hub
+        cache, listed and selected; its size and licence are said."""
+        from translate.hub.hf import HubError, remember, resolve
+
+        try:
+            path, pinned = resolve(ref)
+        except HubError as err:
+            return (f"**Not downloaded.**\n\n```\n{err}\n```", *(gr.skip(),) * 4)
+        remember(pinned, path)
+        status, *rest = self._installed(task, pinned, path, "downloaded")
+        size = f"{path.stat().st_size / 1e6:.1f} MB"
+        licence = self._hub_licence(path)
+        return (f"{status} ({size}; licence: {licence})", *rest)
+
+    @staticmethod
+    def _hub_licence(path: Path) -> str:
+        """The licence a Hub model's card states (its README.md front matter beside it in
+        the cache, when it was downloaded), else 'not stated'."""
+        try:
+            from huggingface_hub import ModelCard
+
+            readme = path.parent / "README.md"
+            meta = ModelCard.load(readme).data if readme.is_file() else None
+            return str(getattr(meta, "license", None) or "not stated")
+        except Exception:  # noqa: BLE001 - a missing or odd card is not an error here
+            return "not stated"
 
     def _installed(self, task: str, name: str, path: Path, what: str):
         """The page's update after ``name`` was installed at ``path``: it is listed and
@@ -361,9 +391,9 @@ def _zoo_panel(demo: Demo, task: str) -> tuple:
         table = gr.Markdown(_offers_markdown(demo, task), elem_id=f"{task}-offers")
         with gr.Row():
             offer = gr.Dropdown(offers, value=offers[0] if offers else None,
-                                label="Published model", elem_id=f"{task}-offer")
-            fetch = gr.Button("Download", interactive=bool(offers),
-                              elem_id=f"{task}-download")
+                                label="Published model, or type hf://OWNER/REPO",
+                                allow_custom_value=True, elem_id=f"{task}-offer")
+            fetch = gr.Button("Download", elem_id=f"{task}-download")
         status = gr.Markdown(elem_id=f"{task}-zoo-status")
     return table, offer, fetch, status
 

@@ -7,7 +7,8 @@ commands print and record. Without ``/FILE`` the repository's model file is chos
 ``generator_*.safetensors`` of this project (``a2b`` first), else any ``.safetensors``, else
 one ``.pth``/``.pt`` (a reference pix2pix/CycleGAN generator or AnimeGANv2 weights). The
 file is then loaded by the same code as a local one: safetensors are read without running
-code, ``.pth`` files with ``torch.load(weights_only=True)``.
+code, ``.pth`` files with ``torch.load(weights_only=True)``. The repository's ``README.md``
+(its model card, under 1 MB) is fetched beside it.
 
 Before anything large is read, the size the Hub announces for the file is checked against
 ``MAX_BYTES``. With ``HF_HUB_OFFLINE=1`` a file already in the cache is used; a missing one
@@ -119,6 +120,9 @@ def resolve(ref: str, max_bytes: int = MAX_BYTES) -> tuple[Path, str]:
                            "refused before downloading", ref)
         path = Path(hf.hf_hub_download(parsed.repo, name, revision=parsed.revision,
                                        endpoint=endpoint()))
+        if "README.md" in sizes and (sizes["README.md"] or 0) < 1 << 20:  # its card
+            hf.hf_hub_download(parsed.repo, "README.md", revision=parsed.revision,
+                               endpoint=endpoint())
     except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled):
         raise HubError(f"{parsed} is not in the Hub cache and the Hub cannot be reached"
                        f"{' (HF_HUB_OFFLINE is set)' if offline() else ''}; fetch it "
