@@ -263,6 +263,8 @@ _FIGURES = (
      "Edges not in the photo (0 = none; median)", "{:.3f}", "worst photo: {:.3f}"),
     ("artefacts", "fidelity_median", "fidelity_worst",
      "Edges kept from the photo (1 = all; median)", "{:.2f}", "worst photo: {:.2f}"),
+    ("artefacts", "flattening_median", "flattening_worst",
+     "Flat area gained (0 = as the photo; median)", "{:+.2f}", "least: {:+.2f}"),
 )
 _DETAILS = (("method", "Method"), ("recipe", "Recipe"),
             ("data", "Data commands"), ("iterations", "Iterations"),

@@ -43,9 +43,11 @@ TASKS = {
     },
     "real2anime": {
         "title": "Photo to anime (real photos)",
-        "summary": "Turns a photo into a cel-shaded anime-style picture: flatter tones in "
-                   "a few steps, a more vivid palette, smoother skies and dark outlines, "
-                   "with the scene and faces kept recognisable.",
+        "summary": "Turns a photo into a cel-shaded anime-style picture: texture "
+                   "flattened into a few soft-edged tones, a more vivid but capped palette, "
+                   "a smooth bright sky without outlines, dark ink strokes only along "
+                   "strong edges, and skin kept smooth and natural, with the scene and "
+                   "faces kept recognisable.",
         "limits": "A filter-like style, not a redrawing: it does not change proportions "
                   "(no bigger eyes), invent line art, or make a face look like an anime "
                   "character. Flattening is stronger on small pictures than on large ones "

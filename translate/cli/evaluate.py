@@ -11,7 +11,7 @@ def _print_artefacts(result: dict) -> None:
     print(f"{result['images']} photos of {result['photos']}, no-reference figures "
           "(median, worst):")
     labels = {"periodicity": "periodicity (x input)", "hallucination": "edges not in photo",
-              "fidelity": "edge correlation"}
+              "fidelity": "edge correlation", "flattening": "flat share gained"}
     for key, label in labels.items():
         print(f"  {label:22s} {_figure(result[key + '_median'])}   worst "
               f"{_figure(result[key + '_worst'])}")
@@ -21,7 +21,8 @@ def _print_artefacts(result: dict) -> None:
     for row in result["per_image"]:
         print(f"  {row['name']}: periodicity {row['periodicity']:.2f}, edges not in photo "
               f"{_figure(row['hallucination'], 0)}, edge correlation "
-              f"{_figure(row['fidelity'], 0)}")
+              f"{_figure(row['fidelity'], 0)}, flat share gained "
+              f"{_figure(row.get('flattening'), 0)}")
 
 
 def _figure(value: float | None, width: int = 8) -> str:

@@ -16,6 +16,12 @@ All three work on the luminance of the input and the output (uint8 RGB, same siz
 - :func:`fidelity`: the correlation of the input's and the output's edge maps (gradient
   magnitudes, lightly blurred). 1 when every edge is kept where it was; near 0 when the
   scene is lost.
+- :func:`flattening`: the flat share of the output less the input's, where the flat share
+  is the share of pixels whose luminance step (Sobel, after a sigma-1 blur) is below
+  :data:`FLAT_SHARE` of the picture's own 99th-percentile step, so that darkening or a
+  colour grade changes nothing. About 0 for a grade; positive when texture becomes flat
+  areas (a cel or poster look: 0.2 to 0.4 for this project's anime renderer); negative
+  when the output adds texture or noise.
 
 Flat pictures: the spectrum's ring medians are floored at the power that 8-bit quantisation
 noise puts into every frequency, and a picture without peaks has peakiness 1, so a flat
@@ -26,7 +32,7 @@ draw beside: its hallucination and fidelity are undefined, None, and :func:`summ
 them out and counts them. An output without edge energy (below that of quantisation noise)
 draws nothing: hallucination 0.
 
-:func:`artefact_figures` returns the three for one pair; :func:`summarise` the medians and
+:func:`artefact_figures` returns the four for one pair; :func:`summarise` the medians and
 worst values over many.
 """
 
@@ -43,6 +49,7 @@ EDGE_MARGIN = 3      # pixels an input edge is widened by
 FLAT_STEP = 2        # grey levels: a picture whose edges are all weaker is flat
 QUANT_POWER = (1 / 255) ** 2 / 12  # variance of 8-bit quantisation noise, in [0, 1] units
 SOBEL_GAIN = 4.0     # the 3x3 Sobel's response to a unit step
+FLAT_SHARE = 0.03    # of the 99th-percentile step: a pixel whose step is below is flat
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -131,9 +138,23 @@ def _fidelity(g_in: np.ndarray, g_out: np.ndarray) -> float | None:
     return float((a * b).sum() / denom) if denom > 0 else 0.0
 
 
+def flat_share(gray: np.ndarray) -> float:
+    """Share of the pixels of ``gray`` (H, W) float in [0, 1] whose luminance step after a
+    sigma-1 blur is below FLAT_SHARE of the picture's 99th-percentile step (at least half
+    a grey level)."""
+    step = _gradient(cv2.GaussianBlur(gray, (0, 0), 1.0)) / SOBEL_GAIN
+    limit = max(FLAT_SHARE * float(np.percentile(step, 99)), 0.5 / 255)
+    return float((step < limit).mean())
+
+
+def flattening(photo: np.ndarray, output: np.ndarray) -> float:
+    """Flat share of the output less the input's (see the module docstring)."""
+    return flat_share(_luma(output)) - flat_share(_luma(photo))
+
+
 def artefact_figures(photo: np.ndarray, output: np.ndarray) -> dict[str, float | None]:
-    """The three figures for one photo and its translation, uint8 (H, W, 3) of one size;
-    each image's luminance and gradient are computed once for all three."""
+    """The four figures for one photo and its translation, uint8 (H, W, 3) of one size;
+    each image's luminance and gradient are computed once for the first three."""
     if photo.shape[:2] != output.shape[:2]:
         raise ValueError(f"the translation is {output.shape[1]}x{output.shape[0]} but the "
                          f"photo is {photo.shape[1]}x{photo.shape[0]}")
@@ -141,16 +162,19 @@ def artefact_figures(photo: np.ndarray, output: np.ndarray) -> dict[str, float |
     g_in, g_out = _gradient(luma_in), _gradient(luma_out)
     return {"periodicity": _periodicity(luma_in, luma_out),
             "hallucination": _hallucination(g_in, g_out),
-            "fidelity": _fidelity(g_in, g_out)}
+            "fidelity": _fidelity(g_in, g_out),
+            "flattening": flat_share(luma_out) - flat_share(luma_in)}
 
 
 def summarise(rows: list[dict[str, float | None]]) -> dict[str, float | int | None]:
     """Median and worst of each figure (worst: highest periodicity and hallucination,
-    lowest fidelity) over the rows that define it (None: no row does), and ``flat_inputs``:
-    the rows left out of hallucination and fidelity because their input has no edges."""
+    lowest fidelity and flattening) over the rows that define it (None: no row does), and
+    ``flat_inputs``: the rows left out of hallucination and fidelity because their input has
+    no edges."""
     out: dict[str, float | int | None] = {}
-    for key, worst in (("periodicity", max), ("hallucination", max), ("fidelity", min)):
-        values = [r[key] for r in rows if r[key] is not None]
+    for key, worst in (("periodicity", max), ("hallucination", max), ("fidelity", min),
+                       ("flattening", min)):
+        values = [r[key] for r in rows if r.get(key) is not None]
         out[f"{key}_median"] = float(np.median(values)) if values else None
         out[f"{key}_worst"] = float(worst(values)) if values else None
     out["flat_inputs"] = sum(1 for r in rows if r["fidelity"] is None)
