@@ -3,8 +3,9 @@
     python benchmarks/video_speed.py [--frames 20]
 
 Makes 720p and 1080p clips (30 fps, a tone on the audio track) from a held-out photo with
-a slow pan, converts each with both shipped models, and prints frames/s and the flicker
-figure (output change over input change per frame; 1: as much as the input)."""
+a slow pan, converts each with both shipped models in each ``--precisions`` (default
+``auto,fp32``: what convert does by default, then fp32), and prints frames/s and the
+flicker figure (output change over input change per frame; 1: as much as the input)."""
 
 from __future__ import annotations
 
@@ -55,18 +56,23 @@ def panning_clip(path: Path, w: int, h: int, frames: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--precisions", default="auto,fp32")
+    parser.add_argument("--temporal", default="0,4")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for name, (w, h) in (("720p", (1280, 720)), ("1080p", (1920, 1080))):
             clip = panning_clip(Path(tmp) / f"{name}.mp4", w, h, args.frames)
             for task in ("day2night", "real2anime"):
-                engine = Translator.from_checkpoint(ROOT / "models" / f"{task}.safetensors",
-                                                    device="cpu")
-                for temporal in (0, 4):
-                    stats = convert_video(engine, clip, Path(tmp) / f"{task}.mp4",
-                                          VideoOptions(temporal=temporal))
-                    print(f"{name} {task} temporal {temporal}: {stats.frames_per_second:.2f} "
-                          f"frames/s, flicker {stats.flicker:.3f}", flush=True)
+                for precision in args.precisions.split(","):
+                    engine = Translator.from_checkpoint(
+                        ROOT / "models" / f"{task}.safetensors", device="cpu",
+                        precision=precision)
+                    for temporal in map(int, args.temporal.split(",")):
+                        stats = convert_video(engine, clip, Path(tmp) / f"{task}.mp4",
+                                              VideoOptions(temporal=temporal))
+                        print(f"{name} {task} {precision} ({engine.precision}) temporal "
+                              f"{temporal}: {stats.frames_per_second:.2f} frames/s, flicker "
+                              f"{stats.flicker:.3f}", flush=True)
 
 
 if __name__ == "__main__":
