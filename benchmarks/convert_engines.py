@@ -185,14 +185,22 @@ def measure_one(model: str, size_name: str, kind: str, threads: int) -> dict:
             "max_levels": int(diff.max()), "mean_levels": round(float(diff.mean()), 3)}
 
 
-def matmul_peaks(threads: int) -> dict:
+def matmul_peaks(threads: int, n: int = 2048) -> dict:
+    """Measured dense matmul GFLOP/s in fp32 and in bf16 (n x n, at least 1 s each): the
+    ceiling the engines' GFLOP/s are compared with."""
     import torch
 
-    from translate.train.bench import matmul_peak
-
     torch.set_num_threads(threads)
-    return {"fp32": matmul_peak(torch.device("cpu"), "fp32") * 1e3,
-            "bf16": matmul_peak(torch.device("cpu"), "bf16") * 1e3}
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        reps, start = 0, time.perf_counter()
+        while reps < 3 or time.perf_counter() - start < 1:
+            a @ b
+            reps += 1
+        out[name] = 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e9
+    return out
 
 
 def table(rows: list[dict]) -> str:
@@ -222,6 +230,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--out", type=Path, help="append the rows to this JSONL file")
     p.add_argument("--table", type=Path, help="print the Markdown table of a rows file")
+    p.add_argument("--peaks", action="store_true", help="print the matmul peaks only")
     p.add_argument("--one", nargs=3, metavar=("MODEL", "SIZE", "ENGINE"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.table:
@@ -229,6 +238,9 @@ def main() -> None:
         return
     if args.one:
         print(json.dumps(measure_one(*args.one, args.threads)))
+        return
+    if args.peaks:
+        print(json.dumps({k: round(v) for k, v in matmul_peaks(args.threads).items()}))
         return
     import torch
 
