@@ -163,15 +163,6 @@ def endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
-def local_model(ref: str | os.PathLike) -> tuple[str, str | None]:
-    """(a path to load, the pinned reference or None): ``ref`` itself unless it is an
-    ``hf://`` reference, which is resolved."""
-    if not is_hf(ref):
-        return str(ref), None
-    path, pinned = resolve(str(ref))
-    return str(path), pinned
-
-
 HUB_LIST = "hub_models.json"
 
 

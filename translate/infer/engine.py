@@ -240,8 +240,8 @@ class Translator(Engine):
         """(max, mean) levels between this generator's fp32 output on the probe image and
         a bf16 copy's."""
         x = to_tensor(to_channels(probe_image(), self.in_channels))[None].to(self.device)
-        x = reflect_pad(x, padded_size(PROBE_SIZE, self.stride) - PROBE_SIZE,
-                        padded_size(PROBE_SIZE, self.stride) - PROBE_SIZE)
+        pad = padded_size(PROBE_SIZE, self.stride) - PROBE_SIZE
+        x = reflect_pad(x, pad, pad)
         reference = self.net(x)
         return difference_levels(reference, to_bf16(copy.deepcopy(self.net))(bf16_input(x)))
 

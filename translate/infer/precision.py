@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -113,7 +114,7 @@ def _write_cache(key: str, figures: tuple[float, float]) -> None:
     data[key] = {"max_levels": figures[0], "mean_levels": figures[1]}
     try:
         atomic_write(cache_dir() / CACHE_FILE,
-                     lambda tmp: open(tmp, "w").write(json.dumps(data, indent=1)))
+                     lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
     except OSError:
         pass  # a read-only cache: the check runs again next time
 
