@@ -532,13 +532,17 @@ class Run:
         raise error
 
     def finish(self, step: int) -> Path:
-        """Check the replicas agree bit for bit, export the generators; the run folder."""
+        """Check the replicas agree bit for bit, export the generators (process 0), wait
+        for every process; the run folder."""
         self.replicas.verify()
         self.check_weights(step)
         if self.is_main:
             with self.averaged():
                 paths = export_all(self.method, self.out, self.config, step, self.norm_stats)
             print("exported " + ", ".join(str(p) for p in paths), file=sys.stderr)
+        # every process leaves together: one that tears its process group down while
+        # another is still exporting can abort in gloo's threads at exit
+        self.replicas.barrier()
         return self.out
 
 
