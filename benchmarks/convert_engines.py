@@ -190,17 +190,11 @@ def matmul_peaks(threads: int, n: int = 2048) -> dict:
     ceiling the engines' GFLOP/s are compared with."""
     import torch
 
+    from translate.train.bench import matmul_peak
+
     torch.set_num_threads(threads)
-    out = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        a @ b
-        reps, start = 0, time.perf_counter()
-        while reps < 3 or time.perf_counter() - start < 1:
-            a @ b
-            reps += 1
-        out[name] = 2 * n ** 3 * reps / (time.perf_counter() - start) / 1e9
-    return out
+    return {p: matmul_peak(torch.device("cpu"), p, n=n, seconds=1.0) * 1e3
+            for p in ("fp32", "bf16")}
 
 
 def table(rows: list[dict]) -> str:

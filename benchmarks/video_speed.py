@@ -10,25 +10,17 @@ flicker figure (output change over input change per frame; 1: as much as the inp
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import Image
 
+from translate.infer.engine import Translator
+from translate.infer.video import VideoOptions, convert_video
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-_BF16_SET = "TRANSLATE_CPU_BF16" in os.environ
-from test_video import av  # noqa: E402  (PyAV, or the script stops here)
-
-if not _BF16_SET:  # the test helpers count every CPU as without bf16 units; not here
-    os.environ.pop("TRANSLATE_CPU_BF16", None)
-
-from translate.infer.engine import Translator  # noqa: E402
-from translate.infer.video import VideoOptions, convert_video  # noqa: E402
 
 
 def panning_clip(path: Path, w: int, h: int, frames: int) -> Path:

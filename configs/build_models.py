@@ -52,8 +52,9 @@ TASKS = {
                   "(no bigger eyes), invent line art, or make a face look like an anime "
                   "character. It flattens less than the renderer it learned from (on the "
                   "held-out photos its flat share gained is about a third of the "
-                  "renderer's: 0.14 against 0.38), and less on large pictures than on small ones (it works "
-                  "at a fixed pixel scale). No portraits were among the training photos.",
+                  "renderer's: 0.14 against 0.38), and less on large pictures than on "
+                  "small ones (it works at a fixed pixel scale). No portraits were among "
+                  "the training photos.",
     },
 }
 PHOTOS = ROOT / "datasets" / "photos"

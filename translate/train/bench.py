@@ -64,10 +64,12 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak(device: torch.device, precision: str) -> float:
+def matmul_peak(device: torch.device, precision: str, n: int | None = None,
+                seconds: float = 0.2) -> float:
     """Measured dense matmul TFLOP/s of this device in ``precision`` (bf16 and fp16 with
-    fp32 accumulation, as autocast runs them), timed over at least 10 products and 0.2 s."""
-    n = 8192 if device.type == "cuda" else 512
+    fp32 accumulation, as autocast runs them) on ``n`` x ``n`` matrices (default 8192 on
+    CUDA, 512 on the CPU), timed over at least 10 products and ``seconds``."""
+    n = n or (8192 if device.type == "cuda" else 512)
     dtype = PRECISIONS[precision] or torch.float32
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -75,7 +77,7 @@ def matmul_peak(device: torch.device, precision: str) -> float:
         a @ b
     sync(device)
     reps, start = 0, time.perf_counter()
-    while reps < 10 or time.perf_counter() - start < 0.2:
+    while reps < 10 or time.perf_counter() - start < seconds:
         a @ b
         reps += 1
         if reps % 10 == 0:
