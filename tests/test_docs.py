@@ -32,6 +32,9 @@ def test_the_site_builds_strict(tmp_path):
     for name in ("translate.infer.engine.Translator", "translate.train.loop.train",
                  "translate.infer.convert.convert", "translate.train.config.load_config"):
         assert f'id="{name}"' in api, name  # rendered from the docstrings
+    roles = re.findall(r":(?:mod|func|meth|class|data|attr|exc):(?:`|<code>)", api)
+    assert not roles, f"Sphinx roles shown raw in the API reference: {roles[:5]}"
+    assert "<code>translate.devices.cpu_bf16_units()</code>" in api  # a role made code
 
 
 def documented_keys(text: str) -> set[str]:
