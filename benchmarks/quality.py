@@ -72,8 +72,9 @@ import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+
+from rows import measured, run_rows  # benchmarks/rows.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -306,26 +307,11 @@ def main(argv: list[str] | None = None) -> None:
     todo = rows_to_run(args.only, args.roles, args.recipes)
     for task in sorted({t for t, _ in todo}):  # once, before the pool
         render(task, args.photos, data_dir)
-    done = set()
-    if args.out and args.out.exists():
-        done = {(r["task"], r["recipe"], r["seed"], r["iterations"])
-                for r in map(json.loads, args.out.read_text().splitlines())}
+    done = measured(args.out, lambda r: (r["task"], r["recipe"], r["seed"], r["iterations"]))
     keep = str(args.keep) if args.keep else None
     jobs = [(t, r, s, str(args.photos), str(data_dir), args.iterations, keep)
             for t, r in todo for s in args.seeds if (t, r, s, args.iterations) not in done]
-    with ProcessPoolExecutor(args.jobs) as pool:
-        futures = {pool.submit(run_one, *job): job for job in jobs}
-        for future in as_completed(futures):
-            try:
-                line = json.dumps(future.result())
-            except Exception as err:  # one failed run does not lose the others
-                print(f"failed: {futures[future][:3]}: {err!r}", file=sys.stderr, flush=True)
-                continue
-            print(line, flush=True)
-            if args.out:
-                with open(args.out, "a") as f:
-                    f.write(line + "\n")
-
+    run_rows(run_one, jobs, args.out, args.jobs)
 
 if __name__ == "__main__":
     main()

@@ -35,8 +35,9 @@ import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+
+from rows import measured, run_rows  # benchmarks/rows.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -172,25 +173,11 @@ def main() -> None:
     data_dir = tempfile.mkdtemp(prefix="recipes-")
     for task in sorted({t for t, _ in rows_to_run(args.only)}):  # once, before the pool
         render(task, data_dir)
-    done = set()
-    if args.out and args.out.exists():  # rows already measured are not run again
-        done = {(r["task"], r["recipe"], r["seed"], r.get("precision", "fp32"))
-                for r in map(json.loads, args.out.read_text().splitlines())}
+    done = measured(args.out, lambda r: (r["task"], r["recipe"], r["seed"],
+                                         r.get("precision", "fp32")))  # not run again
     jobs = [(t, r, s, data_dir, args.precision) for t, r in rows_to_run(args.only)
             for s in args.seeds if (t, r, s, args.precision) not in done]
-    with ProcessPoolExecutor(args.jobs) as pool:
-        futures = {pool.submit(run_one, *job): job for job in jobs}
-        for future in as_completed(futures):
-            try:
-                line = json.dumps(future.result())
-            except Exception as err:  # one failed run does not lose the others
-                print(f"failed: {futures[future][:3]}: {err}", file=sys.stderr, flush=True)
-                continue
-            print(line, flush=True)
-            if args.out:
-                with open(args.out, "a") as f:
-                    f.write(line + "\n")
-
+    run_rows(run_one, jobs, args.out, args.jobs)
 
 if __name__ == "__main__":
     main()
