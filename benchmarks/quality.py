@@ -313,5 +313,6 @@ def main(argv: list[str] | None = None) -> None:
             for t, r in todo for s in args.seeds if (t, r, s, args.iterations) not in done]
     run_rows(run_one, jobs, args.out, args.jobs)
 
+
 if __name__ == "__main__":
     main()

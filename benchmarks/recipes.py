@@ -118,7 +118,7 @@ def run_one(task: str, recipe: str, seed: int, data_dir: str, precision: str = "
     if recipe in UNPAIRED_RECIPES:
         extra = UNPAIRED_RECIPES[recipe]
     else:  # None: pix2pix's defaults
-        extra = merge(PAPER, PAIRED_RECIPES[recipe] or {}) if PAIRED_RECIPES[recipe] else {}
+        extra = {} if PAIRED_RECIPES[recipe] is None else merge(PAPER, PAIRED_RECIPES[recipe])
     tree = merge({"model": "pix2pix", "data": {"root": str(root), "load_size": size + 4,
                                                "crop_size": size, "workers": 0},
                   "generator": {"ngf": 16, "depth": 5 if size < 64 else 6,
@@ -149,16 +149,17 @@ def run_one(task: str, recipe: str, seed: int, data_dir: str, precision: str = "
 
 def table(lines: list[dict]) -> str:
     """Markdown: mean +- spread (population std) over seeds, per task and recipe."""
-    groups: dict[tuple[str, str], list[dict]] = {}
+    tasks, recipes = [*PAIRED, *UNPAIRED], [*PAIRED_RECIPES, *UNPAIRED_RECIPES]
+    groups: dict[tuple[int, int, str], list[dict]] = {}  # fp32 first, then by name
     for row in lines:
-        recipe = row["recipe"] + (f" ({row['precision']})"
-                                  if row.get("precision", "fp32") != "fp32" else "")
-        groups.setdefault((row["task"], recipe), []).append(row)
+        precision = row.get("precision", "fp32")
+        key = (tasks.index(row["task"]), recipes.index(row["recipe"]),
+               "" if precision == "fp32" else precision)
+        groups.setdefault(key, []).append(row)
     out = ["| task | recipe | seeds | PSNR dB | SSIM | periodicity | hallucination | "
            "fidelity | train s |", "|---|---|---|---|---|---|---|---|---|"]
-    tasks, recipes = [*PAIRED, *UNPAIRED], [*PAIRED_RECIPES, *UNPAIRED_RECIPES]
-    for (task, recipe), rows in sorted(groups.items(), key=lambda g: (
-            tasks.index(g[0][0]), recipes.index(g[0][1].split(" (")[0]), g[0][1])):
+    for (t, r, precision), rows in sorted(groups.items()):
+        task, recipe = tasks[t], recipes[r] + (f" ({precision})" if precision else "")
         def cell(key: str, digits: int) -> str:
             values = [r[key] for r in rows if r[key] is not None]  # None: flat inputs
             if not values:
@@ -194,6 +195,7 @@ def main() -> None:
     jobs = [(t, r, s, data_dir, args.precision) for t, r in rows_to_run(args.only)
             for s in args.seeds if (t, r, s, args.precision) not in done]
     run_rows(run_one, jobs, args.out, args.jobs)
+
 
 if __name__ == "__main__":
     main()
