@@ -161,3 +161,120 @@ def test_video_frames_in_bf16_stay_close_to_fp32(bf16_cpu, tmp_path):
     for a, b in zip(outputs["auto"], outputs["fp32"]):
         most, mean = levels(a, b)
         assert mean <= 1.0, mean  # the codec's own rounding on top of bf16's
+
+
+# --- every generator the project builds or loads, on either kind of CPU -------------------
+
+NORMS = ("batch", "instance", "none")
+GENERATORS = [("unet", {"ngf": 8, "depth": 5}, norm) for norm in NORMS]
+GENERATORS += [("resnet", {"ngf": 8, "depth": 2}, norm) for norm in NORMS]
+GENERATORS += [("local", {"ngf": 8, "depth": 2}, "none"), ("animeganv2", {}, None)]
+
+
+def _case_id(case) -> str:
+    return f"{case[0]}-{case[2] or 'own'}"
+
+
+@pytest.fixture(scope="module")
+def generator_files(tmp_path_factory) -> dict[str, Path]:
+    """Each generator exported as a file, its batch-norm statistics (and BatchNorm's 0-dim
+    int64 step counter, num_batches_tracked) moved by a few training-mode passes, as a
+    trained model's are."""
+    from translate.formats.checkpoint import export_generator
+
+    folder = tmp_path_factory.mktemp("generators")
+    files = {}
+    for arch, kwargs, norm in GENERATORS:
+        kwargs = {**kwargs, **({"norm": norm, "dropout": False} if norm else {})}
+        torch.manual_seed(0)
+        net = build_generator(arch, kwargs)
+        with torch.no_grad():
+            for _ in range(3):
+                net.train()(torch.rand(2, 3, 64, 64) * 2 - 1)
+        files[_case_id((arch, kwargs, norm))] = export_generator(
+            net.eval(), folder / f"{_case_id((arch, kwargs, norm))}.safetensors", arch=arch,
+            kwargs=kwargs, direction="a2b", method="pix2pix", step=3, norm_stats="running",
+            card={"task": "day2night"})
+    return files
+
+
+@pytest.fixture(scope="module")
+def small_inputs(tmp_path_factory) -> Path:
+    """Two held-out photos at 160 px, a 6-frame clip, and a paired test split of them."""
+    from test_video import make_clip
+
+    root = tmp_path_factory.mktemp("small")
+    for split in ("A", "B"):
+        (root / "data" / "test" / split).mkdir(parents=True)
+    (root / "photos").mkdir()
+    for photo in PHOTOS[:2]:
+        with Image.open(photo) as img:
+            small = img.convert("RGB")
+            small.thumbnail((160, 160))
+            small.save(root / "photos" / f"{photo.stem}.png")
+            small.save(root / "data" / "test" / "A" / f"{photo.stem}.png")
+            small.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(
+                root / "data" / "test" / "B" / f"{photo.stem}.png")
+    make_clip(root / "photos" / "clip.mp4", 64, 48, frames=6, audio=False)
+    return root
+
+
+@pytest.mark.parametrize("units", ["1", "0"], ids=["bf16-units", "no-bf16-units"])
+@pytest.mark.parametrize("case", GENERATORS, ids=[_case_id(c) for c in GENERATORS])
+def test_every_generator_runs_under_auto_in_convert_eval_faces_and_the_demo(
+        case, units, generator_files, small_inputs, monkeypatch, tmp_path):
+    """The default precision on both kinds of CPU, for every architecture and norm: the
+    choice is made (batch norm's integer buffers included) and said, and conversion (images
+    and a clip), evaluation, face mode and the demo's translation all run with it."""
+    from translate.apps.catalog import TranslatorCache, scan
+    from translate.apps.service import Limits, translate_one
+    from translate.infer.convert import Options, convert
+    from translate.infer.evaluate import evaluate
+    from translate.infer.faces import translate_face
+
+    monkeypatch.setenv(CPU_BF16_ENV, units)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    path = generator_files[_case_id(case)]
+    engine = Translator.from_checkpoint(path, device="cpu", precision="auto")
+    if units == "1":
+        assert "levels from fp32 on the probe" in engine.describe()
+        assert engine.pure_bf16 == (engine.precision == "bf16")
+    else:
+        assert engine.precision == "fp32" and "no bf16 units" in engine.describe()
+    fp32 = Translator.from_checkpoint(path, device="cpu", precision="fp32")
+    rgb = np.asarray(Image.open(small_inputs / "photos" / f"{PHOTOS[0].stem}.png"))
+    most, mean = levels(engine.translate_array(rgb), fp32.translate_array(rgb))
+    assert mean <= 1.0, (most, mean)
+
+    report = convert(engine, small_inputs / "photos", tmp_path / "out",
+                     Options(format="png", workers=0), progress=False)
+    assert not report.failed and len(report.written) == 3 and len(report.videos) == 1
+    scores = evaluate(engine, small_inputs / "data")
+    assert scores["images"] == 2 and np.isfinite(scores["psnr"])
+    face = translate_face(engine, np.asarray(Image.open(PHOTOS[0]).convert("RGB")), "paste")
+    assert face is not None and face.image.shape[:2] == Image.open(PHOTOS[0]).size[::-1]
+
+    catalog = scan(path.parent, shipped_dir=None, zoo=False)
+    entry = next(e for e in catalog.entries.values() if e.path == path)
+    demo_engine = TranslatorCache("cpu").get(entry)
+    assert demo_engine.precision == engine.precision
+    done = translate_one(demo_engine, small_inputs / "photos" / f"{PHOTOS[1].stem}.png",
+                         "photo.png", 1.0, Limits(), tmp_path / "demo", "day2night")
+    assert Image.open(done.png).size == Image.open(
+        small_inputs / "photos" / f"{PHOTOS[1].stem}.png").size
+
+
+def test_the_cache_key_covers_every_buffer_and_the_statistics_used():
+    """BatchNorm's 0-dim int64 step counter is hashed like any tensor, and a batch-norm
+    model checked with its running statistics is not taken for the same model normalising
+    each image by its own (their bf16 errors differ)."""
+    torch.manual_seed(0)
+    kwargs = {"ngf": 8, "depth": 5, "norm": "batch", "dropout": False}
+    net = build_generator("unet", kwargs)
+    info = {"arch": "unet", "kwargs": kwargs}
+    running = precision.model_key(net, {**info, "norm_stats": "running"})
+    assert running != precision.model_key(net, {**info, "norm_stats": "image"})
+    counter = next(b for n, b in net.named_buffers() if n.endswith("num_batches_tracked"))
+    assert counter.dim() == 0 and counter.dtype == torch.int64
+    counter += 1
+    assert precision.model_key(net, {**info, "norm_stats": "running"}) != running

@@ -233,7 +233,8 @@ class Translator(Engine):
     def _choose(self, precision: str) -> Choice:
         if precision != "auto":
             return Choice(precision, "asked for")
-        return choose(self.device, lambda: model_key(self.net, self.info), self._bf16_probe)
+        key = {**self.info, "norm_stats": self.norm_stats}  # image statistics round otherwise
+        return choose(self.device, lambda: model_key(self.net, key), self._bf16_probe)
 
     @torch.no_grad()
     def _bf16_probe(self) -> tuple[float, float]:

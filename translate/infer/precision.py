@@ -83,16 +83,24 @@ def bf16_input(x: torch.Tensor) -> torch.Tensor:
 
 
 def model_key(net: nn.Module, info: dict) -> str:
-    """A digest of the weights (names, dtypes, shapes, values), the architecture and the
-    PyTorch version: what the bf16 difference depends on."""
+    """A digest of the weights (names, dtypes, shapes, values of every tensor, buffers
+    included), the architecture, the batch-norm statistics used (``info["norm_stats"]``)
+    and the PyTorch version: what the bf16 difference depends on."""
     digest = hashlib.sha256(json.dumps([info.get("arch"), info.get("kwargs", {}),
-                                        torch.__version__], sort_keys=True,
+                                        info.get("norm_stats"), torch.__version__],
+                                       sort_keys=True,
                                        default=str).encode())
     for name, tensor in sorted(net.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor_bytes(tensor))
     return digest.hexdigest()[:32]
+
+
+def tensor_bytes(tensor: torch.Tensor) -> bytes:
+    """The raw bytes of any tensor's values: floating or integer, 0-dim (BatchNorm's
+    ``num_batches_tracked``), empty or not contiguous."""
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    return flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
 
 
 def difference_levels(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
