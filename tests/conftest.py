@@ -13,10 +13,6 @@ import pytest
 import torch
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-# --precision auto runs generators in bf16 on CPUs with bf16 units; the suite compares
-# outputs bit for bit across paths, so it counts every CPU as having none (inherited by the
-# commands it starts). tests/test_cpu_bf16.py turns them on where it checks that path.
-os.environ.setdefault("TRANSLATE_CPU_BF16", "0")
 
 from translate.train.config import load_config  # noqa: E402
 from translate.data.synth import render_dataset  # noqa: E402

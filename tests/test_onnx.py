@@ -162,10 +162,12 @@ def test_cli_convert_with_onnxruntime(tmp_path):
     rng = np.random.default_rng(0)
     for name, (h, w) in {"a.png": (1, 1), "b.png": (37, 53), "c.jpg": (40, 40)}.items():
         Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(src / name)
+    # the ONNX graph runs in fp32, so torch is compared in fp32 (its default, auto, runs
+    # bf16 on CPUs with bf16 units, a few levels away: tests/test_cpu_bf16.py)
     for engine, checkpoint in (("onnxruntime", tmp_path / "g.onnx"), ("torch", path)):
         proc = run_cli("convert", "--engine", engine, "--checkpoint", str(checkpoint),
                        "--input", str(src), "--output", str(tmp_path / engine), "--quiet",
-                       "--format", "png", check=True)
+                       "--format", "png", "--precision", "fp32", check=True)
         assert "converted 3 image(s)" in proc.stderr
     for name in ("a.png", "b.png", "c.png"):
         with Image.open(tmp_path / "onnxruntime" / name) as x, \
