@@ -273,3 +273,26 @@ def test_tile_progress_counts_every_tile(models):
     small = []
     t.translate_array(noise(64, 64), progress=lambda d, n: small.append((d, n)))
     assert small == [(1, 1)]
+
+
+def test_no_image_to_convert_is_an_error_said_before_the_model_loads(models, tmp_path):
+    """An empty folder, one of other files, a missing input: exit status 2 naming what
+    the input holds, checked before the model (here a file that does not exist) is read."""
+    (tmp_path / "empty").mkdir()
+    other = tmp_path / "other"
+    (other / "sub").mkdir(parents=True)
+    (other / "notes.txt").write_text("x")
+    (other / "sub" / "table.csv").write_text("x")
+    (other / ".hidden.png").write_bytes(b"x")
+    missing_model = str(tmp_path / "no_model.safetensors")
+    for source, said in ((tmp_path / "empty", "it is empty"),
+                         (other, "it holds 2 file(s) of other kinds (1 .csv, 1 .txt: "
+                                 "notes.txt, sub/table.csv)"),
+                         (tmp_path / "nothing", "does not exist")):
+        proc = run_cli("convert", "--checkpoint", missing_model, "--input", str(source),
+                       "--output", str(tmp_path / "out"), "--quiet")
+        assert proc.returncode == 2, proc.stderr
+        assert said in proc.stderr and "no_model" not in proc.stderr, proc.stderr
+        assert not (tmp_path / "out").exists()
+    with pytest.raises(UsageError, match=r"no image or video to convert in .*empty"):
+        plan(tmp_path / "empty", tmp_path / "out")

@@ -272,6 +272,7 @@ def test_convert_explains_a_refused_model_file(tmp_path):
     path = _generator_file(tmp_path / "big.safetensors",
                            kwargs=json.dumps({"ngf": 1024, "depth": 8}))
     (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "photo.jpg").write_bytes((ROOT / "apps/photos/coffee.jpg").read_bytes())
     proc = run_cli("convert", "--checkpoint", str(path), "--input", str(tmp_path / "in"),
                    "--output", str(tmp_path / "out"), "--device", "cpu", "--quiet")
     assert proc.returncode == 2, proc.stderr

@@ -52,49 +52,63 @@ def cmd_export(args) -> int:
 
 
 def cmd_convert(args) -> int:
-    from translate.infer.convert import Options, convert
-    from translate.infer.video import VideoOptions
+    from translate.infer.convert import plan_jobs
     from translate.devices import launched, pick_device, start
-    from translate.infer.engine import Translator
-    from translate.infer.shared import convert_shared
 
+    options = convert_options(args)
+    # the input and output are checked before the model loads (seconds, or a download)
+    planned = None if launched() else plan_jobs(args.input, args.output, options)
     args.checkpoint = hub_model(args.checkpoint)
-    path = Path(args.checkpoint)
     # under torchrun: one process per GPU (cuda:LOCAL_RANK), each converting a share
     ctx = start(pick_device(args.device), backend="gloo") if launched() else None
-    device = str(ctx.device) if ctx else args.device
-    if args.engine == "onnxruntime" or path.suffix == ".onnx":
-        translator = open_onnx(path, args)
-    else:
-        translator = Translator.from_checkpoint(args.checkpoint, args.direction, device,
-                                                args.norm_stats, args.precision,
-                                                args.channels_last, args.compile)
+    translator = open_translator(args, str(ctx.device) if ctx else args.device)
     if ctx is None or ctx.is_main:
         print(f"using {translator.describe()}", file=sys.stderr)
-    options = Options(batch_size=args.batch_size, tile=args.tile, overlap=args.overlap,
-                      format=args.format, quality=args.quality,
-                      skip_existing=args.skip_existing, overwrite=args.overwrite,
-                      workers=args.workers, face=args.face,
-                      tile_progress=not args.quiet,
-                      max_pixels=int(args.max_megapixels * 1e6),
-                      video=VideoOptions(crf=args.crf, codec=args.codec,
-                                         temporal=args.temporal))
     if ctx is not None and ctx.distributed:
+        from translate.infer.shared import convert_shared
+
         report = convert_shared(ctx, translator, args.input, args.output, options,
                                 progress=not args.quiet)
         if not ctx.is_main:  # process 0 prints the merged report; all exit alike
             return 1 if report.failed else 0
     else:
+        from translate.infer.convert import convert
+
         try:
             with terminate_as_interrupt():
                 report = convert(translator, args.input, args.output, options,
-                                 progress=not args.quiet)
+                                 progress=not args.quiet, planned=planned)
         except KeyboardInterrupt as stop:
             print(f"\ninterrupted: every file in {args.output} is complete; continue with the "
                   "same command and --skip-existing", file=sys.stderr)
             return 143 if isinstance(stop, Terminated) else 130
     print_report(report, args.output)
     return 1 if report.failed else 0
+
+
+def convert_options(args):
+    """The conversion's :class:`~translate.infer.convert.Options` from its arguments."""
+    from translate.infer.convert import Options
+    from translate.infer.video import VideoOptions
+
+    return Options(batch_size=args.batch_size, tile=args.tile, overlap=args.overlap,
+                   format=args.format, quality=args.quality,
+                   skip_existing=args.skip_existing, overwrite=args.overwrite,
+                   workers=args.workers, face=args.face, tile_progress=not args.quiet,
+                   max_pixels=int(args.max_megapixels * 1e6),
+                   video=VideoOptions(crf=args.crf, codec=args.codec,
+                                      temporal=args.temporal))
+
+
+def open_translator(args, device: str):
+    """The engine ``args`` ask for: onnxruntime for .onnx files, else PyTorch."""
+    from translate.infer.engine import Translator
+
+    if args.engine == "onnxruntime" or Path(args.checkpoint).suffix == ".onnx":
+        return open_onnx(Path(args.checkpoint), args)
+    return Translator.from_checkpoint(args.checkpoint, args.direction, device,
+                                      args.norm_stats, args.precision, args.channels_last,
+                                      args.compile)
 
 
 class Terminated(KeyboardInterrupt):

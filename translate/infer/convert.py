@@ -36,16 +36,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from translate.infer.video import (VideoError, VideoLimits, VideoOptions, VideoStats,
-                                   convert_video, is_video_file)
+from translate.infer.video import (VIDEO_SUFFIXES, VideoError, VideoLimits, VideoOptions,
+                                   VideoStats, convert_video, is_video_file)
 from translate.infer.video import output_suffix as video_suffix
 from translate.data.jpeg import (JPEG_SUFFIXES, EncodedJpeg, decode_jpegs, encode_jpegs,
                                  input_from_uint8, read_jpeg, to_uint8_batch)
 from translate.devices import helper_process_setup
 from translate.errors import UserError
 from translate.files import atomic_write
-from translate.images import (ALPHA_FORMATS, ImageError, image_size, is_image_file, load_image,
-                              save_image)
+from translate.images import (ALPHA_FORMATS, IMAGE_EXTENSIONS, ImageError, image_size,
+                              is_image_file, load_image, save_image)
 
 CONVERT_MAX_PIXELS = 100_000_000  # larger images take gigabytes and minutes on a CPU
 FORMATS = {"png": ".png", "jpg": ".jpg", "webp": ".webp"}
@@ -119,6 +119,32 @@ def find_inputs(spec: str | Path) -> tuple[Path, list[Path]]:
     raise UsageError(f"input {text} does not exist")
 
 
+def describe_contents(root: Path, files: list[Path], shown: int = 5) -> str:
+    """What a folder without images holds, for an error message: its files by extension
+    (a few named), its subfolders, the hidden entries left out."""
+    if not files:
+        try:
+            entries = list(root.iterdir()) if root.is_dir() else []
+        except OSError:
+            entries = []
+        hidden = sum(p.name.startswith(".") for p in entries)
+        folders = sum(p.is_dir() and not p.name.startswith(".") for p in entries)
+        held = ([f"{folders} empty folder(s)"] if folders else []) + \
+            ([f"{hidden} hidden file(s) or folder(s), which are left out"] if hidden else [])
+        return "it holds " + " and ".join(held) if held else "it is empty"
+    kinds: dict[str, int] = {}
+    for f in files:
+        kinds[f.suffix.lower() or "(no extension)"] = \
+            kinds.get(f.suffix.lower() or "(no extension)", 0) + 1
+    counts = ", ".join(f"{n} {ext}" for ext, n in
+                       sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    names = ", ".join(str(f.relative_to(root)) for f in files[:shown])
+    more = ", ..." if len(files) > shown else ""
+    return (f"it holds {len(files)} file(s) of other kinds ({counts}: {names}{more}); "
+            f"convert reads images ({' '.join(IMAGE_EXTENSIONS)}) and videos "
+            f"({' '.join(sorted(VIDEO_SUFFIXES))})")
+
+
 def output_suffix(src: Path, fmt: str) -> str:
     if is_video_file(src):
         return video_suffix(src)
@@ -134,6 +160,9 @@ def plan(input_spec: str | Path, output_dir: str | Path, fmt: str = "same"
     if fmt not in ("same", *FORMATS):
         raise UsageError(f"--format must be one of same, {', '.join(FORMATS)}")
     root, files = find_inputs(input_spec)
+    if not any(is_image_file(f) or is_video_file(f) for f in files):
+        raise UsageError(f"no image or video to convert in {input_spec}: "
+                         f"{describe_contents(root, files)}")
     out = Path(output_dir)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--output {out} is a file; name a folder for the outputs")
