@@ -5,11 +5,12 @@ and train.on_collapse=stop leaves a resumable run folder."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from conftest import run_cli, tiny_config
 
 from translate.images import save_image
 from translate.train.health import (COLLAPSE_STEPS, D_WINS_STEPS, STALLED_EVALS,
@@ -139,6 +140,12 @@ def test_on_collapse_stop_keeps_the_last_checkpoint_and_resumes(blank_inputs, tm
     assert stopped.value.step == 70
     assert "latest.pt, is from step 40, before the collapse was first seen (step 50)" in message
     assert not list(run.glob("generator_*.safetensors"))  # nothing exported
+    # the advice is a command resume accepts; the inputs still allow nothing but a
+    # collapse, so the resumed run stops on it again
+    advised = re.search(r"\(translate train (\S+) --resume (train\.lr=\S+)\)", message)
+    again = run_cli("train", advised[1], "--resume", advised[2], "--quiet")
+    assert "note: train.lr is now 0.0001 (was 0.0002)" in again.stderr
+    assert again.returncode == 2 and "training stopped at step 70" in again.stderr
     resumed = tiny_config(blank_inputs, run, generator={"ngf": 8, "depth": 5},
                           discriminator={"ndf": 8},
                           train={"iterations": 100, "batch_size": 4, "log_every": 10,
@@ -148,3 +155,88 @@ def test_on_collapse_stop_keeps_the_last_checkpoint_and_resumes(blank_inputs, tm
     rows = _rows(run)
     assert [r["event"] for r in rows if "event" in r] == ["collapse"]  # not said again
     assert [r["step"] for r in rows if "event" not in r] == list(range(10, 101, 10))
+
+
+def test_exploding_losses_are_judged_against_the_runs_first_values():
+    monitor = HealthMonitor("vanilla", iterations=1000, lr=2e-4, run="runs/x")
+    assert monitor.observe_losses(1, {"g_total": 50.0, "d_total": 0.7, "g_l1": 0.5}) == []
+    assert monitor.first_losses == {"g_total": 50.0, "d_total": 0.7}
+    assert monitor.observe_losses(5, {"g_total": 4000.0, "d_total": 900.0}) == []  # < 1000x
+    (event,) = monitor.observe_losses(10, {"g_total": 60.0, "d_total": 1500.0})
+    assert event.name == "exploding" and event.figures["loss"] == "d_total"
+    assert event.figures["since_step"] == 10 and "train.lr=2e-05" in event.advice
+    assert monitor.alarm is event
+    assert monitor.observe_losses(15, {"g_total": 60.0, "d_total": 2000.0}) == []  # said once
+    assert monitor.alarm.figures["since_step"] == 10  # still going on
+    assert monitor.observe_losses(20, {"g_total": 60.0, "d_total": 1.0}) == []
+    assert monitor.alarm is None  # over
+    huge = HealthMonitor("vanilla", iterations=1000)  # already absurd at the first read
+    (event,) = huge.observe_losses(1, {"g_total": 2e14, "d_total": 0.7})
+    assert "beyond what a healthy run reaches" in event.message
+
+
+def _blow_up(root, out, lr, **train_options):
+    """A tiny pix2pix run on ``root`` with learning rate ``lr``, its metrics logged rarely
+    (so only the health checks read the losses in between)."""
+    return tiny_config(root, out,
+                       train={"iterations": 60, "lr": lr, "log_every": 50, "sample_every": 0,
+                              "checkpoint_every": 20, **train_options})
+
+
+def test_a_blow_up_is_named_within_ten_steps_and_stop_applies(shapes32, tmp_path, one_thread):
+    run = tmp_path / "run"
+    with pytest.raises(TrainingCollapsed) as stopped:
+        train(_blow_up(shapes32, run, 1e6, on_collapse="stop"), progress=False)
+    assert stopped.value.step <= 10 and stopped.value.event.name == "exploding"
+    assert "no checkpoint had been written yet" in str(stopped.value)
+    assert "train.lr=100000" in str(stopped.value)  # advice with a value
+    events = [r for r in _rows(run) if "event" in r]
+    assert [e["event"] for e in events] == ["exploding", "stopped"]
+    from translate.train.report import read_run, _status
+
+    assert _status(read_run(run)).startswith(f"stopped at step {stopped.value.step} by "
+                                             "train.on_collapse=stop on exploding")
+
+
+def test_non_finite_losses_stop_within_ten_steps_and_the_report_says_so(shapes32, tmp_path,
+                                                                       one_thread):
+    from translate.train.loop import TrainingDiverged
+    from translate.train.report import read_run, _status
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDiverged) as diverged:
+        train(_blow_up(shapes32, run, 1e30), progress=False)
+    assert diverged.value.step <= 10
+    assert _status(read_run(run)).startswith(f"stopped: diverged at step {diverged.value.step}:")
+
+
+def test_a_blow_up_after_a_resume_with_a_higher_rate_is_named_within_ten_steps(
+        shapes32, tmp_path, one_thread):
+    """train.lr may change on resume (the collapse advice asks for it): the new rate is
+    used from the first resumed step on, and losses that blow up from there are named
+    within ten steps, against the values the run began with."""
+    run = tmp_path / "run"
+    train(_blow_up(shapes32, run, 2e-4, iterations=20), progress=False)
+    assert not [r for r in _rows(run) if "event" in r]  # healthy
+    with pytest.raises(TrainingCollapsed) as stopped:
+        train(_blow_up(shapes32, run, 1e6, iterations=60, log_every=25, on_collapse="stop"),
+              resume=True, progress=False)
+    assert 20 < stopped.value.step <= 30
+    assert "latest.pt, is from step 20, before the losses blew up" in str(stopped.value)
+    rows = _rows(run)
+    assert [r["event"] for r in rows if "event" in r] == ["exploding", "stopped"]
+    assert [r["lr"] for r in rows if "lr" in r and r["step"] > 20] == [1e6]  # the new rate
+
+
+def test_warnings_and_errors_start_on_their_own_line_after_the_progress_bar(shapes32,
+                                                                            tmp_path):
+    proc = run_cli("train", "configs/quickstart_shapes.yaml", f"data.root={shapes32}",
+                   f"train.out={tmp_path / 'run'}", "train.lr=1e6", "train.iterations=40",
+                   "data.load_size=36", "data.crop_size=32", "data.workers=0",
+                   "generator.ngf=8", "generator.depth=5")
+    assert proc.returncode == 2
+    assert "it/s" in proc.stderr  # the bar was drawn
+    lines = re.split(r"[\r\n]", proc.stderr)
+    said = [line for line in lines if re.search(r"(warning|error):", line)]
+    assert said and all(re.match(r"(warning|error):", line) for line in said), said
+    assert lines[-2].startswith("error: training")

@@ -97,8 +97,9 @@ def test_run_folder_in_use_needs_resume(shapes32, tmp_path):
         train(config, progress=False)
     with pytest.raises(ConfigError, match="already reached step 2"):
         train(config, resume=True, progress=False)
-    changed = tiny_config(shapes32, tmp_path / "run", train={"iterations": 4, "lr": 0.1})
-    with pytest.raises(ConfigError, match=r"train.lr \(0.0002 -> 0.1\)"):
+    changed = tiny_config(shapes32, tmp_path / "run", train={"iterations": 4,
+                                                             "batch_size": 3})
+    with pytest.raises(ConfigError, match=r"train.batch_size \(2 -> 3\)"):
         train(changed, resume=True, progress=False)
 
 

@@ -159,6 +159,7 @@ RESUMABLE_CHANGES = {
     "train.precision", "train.channels_last", "train.compile", "train.decay_from",
     "train.out",  # the run folder may be moved or named by another path
     "train.on_collapse", "train.tensorboard",
+    "train.lr",  # lower it to continue a run that collapsed; the schedule's shape stays
 }
 
 

@@ -17,11 +17,19 @@ the fixed preview batch of the sample grids. Events, each raised once per run:
   for hinge and wgan-gp, whose scores have no fixed scale.
 - ``stalled``: the evaluation has not improved for STALLED_EVALS evaluations and the
   generator's total loss (its mean between evaluations) moved less than 5 % over them.
+- ``exploding``: a phase's total loss (``g_total``, ``d_total``) is EXPLODE_RATIO times its
+  first value in the run or more (that value taken as at least EXPLODE_FLOOR), or above
+  EXPLODE_CEILING, which no loss of these methods comes near in a healthy run (measured:
+  below 200). The trainer reads the losses every CHECK_EVERY iterations, so an explosion is
+  named within that many steps of where it starts.
 - ``diverged``: a loss or a weight is not a finite number (the trainer stops; see
   :class:`~translate.train.loop.TrainingDiverged`).
 
 An event is a metrics.jsonl line with an ``"event"`` key: its name, the step, a plain
-explanation, advice, and the figures that triggered it.
+explanation, advice, and the figures that triggered it. Each is said once, but
+:attr:`HealthMonitor.alarm` holds a collapse or an explosion for as long as it lasts (also
+after a resume), which is what ``train.on_collapse=stop`` acts on. Advice names only what
+``translate train RUN --resume`` accepts, or a new run.
 """
 
 from __future__ import annotations
@@ -42,6 +50,11 @@ D_WINS_SCORES = (0.9, 0.1)  # real above, fake below
 STALLED_EVALS = 4
 STALLED_LOSS_CHANGE = 0.05
 SCORED_MODES = ("vanilla", "lsgan")
+EXPLODE_RATIO = 1e3
+EXPLODE_FLOOR = 1.0
+EXPLODE_CEILING = 1e6
+CHECK_EVERY = 5  # iterations between the trainer's reads of the losses
+ALARMS = ("collapse", "exploding")  # what train.on_collapse=stop stops on
 
 
 @dataclass
@@ -60,6 +73,13 @@ class HealthEvent:
 
     def text(self) -> str:
         return f"{self.name} at step {self.step}: {self.message} {self.advice}"
+
+    @classmethod
+    def from_row(cls, row: dict) -> HealthEvent:
+        """The event a :meth:`row` describes (as checkpoints keep it)."""
+        plain = ("step", "event", "message", "advice")
+        return cls(str(row.get("event")), int(row.get("step", 0)), str(row.get("message", "")),
+                   str(row.get("advice", "")), {k: v for k, v in row.items() if k not in plain})
 
 
 def diversity(images: torch.Tensor) -> float:
@@ -89,9 +109,12 @@ def output_diversity(method, batch: dict, norm_stats: str) -> dict[str, float]:
 class HealthMonitor:
     """Watches a run; :meth:`observe` and :meth:`observe_eval` return new events."""
 
-    def __init__(self, gan_mode: str, iterations: int):
+    def __init__(self, gan_mode: str, iterations: int, lr: float = 2e-4, run: str = "RUN"):
         self.gan_mode = gan_mode
+        self.lr, self.run = lr, run  # for advice that names values and the run folder
         self.warm_up = max(WARM_UP * iterations, WARM_UP_MIN)
+        self.first_losses: dict[str, float] = {}  # each phase's total at the first read
+        self.alarms: dict[str, HealthEvent] = {}  # collapse, exploding: while they last
         self.raised: set[str] = set()
         self.low_diversity = 0
         self.d_history: list[tuple[float, float, float]] = []  # (real, fake, g adversarial)
@@ -103,7 +126,9 @@ class HealthMonitor:
         """What it has seen, for checkpoints: a resumed run judges as an unbroken one."""
         return {"raised": sorted(self.raised), "low_diversity": self.low_diversity,
                 "first_low": self.first_low, "d_history": [list(h) for h in self.d_history],
-                "evals": [list(e) for e in self.evals], "g_totals": list(self.g_totals)}
+                "evals": [list(e) for e in self.evals], "g_totals": list(self.g_totals),
+                "first_losses": dict(self.first_losses),
+                "alarms": {k: e.row() for k, e in self.alarms.items()}}
 
     def load(self, state: dict | None) -> None:
         """Continue from :meth:`state` (an empty one: a run from before the monitor)."""
@@ -114,6 +139,20 @@ class HealthMonitor:
         self.d_history = [tuple(h) for h in state.get("d_history", [])]
         self.evals = [tuple(e) for e in state.get("evals", [])]
         self.g_totals = list(state.get("g_totals", []))
+        self.first_losses = {str(k): float(v) for k, v in
+                             dict(state.get("first_losses", {})).items()}
+        self.alarms = {k: HealthEvent.from_row(r) for k, r in
+                       dict(state.get("alarms", {})).items() if k in ALARMS}
+
+    @property
+    def alarm(self) -> HealthEvent | None:
+        """The collapse or explosion going on now (said or not), else None."""
+        return next((self.alarms[k] for k in ALARMS if k in self.alarms), None)
+
+    def resume_advice(self) -> str:
+        """How to continue this run with a lower learning rate (``train.lr`` may change on
+        resume)."""
+        return f"translate train {self.run} --resume train.lr={self.lr / 2:g}"
 
     def _once(self, event: HealthEvent) -> list[HealthEvent]:
         if event.name in self.raised:
@@ -134,21 +173,52 @@ class HealthMonitor:
         direction, ratio = min(ratios.items(), key=lambda kv: kv[1])
         if ratio >= COLLAPSE_RATIO:
             self.low_diversity, self.first_low = 0, None
+            self.alarms.pop("collapse", None)
             return []
         self.low_diversity += 1
         self.first_low = self.first_low if self.first_low is not None else step
         if self.low_diversity < COLLAPSE_STEPS:
             return []
-        return self._once(HealthEvent(
+        self.alarms["collapse"] = HealthEvent(
             "collapse", step,
             f"the {direction} generator gives near-identical outputs for different inputs "
             f"(their diversity is {ratio:.3f} of the real images', below {COLLAPSE_RATIO} "
             f"since step {self.first_low}): mode collapse.",
-            "Resume from a checkpoint written before that step with a lower learning rate "
-            "(train.lr), or add DiffAugment (loss.diffaugment=color,translation); samples/ "
-            "shows it.",
+            f"Continue with a lower learning rate ({self.resume_advice()}), or start a new "
+            "run with DiffAugment (loss.diffaugment=color,translation); samples/ shows it.",
             {"direction": direction, "diversity_ratio": round(ratio, 4),
-             "since_step": self.first_low}))
+             "since_step": self.first_low})
+        return self._once(self.alarms["collapse"])
+
+    def observe_losses(self, step: int, means: dict[str, float]) -> list[HealthEvent]:
+        """The loss terms' means since the last metrics line, read at ``step`` (every
+        CHECK_EVERY iterations): ``exploding`` when a phase's total is orders of magnitude
+        above its first value. The first read sets those values."""
+        totals = {k: abs(v) for k, v in means.items() if k.endswith("_total")}
+        for k, v in totals.items():
+            self.first_losses.setdefault(k, v)
+        limits = {k: min(EXPLODE_CEILING, EXPLODE_RATIO * max(self.first_losses[k],
+                                                              EXPLODE_FLOOR))
+                  for k in totals}
+        over = {k: v for k, v in totals.items() if v > limits[k]}
+        if not over:
+            self.alarms.pop("exploding", None)
+            return []
+        key = max(over, key=lambda k: over[k] / limits[k])
+        since = self.alarms["exploding"].figures["since_step"] if "exploding" in self.alarms \
+            else step
+        first = self.first_losses[key]
+        why = (f"far above its first value in this run ({first:.3g})"
+               if over[key] > EXPLODE_RATIO * max(first, EXPLODE_FLOOR) else
+               f"beyond what a healthy run reaches ({EXPLODE_CEILING:g})")
+        self.alarms["exploding"] = HealthEvent(
+            "exploding", step,
+            f"the loss {key} is {over[key]:.3g}, {why}: training is blowing up.",
+            f"Start a new run with a lower learning rate (train.lr={self.lr / 10:g}, a tenth "
+            "of now, and a new train.out); with train.precision=fp16, try fp32.",
+            {"loss": key, "value": float(f"{over[key]:.4g}"),
+             "first_value": float(f"{self.first_losses[key]:.4g}"), "since_step": since})
+        return self._once(self.alarms["exploding"])
 
     def _d_wins(self, step: int, means: dict[str, float]) -> list[HealthEvent]:
         if self.gan_mode not in SCORED_MODES:
@@ -171,8 +241,8 @@ class HealthMonitor:
             f"on real, {f:.2f} on generated, {D_WINS_STEPS} log steps in a row) while the "
             f"generator's adversarial loss climbs ({recent[0][2]:.3g} to {g:.3g}): it no "
             "longer learns from D.",
-            "Lower D's learning rate or its size (discriminator.ndf, discriminator.layers), "
-            "or add DiffAugment (loss.diffaugment=color,translation).",
+            "Start a new run with a smaller discriminator (discriminator.ndf, "
+            "discriminator.layers) or with DiffAugment (loss.diffaugment=color,translation).",
             {"score_real": round(r, 4), "score_fake": round(f, 4),
              "adversarial": round(g, 4)}))
 

@@ -53,14 +53,15 @@ from translate.train.augment import DecodeOnly
 from translate.train.board import Board, check_available
 from translate.train.config import Config
 from translate.train.ema import GeneratorEMA
-from translate.train.health import HealthEvent, HealthMonitor, output_diversity
+from translate.train.health import (CHECK_EVERY, HealthEvent, HealthMonitor,
+                                    output_diversity)
 from translate.train.methods import METHODS, Method, build_method
 from translate.train.periodic_eval import PeriodicEval
 from translate.train.precision import Precision, TrainSpeed
 from translate.train.replicas import Replicas
 from translate.train.run_folder import (MetricsLog, default_norm_stats, export_all,
                                         prepare_run_folder, write_samples)
-from translate.train.schedule import lr_factor, make_optimizers
+from translate.train.schedule import lr_factor, make_optimizers, set_learning_rate
 from translate.train.state_check import check_resumable
 
 __all__ = ["Run", "TrainingCollapsed", "TrainingDiverged", "TrainingInterrupted",
@@ -75,10 +76,15 @@ class TrainingDiverged(UserError):
         super().__init__(
             f"training diverged at step {step}: {what} is not a finite number. Nothing was "
             f"exported and no checkpoint was written after it (the run folder keeps the last "
-            f"good one). Lower train.lr (now {config.train.lr:g})"
-            + (", or use train.precision=fp32" if config.train.precision == "fp16" else "")
-            + ", and start again")
+            f"good one). {restart_advice(config)}")
         self.step = step
+
+
+def restart_advice(config: Config) -> str:
+    """What to do after a run blew up: a new run with a lower learning rate."""
+    fp16 = ", or train.precision=fp32" if config.train.precision == "fp16" else ""
+    return (f"Start a new run with a lower learning rate (train.lr={config.train.lr / 10:g}, "
+            f"a tenth of now{fp16}) and a new train.out")
 
 
 class TrainingCollapsed(UserError):
@@ -91,8 +97,10 @@ class TrainingCollapsed(UserError):
             since = event.figures.get("since_step")
             when = ("before" if since is not None and checkpoint_step < since
                     else "after")
+            what = {"exploding": "the losses blew up"}.get(event.name,
+                                                           f"the {event.name} was first seen")
             kept = (f"the last checkpoint, {out / 'checkpoints' / 'latest.pt'}, is from step "
-                    f"{checkpoint_step}, {when} the collapse was first seen (step {since})")
+                    f"{checkpoint_step}, {when} {what} (step {since})")
         super().__init__(f"training stopped at step {event.step} (train.on_collapse=stop): "
                          f"{event.message} Nothing was exported; {kept}. {event.advice}")
         self.step, self.event = event.step, event
@@ -322,7 +330,7 @@ class Run:
         self.log = MetricsLog(self.out / "metrics.jsonl")
         self.norm_stats = default_norm_stats(config, self.replicas.normalised_batch_factor)
         self.evaluator = PeriodicEval(config, self.device, self.norm_stats, main=self.is_main)
-        self.health = HealthMonitor(config.loss.gan, t.iterations)
+        self.health = HealthMonitor(config.loss.gan, t.iterations, t.lr, str(self.out))
         self.board: Board | None = None  # TensorBoard (train.tensorboard), process 0
         self.logged_step = 0  # of the last metrics line
         self.checkpoint_step: int | None = None  # of the last latest.pt written or resumed
@@ -347,6 +355,12 @@ class Run:
             self.speed.precision.load_state_dict(state.scaler)
             self.health.load(state.health)
             self.checkpoint_step = state.step
+            saved_lr = state.config.get("train", {}).get("lr")
+            if saved_lr is not None and saved_lr != self.config.train.lr:
+                set_learning_rate(self.optimizers, self.schedulers, self.config.train.lr)
+                if self.is_main:
+                    print(f"note: train.lr is now {self.config.train.lr:g} (was {saved_lr:g}); "
+                          "the schedule goes on from here", file=sys.stderr)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError,
                 RuntimeError) as err:  # what the loaders raise for state of another shape
             raise CheckpointError(f"{where}: its optimizer, method memory or random-number "
@@ -434,12 +448,18 @@ class Run:
 
     def loop(self, start: int, progress: bool = True) -> int:
         """Iterate from ``start`` to ``train.iterations``; returns the last step. On
-        SIGINT/SIGTERM: a checkpoint, then :class:`TrainingInterrupted`."""
+        SIGINT/SIGTERM: a checkpoint, then :class:`TrainingInterrupted`. The progress bar
+        is closed however the loop ends, so what is said next starts on its own line."""
         t = self.config.train
         self.method.nets.train()
-        bar = tqdm(total=t.iterations, initial=start, disable=not (progress and self.is_main),
-                   dynamic_ncols=True, desc=f"{self.config.model} {self.out.name}", unit="it",
-                   file=sys.stderr)
+        self.bar = bar = tqdm(total=t.iterations, initial=start, dynamic_ncols=True,
+                              disable=not (progress and self.is_main), unit="it",
+                              desc=f"{self.config.model} {self.out.name}", file=sys.stderr)
+        with bar:
+            return self._iterate(start, bar)
+
+    def _iterate(self, start: int, bar: tqdm) -> int:
+        t = self.config.train
         batches, step, self.tic = iter(self.loader(start)), start, time.perf_counter()
         with stop_on_signals() as stop:
             while step < t.iterations:
@@ -454,27 +474,24 @@ class Run:
                 terms, signum = self.replicas.finish_step(terms, stop["signum"])
                 self.log.add(terms)
                 bar.update(1)
-                self.after_step(step, bar, signum)
+                self.after_step(step, signum)
                 if signum and step < t.iterations:
-                    bar.close()
                     raise TrainingInterrupted(step, signum)
-        bar.close()
         return step
 
-    def after_step(self, step: int, bar: tqdm, signum: int) -> None:
-        """What is due after ``step``: a metrics line and the health checks, a sample grid,
-        an evaluation (and ``best.pt``), a checkpoint (also the last step's and an
-        interrupted run's)."""
+    def after_step(self, step: int, signum: int) -> None:
+        """What is due after ``step``: the health checks (every CHECK_EVERY iterations) and
+        a metrics line, a sample grid, an evaluation (and ``best.pt``), a checkpoint (also
+        the last step's and an interrupted run's)."""
         t, main = self.config.train, self.is_main
-        if step % t.log_every == 0 or step == t.iterations:
-            self.log.average(self.replicas.mean_of)  # every process: one all-reduce
-            if not main:
-                self.log.clear()
-            collapsed = self.log_step(step, bar) if main else None
-            if self.replicas.main_decides(collapsed is not None and t.on_collapse == "stop"):
-                bar.close()
-                raise TrainingCollapsed(collapsed or HealthEvent("collapse", step, "", ""),
-                                        self.out, self.checkpoint_step)
+        logged = step % t.log_every == 0 or step == t.iterations
+        if logged or step % CHECK_EVERY == 0 or step == 1:
+            if logged:
+                self.log.average(self.replicas.mean_of)  # every process: one all-reduce
+                if not main:
+                    self.log.clear()
+            verdict = self.watch(step, logged) if main else None
+            self.act_on(verdict, step)
         if main and t.sample_every and step % t.sample_every == 0:
             grid = self.out / "samples" / f"step_{step:06d}.png"
             with self.averaged():
@@ -494,26 +511,51 @@ class Run:
         if step % t.checkpoint_every == 0 or step == t.iterations or signum:
             self.checkpoint(step)
 
-    def log_step(self, step: int, bar: tqdm) -> HealthEvent | None:
-        """Process 0 at a log step: the metrics line (:class:`TrainingDiverged` for a
-        non-finite term), then the health checks; the collapse event if one was raised."""
-        now = time.perf_counter()
-        lr = self.optimizers[self.method.phases[0]].param_groups[0]["lr"]
-        means = self.log.means()  # the one read of the loss terms per log step
+    def watch(self, step: int, logged: bool) -> tuple[str, str | HealthEvent] | None:
+        """Process 0: read the loss terms' means so far (one read from the device), check
+        them, and at a log step write the metrics line and judge the outputs. Returns
+        ("diverged", what) for a non-finite term, ("stop", event) for a collapse or an
+        explosion under train.on_collapse=stop, else None."""
+        means = self.log.means()
         bad = next((k for k, v in means.items() if not math.isfinite(v)), None)
         if bad is not None:
-            bar.close()
-            self.diverged(step, f"the loss term {bad}")
+            return "diverged", f"the loss term {bad}"
+        events = self.health.observe_losses(step, means)
+        if logged:
+            self.write_metrics(step, means)
+            ratios = output_diversity(self.method, self.preview, self.norm_stats)
+            events = self.health.observe(step, means, ratios) + events
+        self.report(events)
+        alarm = self.health.alarm
+        if alarm is not None and self.config.train.on_collapse == "stop":
+            return "stop", alarm
+        return None
+
+    def act_on(self, verdict: tuple[str, str | HealthEvent] | None, step: int) -> None:
+        """Every process: follow process 0's verdict (:meth:`watch`): raise
+        :class:`TrainingDiverged` or :class:`TrainingCollapsed`, or go on."""
+        kinds = (None, "diverged", "stop")
+        kind = kinds[self.replicas.main_says(kinds.index(verdict[0] if verdict else None))]
+        if kind == "diverged":
+            self.diverged(step, verdict[1] if verdict else "a loss term (on process 0)")
+        if kind == "stop":
+            event = verdict[1] if verdict else HealthEvent("collapse", step, "", "")
+            if self.is_main:
+                self.log.append({"step": step, "event": "stopped", "cause": event.name,
+                                 "message": f"training stopped (train.on_collapse=stop) "
+                                            f"on {event.name}", "advice": event.advice})
+            raise TrainingCollapsed(event, self.out, self.checkpoint_step)
+
+    def write_metrics(self, step: int, means: dict[str, float]) -> None:
+        """Process 0 at a log step: the metrics line (and TensorBoard's), speed, the bar."""
+        now = time.perf_counter()
+        lr = self.optimizers[self.method.phases[0]].param_groups[0]["lr"]
         row = self.log.write(step, {"lr": lr, "seconds": round(now - self.tic, 3)}, means)
         if self.board is not None:
             self.board.metrics(step, row, (step - self.logged_step) / max(now - self.tic, 1e-9))
         self.tic, self.logged_step = now, step
-        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
-                         if k.endswith("_total") or k in ("g_l1",)})
-        ratios = output_diversity(self.method, self.preview, self.norm_stats)
-        events = self.health.observe(step, means, ratios)
-        self.report(events)
-        return next((e for e in events if e.name == "collapse"), None)
+        self.bar.set_postfix({k: f"{v:.3g}" for k, v in row.items()
+                              if k.endswith("_total") or k in ("g_l1",)})
 
     def report(self, events: list[HealthEvent]) -> None:
         """Each new health event as a metrics.jsonl line and a message on stderr."""
@@ -528,7 +570,7 @@ class Run:
         error = TrainingDiverged(step, what, self.config)
         if self.is_main:
             self.log.append(HealthEvent("diverged", step, f"{what} is not a finite number.",
-                                        "Lower train.lr and start again.").row())
+                                        restart_advice(self.config) + ".").row())
         raise error
 
     def finish(self, step: int) -> Path:

@@ -234,11 +234,16 @@ class Replicas:
     def main_decides(self, flag: bool) -> bool:
         """Process 0's ``flag`` on every process (for work only process 0 does, such as
         evaluation, whose outcome the others must follow)."""
+        return bool(self.main_says(int(flag)))
+
+    def main_says(self, value: int) -> int:
+        """Process 0's small whole number ``value`` on every process (a verdict only
+        process 0 reached, such as the health checks')."""
         if not self.ctx.distributed:
-            return flag
-        t = torch.tensor([int(flag)], dtype=torch.int32, device=self.ctx.device)
+            return value
+        t = torch.tensor([value], dtype=torch.int32, device=self.ctx.device)
         dist.broadcast(t, src=0)
-        return bool(t.item())
+        return int(t.item())
 
     def gather(self, own: dict) -> list[dict]:
         """The per-process state ``own`` of processes 1 .. W-1, on process 0 (in rank order,

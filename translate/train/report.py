@@ -279,6 +279,13 @@ def _status(record: RunRecord) -> str:
     if record.exported:
         return (f"finished: {done}{planned} iterations, exported "
                 + ", ".join(record.exported))
+    end = record.events[-1] if record.events else {}
+    if end.get("event") in ("diverged", "stopped") and end.get("step", -1) >= done:
+        if end["event"] == "diverged":
+            return (f"stopped: diverged at step {end['step']}: {end.get('message', '')} "
+                    f"Nothing was exported. {end.get('advice', '')}").strip()
+        return (f"stopped at step {end['step']} by train.on_collapse=stop on "
+                f"{end.get('cause', 'a health event')}. Nothing exported.")
     return f"in progress or stopped: {done}{planned} iterations logged, nothing exported yet"
 
 

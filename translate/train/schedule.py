@@ -27,3 +27,16 @@ def make_optimizers(method: Method, config: Config, fused: bool = False
     schedulers = {g: torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, decay_from, t.iterations)) for g, opt in optimizers.items()}
     return optimizers, schedulers
+
+
+def set_learning_rate(optimizers: dict, schedulers: dict, lr: float) -> None:
+    """Give restored optimizers and schedules a new base rate ``lr`` (``train.lr`` changed
+    on resume): the schedule's factor at the current step stays, the rate it multiplies
+    changes, for this step and every later one."""
+    for group, opt in optimizers.items():
+        schedule = schedulers[group]
+        factors = [g["lr"] / base if base else 1.0
+                   for g, base in zip(opt.param_groups, schedule.base_lrs)]
+        schedule.base_lrs = [lr] * len(opt.param_groups)
+        for g, factor in zip(opt.param_groups, factors):
+            g["initial_lr"], g["lr"] = lr, lr * factor
