@@ -200,3 +200,30 @@ def test_push_without_exports_says_what_to_do(hub, tmp_path):
     (tmp_path / "empty").mkdir()
     proc = run_cli("push", str(tmp_path / "empty"), "me/x", "--dry-run", str(tmp_path / "o"))
     assert proc.returncode == 2 and "translate export" in proc.stderr
+
+
+def test_with_the_hub_down_a_cached_model_is_used_and_others_are_said_plainly(tmp_path,
+                                                                              monkeypatch):
+    """The Hub stops answering (HF_HUB_OFFLINE unset): a model already in the cache is
+    used from there; one that is not, and a name the Hub would refuse, are errors that
+    say so, not tracebacks."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("TRANSLATE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    with HubServer() as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        hub.add("me/night", {"generator_a2b.safetensors": MODEL.read_bytes()})
+        first = convert("hf://me/night", tmp_path / "first")
+        assert first.returncode == 0, first.stderr
+    again = convert("hf://me/night", tmp_path / "again")  # the server is gone
+    assert again.returncode == 0, again.stderr
+    assert np.array_equal(*(np.asarray(Image.open(tmp_path / d / "chelsea.png"))
+                            for d in ("first", "again")))
+    for ref, said in (("hf://me/other", "cannot be reached"),
+                      ("hf://-/-", "not a valid repository name")):
+        proc = convert(ref, tmp_path / "other")
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    with pytest.raises(HubError, match="cannot be reached .*not in the Hub cache"):
+        resolve("hf://me/other")

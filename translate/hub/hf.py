@@ -127,6 +127,10 @@ def resolve(ref: str, max_bytes: int = MAX_BYTES) -> tuple[Path, str]:
         raise HubError(f"{parsed} is not in the Hub cache and the Hub cannot be reached"
                        f"{' (HF_HUB_OFFLINE is set)' if offline() else ''}; fetch it "
                        f"with: {_fetch_hint(parsed)}", ref) from None
+    except errors.HFValidationError:
+        raise HubError(f"{ref}: not a valid repository name (OWNER and REPO are letters, "
+                       "digits, '-', '_' and '.', not starting or ending with '-' or '.')",
+                       ref) from None
     except errors.RepositoryNotFoundError:
         raise HubError(f"{parsed}: no such repository on {endpoint()} (or it is private: "
                        "log in with `hf auth login` or set HF_TOKEN)", ref) from None
@@ -136,7 +140,37 @@ def resolve(ref: str, max_bytes: int = MAX_BYTES) -> tuple[Path, str]:
         raise HubError(f"{parsed}: the repository has no such file", ref) from None
     except errors.HfHubHTTPError as err:
         raise HubError(f"{parsed}: the Hub answered {err}", ref) from None
+    except Exception as err:  # noqa: BLE001 - the HTTP library's own errors are checked
+        if not unreachable(err):
+            raise
+        return _from_cache_when_unreachable(hf, parsed, ref, err)
     return path, str(HfRef(parsed.repo, _commit_of(path) or info.sha, name))
+
+
+HTTP_LIBRARIES = ("httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3", "h11")
+
+
+def unreachable(err: BaseException) -> bool:
+    """Whether ``err`` means the Hub could not be reached or stopped answering (no
+    connection, a timeout, a dropped connection), whichever HTTP library huggingface_hub
+    uses underneath."""
+    library = type(err).__module__.split(".")[0]
+    return isinstance(err, (OSError, TimeoutError)) or library in HTTP_LIBRARIES
+
+
+def _from_cache_when_unreachable(hf, parsed: HfRef, ref: str, err: BaseException
+                                 ) -> tuple[Path, str]:
+    """The cached copy of ``parsed`` when the Hub cannot be reached, else a
+    :class:`HubError` that says why."""
+    errors = importlib.import_module("huggingface_hub.errors")
+    try:
+        return _cached(hf, parsed)
+    except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled, OSError, HubError):
+        pass
+    reason = str(err).strip() or type(err).__name__
+    raise HubError(f"{parsed}: the Hub at {endpoint()} cannot be reached ({reason[:200]}) "
+                   "and the model is not in the Hub cache; check the connection (or "
+                   "HF_ENDPOINT) and try again", ref) from None
 
 
 def _commit_of(path: Path) -> str | None:
