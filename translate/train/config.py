@@ -145,9 +145,9 @@ class TrainConfig(MovedOptions):
     tensorboard: bool = opt(False, "also log to TensorBoard: event files in the run folder's "
                             "tb/ (pip install 'translate[tensorboard]')")
     on_collapse: str = opt("warn", "when the generator's outputs collapse (near-identical "
-                           "for different inputs): warn (say so, log it) or stop (stop "
-                           "training; the last checkpoint stays, and the message names it)",
-                           ("warn", "stop"))
+                           "for different inputs) or the losses explode: warn (say so, log "
+                           "it) or stop (stop training; the last checkpoint stays, and the "
+                           "message names it)", ("warn", "stop"))
 
 
 MODELS = tuple(METHODS)
