@@ -32,6 +32,8 @@ from __future__ import annotations
 import atexit
 import html
 import os
+import re
+import time
 import tempfile
 from pathlib import Path
 
@@ -53,6 +55,13 @@ from .service import (FACE_MODES, InputError, Limits, OutputFolder,  # noqa: E40
                       release_memory, run_batch, Translated, translate_one, translate_video)
 
 ERROR_TITLE = "Not translated"
+PREVIEW_HEIGHT = 300  # px: an image preview's height, so a tab fits a 1366 x 768 screen
+# long paths and addresses in messages wrap instead of scrolling sideways; table headers
+# break between words only
+CSS = """
+.wrap-anywhere, .wrap-anywhere * { overflow-wrap: anywhere; }
+.offers th { word-break: normal; overflow-wrap: normal; hyphens: none; }
+"""
 FACE_TASKS = ("real2anime",)      # tabs that offer face mode
 
 DEVICE_GROUP = "device"          # the one concurrency group of everything that runs a model
@@ -71,6 +80,23 @@ def user_error(message, title: str = ERROR_TITLE) -> gr.Error:
     """A message for the page (HTML-escaped: it may quote an uploaded file's name)."""
     return gr.Error(html.escape(str(message), quote=False), title=title,
                     print_exception=False)
+
+
+def page_text(message) -> str:
+    """A message for a Markdown area of the page: HTML and Markdown characters shown as
+    they are, its lines kept, and the command line's wording put as the page's."""
+    from translate.hub.download import AGAIN
+
+    text = html.escape(str(message), quote=False).replace(AGAIN, "press Download again")
+    text = re.sub(r"([\\`*\[\]|~])", r"\\\1", text)  # emphasis, code, links, tables
+    text = re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", text)  # not in_words
+    return "  \n".join(line.strip() for line in text.splitlines())
+
+
+def not_downloaded(reason) -> tuple:
+    """The zoo panel's answer to a download that failed: the status, nothing else
+    changed."""
+    return (f"**Not downloaded.** {page_text(reason)}", *(gr.skip(),) * 4)
 
 
 def face_default(entry: ModelEntry | None) -> str:
@@ -218,6 +244,11 @@ class Demo:
 
     def video(self, clip, model=None, temporal=0, progress=gr.Progress()):
         """Translate a clip frame by frame; returns the MP4 (H.264, the sound kept)."""
+        return str(self._video(clip, model, temporal, progress)[0])
+
+    def _video(self, clip, model, temporal, progress):
+        """(MP4, its VideoStats, seconds taken) for a clip; problems are gr.Error."""
+        started = time.monotonic()
         try:
             path, name = video_source(clip)
             temporal = check_temporal(temporal)
@@ -228,8 +259,10 @@ class Demo:
                 progress((done, total) if total else 0.0,
                          desc=f"translating: frame {done}" + (f" of {total}" if total else ""),
                          unit="frames")
-            return str(translate_video(translator, path, name, self.limits, self.outputs.new(),
-                                       temporal, report, client_gone()))
+            target, stats = translate_video(translator, path, name, self.limits,
+                                            self.outputs.new(), temporal, report,
+                                            client_gone())
+            return target, stats, time.monotonic() - started
         except InputError as err:
             raise user_error(err) from None
         except (RuntimeError, MemoryError) as err:
@@ -238,11 +271,14 @@ class Demo:
             release_memory()
 
     def page_video(self, clip, model, temporal, progress=gr.Progress()):
-        """The Video tab's button: :meth:`video` with problems in the tab's message area."""
+        """The Video tab's button: the clip, and in the tab's message area what was done
+        ("done: N frames in S s") or the problem."""
         try:
-            return self.video(clip, model, temporal, progress), ""
+            target, stats, seconds = self._video(clip, model, temporal, progress)
         except gr.Error as err:
             return None, f"**{ERROR_TITLE}:** {err.message}"
+        return str(target), (f"done: {stats.frames} frames in {seconds:.1f} s "
+                             f"({stats.frames / max(seconds, 1e-9):.1f} frames/s)")
 
     def check_upload(self, image):
         """Check an upload as it arrives (size, pixels, decodable): ("", the image) when it
@@ -258,39 +294,42 @@ class Demo:
         return "", gr.skip()
 
     def download_task(self, task: str):
-        """The function behind a tab's Download button (and ``/download_<task>``)."""
+        """The function behind a tab's Download button (and ``/download_<task>``): every
+        failure is a "Not downloaded" message with its reason, and the tab stays usable."""
         def download(name, progress=gr.Progress()):
             """Download the zoo model ``name``: (status, model list, card, face mode, run)."""
-            from translate.hub.download import DownloadError
-            from translate.hub.zoo import ZooError, lookup
-            from translate.hub.zoo import download as install
+            from translate.errors import UserError
 
-            keep = (gr.skip(),) * 4
-            if str(name or "").strip().startswith("hf://"):
-                return self._from_hub(task, str(name).strip())
+            name = str(name or "").strip()
             try:
-                offer = lookup(str(name or ""))
-                if offer.task != task:
-                    raise ZooError(f"{offer.name} is not a {TASKS[task]} model")
-                progress(0.0, desc=f"downloading {offer.name}")
-                meta, what = install(offer.name, progress=lambda done, total: progress(
-                    (done, total) if total else 0.0, desc=f"downloading {offer.name}",
-                    unit="bytes"))
-            except (DownloadError, ZooError) as err:
-                return (f"**Not downloaded.**\n\n```\n{err}\n```", *keep)
-            return self._installed(task, offer.name, Path(meta["path"]), what)
+                if name.startswith("hf://"):
+                    return self._from_hub(task, name)
+                return self._from_zoo(task, name, progress)
+            except UserError as err:  # the zoo's, the downloader's and the Hub's errors
+                return not_downloaded(err)
+            except Exception as err:  # noqa: BLE001 - anything else: said, not a broken tab
+                return not_downloaded(f"{type(err).__name__}: {err}")
         download.__name__ = f"download_{task}"
         return download
+
+    def _from_zoo(self, task: str, name: str, progress):
+        from translate.hub.zoo import ZooError, lookup
+        from translate.hub.zoo import download as install
+
+        offer = lookup(name)
+        if offer.task != task:
+            raise ZooError(f"{offer.name} is not a {TASKS[task]} model")
+        progress(0.0, desc=f"downloading {offer.name}")
+        meta, what = install(offer.name, progress=lambda done, total: progress(
+            (done, total) if total else 0.0, desc=f"downloading {offer.name}", unit="bytes"))
+        return self._installed(task, offer.name, Path(meta["path"]), what)
 
     def _from_hub(self, task: str, ref: str):
         """A model typed as ``hf://OWNER/REPO[@REVISION][/FILE]``: downloaded into the Hub
         cache, listed and selected; its size and licence are said."""
-        from translate.hub.hf import HubError, remember, resolve
+        from translate.hub.hf import remember, resolve
 
-        try:
-            path, pinned = resolve(ref)
-        except HubError as err:
-            return (f"**Not downloaded.**\n\n```\n{err}\n```", *(gr.skip(),) * 4)
+        path, pinned = resolve(ref)
         remember(pinned, path)
         status, *rest = self._installed(task, pinned, path, "downloaded")
         size = f"{path.stat().st_size / 1e6:.1f} MB"
@@ -365,7 +404,8 @@ class Demo:
             lines += ["", f"Could not translate {len(result.failed)}:"]
             lines += [f"- {reason}" if reason.startswith(name) else f"- {name}: {reason}"
                       for name, reason in result.failed]
-        gallery = [(str(png), name) for png, name in result.written]
+        gallery = [(str(picture), f"{name}: {side}") for png, name in result.written
+                   for picture, side in ((result.before[png], "before"), (png, "after"))]
         archive = str(result.archive) if result.archive else None
         return gallery, archive, "\n".join(lines)
 
@@ -388,27 +428,29 @@ def _zoo_panel(demo: Demo, task: str) -> tuple:
     offers = [e.name for e in zoo_offers(task)]
     with gr.Accordion("Get more models (published, downloaded once)", open=False,
                       elem_id=f"{task}-zoo"):
-        table = gr.Markdown(_offers_markdown(demo, task), elem_id=f"{task}-offers")
+        table = gr.Markdown(_offers_markdown(demo, task), elem_id=f"{task}-offers",
+                            elem_classes=["offers"])
         with gr.Row():
             offer = gr.Dropdown(offers, value=offers[0] if offers else None,
                                 label="Published model, or type hf://OWNER/REPO",
                                 allow_custom_value=True, elem_id=f"{task}-offer")
             fetch = gr.Button("Download", elem_id=f"{task}-download")
-        status = gr.Markdown(elem_id=f"{task}-zoo-status")
+        status = gr.Markdown(elem_id=f"{task}-zoo-status", elem_classes=["wrap-anywhere"])
     return table, offer, fetch, status
 
 
 def _task_inputs(demo: Demo, task: str, examples: list[Path]) -> dict:
+    """The left column of a task tab: the image (its preview bounded in height, so that
+    Translate stays on a laptop's first screen), Translate, messages, model, face mode,
+    strength, then the examples."""
     entries = demo.catalog.for_task(task)
     default = demo.catalog.defaults.get(task)
     ui = {"image": gr.Image(label="Input image (upload or paste)", type="filepath",
                             image_mode=None, sources=["upload", "clipboard"],
-                            elem_id=f"{task}-input")}
-    ui["status"] = gr.Markdown(elem_id=f"{task}-status")
-    if examples:
-        gr.Examples([[str(p)] for p in examples], inputs=[ui["image"]], cache_examples=False,
-                    label="Examples (real photos the model never saw; credits in "
-                    "apps/photos/CREDITS.md)", elem_id=f"{task}-examples")
+                            height=PREVIEW_HEIGHT, elem_id=f"{task}-input")}
+    ui["run"] = gr.Button("Translate", variant="primary", interactive=bool(entries),
+                          elem_id=f"{task}-run")
+    ui["status"] = gr.Markdown(elem_id=f"{task}-status", elem_classes=["wrap-anywhere"])
     ui["model"] = gr.Dropdown([e.key for e in entries], value=default, label="Model",
                               interactive=bool(entries), elem_id=f"{task}-model")
     ui["face"] = gr.Radio(list(FACE_MODES), label="Face mode",
@@ -419,8 +461,10 @@ def _task_inputs(demo: Demo, task: str, examples: list[Path]) -> dict:
     ui["strength"] = gr.Slider(0, 1, value=1, step=0.05, label="Strength",
                                info="1: the model's output; 0: the input unchanged",
                                elem_id=f"{task}-strength")
-    ui["run"] = gr.Button("Translate", variant="primary", interactive=bool(entries),
-                          elem_id=f"{task}-run")
+    if examples:
+        gr.Examples([[str(p)] for p in examples], inputs=[ui["image"]], cache_examples=False,
+                    label="Examples (real photos the model never saw; credits in "
+                    "apps/photos/CREDITS.md)", elem_id=f"{task}-examples")
     return ui
 
 
@@ -433,6 +477,7 @@ def _task_tab(demo: Demo, task: str, examples: list[Path]) -> None:
             with gr.Column():
                 ui["slider"] = gr.ImageSlider(label="Before / after", type="filepath",
                                               format="png", interactive=False,
+                                              max_height=PREVIEW_HEIGHT + 120,
                                               elem_id=f"{task}-slider")
                 ui["result"] = gr.File(label="Result: full-resolution PNG", interactive=False,
                                        elem_id=f"{task}-result")
@@ -504,7 +549,8 @@ def _batch_tab(demo: Demo) -> None:
                                 elem_id="batch-run")
                 report = gr.Markdown(label="Report", elem_id="batch-report")
             with gr.Column():
-                gallery = gr.Gallery(label="Results", columns=4, elem_id="batch-gallery")
+                gallery = gr.Gallery(label="Before and after", columns=2, height=560,
+                                     object_fit="contain", elem_id="batch-gallery")
                 archive = gr.File(label="All results (.zip)", interactive=False,
                                   elem_id="batch-zip")
     run.click(demo.batch, [files, model, strength], [gallery, archive, report],
@@ -576,7 +622,7 @@ def serve(models_dir: str | Path | None = None, *, host: str = "127.0.0.1", port
     """Build the app and start its server (blocking unless ``block`` is False)."""
     app = build_app(models_dir, device=device, limits=limits, queue_size=queue_size)
     guard = Middleware(RequestGuard, limits=limits, folder=get_upload_folder())
-    app.launch(server_name=host, server_port=port, share=share,
+    app.launch(server_name=host, server_port=port, share=share, css=CSS,
                app_kwargs={"middleware": [guard]}, max_file_size=limits.largest_upload,
                allowed_paths=None, show_error=False,
                ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False,

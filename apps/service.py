@@ -254,6 +254,18 @@ class BatchResult:
     written: list[tuple[Path, str]] = field(default_factory=list)   # (png, original name)
     failed: list[tuple[str, str]] = field(default_factory=list)     # (name, reason)
     archive: Path | None = None
+    before: dict[Path, Path] = field(default_factory=dict)  # png -> its input's preview
+
+
+PREVIEW_SIDE = 1024  # px: the longer side of a batch input's preview (JPEG)
+
+
+def write_preview(rgb: np.ndarray, path: Path, side: int = PREVIEW_SIDE) -> Path:
+    """A JPEG of uint8 RGB ``rgb`` at most ``side`` pixels on its longer side, for the
+    page to show beside its translation."""
+    image = Image.fromarray(to_channels(rgb, 3))
+    image.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return save_image(np.asarray(image), path, quality=90)
 
 
 def batch_items(paths: list[Path], names: list[str], limits: Limits, result: BatchResult
@@ -372,6 +384,7 @@ def run_batch(translator, paths: list[Path], names: list[str], strength: float,
             continue
         png = save_image(out, out_dir / "images" / f"{unique}_{suffix}.png", alpha=alpha)
         result.written.append((png, name))
+        result.before[png] = write_preview(rgb, out_dir / "before" / f"{unique}.jpg")
     if progress:
         progress(len(items), len(items), "")
     if result.written:
@@ -412,9 +425,11 @@ def check_video(path: Path, name: str, limits: Limits) -> None:
 
 
 def translate_video(translator, path: Path, name: str, limits: Limits, out_dir: Path,
-                    temporal: int = 0, progress=None, cancelled=None) -> Path:
+                    temporal: int = 0, progress=None, cancelled=None):
     """Translate one uploaded clip into ``out_dir/<stem>_translated.mp4`` (H.264, the
-    sound copied); ``progress(frames done, frames expected)``. The header is checked first
+    sound copied); returns (its path, its
+    :class:`~translate.infer.video.VideoStats`); ``progress(frames done, frames
+    expected)``. The header is checked first
     (:func:`check_video`); while the clip is decoded, every frame's size, the frame count,
     the duration and the wall time are held to ``limits``, and ``cancelled()`` (the client
     went away) stops it too: :class:`InputError` either way, nothing written."""
@@ -427,8 +442,8 @@ def translate_video(translator, path: Path, name: str, limits: Limits, out_dir: 
                          max_duration=limits.max_video_seconds,
                          max_seconds=limits.max_video_job_seconds, cancelled=cancelled)
     try:
-        convert_video(translator, path, target, VideoOptions(temporal=temporal), progress,
-                      bounds)
+        stats = convert_video(translator, path, target, VideoOptions(temporal=temporal),
+                              progress, bounds)
     except VideoStopped as err:
         print(f"video {name}: stopped: {err.reason}", flush=True)  # the server's log
         raise InputError(f"{name} was not translated: {err.reason}; this demo accepts "
@@ -437,4 +452,4 @@ def translate_video(translator, path: Path, name: str, limits: Limits, out_dir: 
                          "clip") from None
     except VideoError as err:
         raise InputError(f"{name}: {err.reason}") from None
-    return target
+    return target, stats

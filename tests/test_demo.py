@@ -299,8 +299,11 @@ def test_batch_of_files_and_a_zip(client, tmp_path):
         [gradio_client.handle_file(str(first)), gradio_client.handle_file(str(tmp_path /
                                                                                "album.zip"))],
         model="day2night", api_name="/batch")
-    assert [item["caption"] for item in gallery] == ["first.png", "album.zip/holiday/a.png",
-                                                     "album.zip/../escape/b.png"]
+    names = ["first.png", "album.zip/holiday/a.png", "album.zip/../escape/b.png"]
+    assert [item["caption"] for item in gallery] == [f"{name}: {side}" for name in names
+                                                     for side in ("before", "after")]
+    befores = [Image.open(item["image"]).size for item in gallery[::2]]
+    assert befores == [(40, 24), (21, 33), (16, 16)]  # each input beside its output
     assert "**3**" in report and "readme.txt" in report and "not an image" in report
     with zipfile.ZipFile(archive_path) as results:
         names = sorted(results.namelist())

@@ -15,6 +15,7 @@ write tracked files)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -59,11 +60,13 @@ def browser():
 def page(tmp_path_factory):
     """(server, screenshot folder): the shipped models when both exist, else stand-ins."""
     temp = tmp_path_factory.mktemp("gradio")
+    offline = {"HF_ENDPOINT": f"http://127.0.0.1:{closed_port()}",  # the Hub: unreachable
+               "HF_HOME": str(temp / "hf"), "TRANSLATE_CACHE": str(temp / "cache")}
     if all(p.is_file() for p in SHIPPED):
-        server = DemoServer(temp=temp)
+        server = DemoServer(temp=temp, **offline)
     else:
         models = stand_in_models(tmp_path_factory.mktemp("models"))
-        server = DemoServer("--models", str(models), temp=temp)
+        server = DemoServer("--models", str(models), temp=temp, **offline)
     shots = Path(os.environ.get("TRANSLATE_DEMO_SCREENSHOTS") or temp / "shots")
     shots.mkdir(parents=True, exist_ok=True)
     yield server, shots
@@ -249,6 +252,108 @@ def test_a_clip_in_the_video_tab(browser, page, tmp_path):
         "v.onerror = () => done(null); setTimeout(() => done(null), 10000); });", result)
     if size is not None:  # a Chromium without H.264 cannot play it, but still offers it
         assert size == [320, 192]
-    assert browser.find_element(By.ID, "video-status").text == ""
+    assert re.fullmatch(r"done: 15 frames in \d+\.\d s \(\d+\.\d frames/s\)",
+                        browser.find_element(By.ID, "video-status").text)
     browser.execute_script("window.scrollTo(0, 0)")
     browser.save_screenshot(str(shots / "demo_video.png"))
+
+
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def laptop():
+    """Chromium with a laptop's screen: 1366 x 768."""
+    binary, driver_path = chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1366,768", "--hide-scrollbars"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    yield driver
+    driver.quit()
+
+
+def in_view(browser, element_id: str) -> bool:
+    """Whether the element is wholly inside the window without scrolling."""
+    return browser.execute_script(
+        "const r = document.getElementById(arguments[0]).getBoundingClientRect();"
+        "return r.top >= 0 && r.bottom <= window.innerHeight && r.height > 0;", element_id)
+
+
+def test_on_a_laptop_translate_stays_on_the_first_screen_after_a_portrait(laptop, page,
+                                                                           tmp_path):
+    from PIL import Image
+
+    server, shots = page
+    portrait = tmp_path / "portrait.jpg"
+    with Image.open(ROOT / "apps" / "photos" / "grace-hopper.jpg") as small:
+        small.convert("RGB").resize((1200, 1800)).save(portrait, quality=90)
+    laptop.get(server.url)
+    wait = WebDriverWait(laptop, 60)
+    assert laptop.execute_script("return window.innerWidth") == 1366
+    upload = "#real2anime-input input[type=file]"
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, upload))
+    laptop.find_element(By.CSS_SELECTOR, upload).send_keys(str(portrait))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#real2anime-input img"))
+    wait.until(lambda d: d.execute_script(
+        "return document.querySelector('#real2anime-input img').complete"))
+    assert in_view(laptop, "real2anime-run")
+    laptop.find_element(By.ID, "real2anime-run").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#real2anime-slider img")) >= 2)
+    assert in_view(laptop, "real2anime-run")
+    laptop.save_screenshot(str(shots / "demo_laptop.png"))
+
+
+def test_a_hub_model_that_cannot_be_had_leaves_the_tab_usable(laptop, page):
+    """With the Hub unreachable, a typed hf:// model and an invalid name each end in a
+    "Not downloaded" message that says why and wraps in the panel; Translate and Download
+    work again afterwards, and the offers table's headers are whole words."""
+    server, shots = page
+    laptop.get(server.url)
+    wait = WebDriverWait(laptop, 60)
+    wait.until(lambda d: d.find_elements(By.ID, "tab-day2night-button"))[0].click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#day2night-zoo button"))[0].click()
+    status = "day2night-zoo-status"
+    for typed, said in (("hf://someone/something", "cannot be reached"),
+                        ("hf://-/-", "not a valid repository name")):
+        offer = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#day2night-offer input"))
+        offer.clear()
+        offer.send_keys(typed)
+        laptop.find_element(By.ID, "day2night-download").click()
+        wait.until(lambda d: said in d.find_element(By.ID, status).text)
+        text = laptop.find_element(By.ID, status).text
+        assert text.startswith("Not downloaded.") and "Error" not in text, text
+        wait.until(lambda d: d.find_element(By.ID, "day2night-run").is_enabled()
+                   and d.find_element(By.ID, "day2night-download").is_enabled())
+        assert laptop.execute_script(  # wrapped, not scrolling sideways
+            "const e = document.getElementById(arguments[0]);"
+            "return e.scrollWidth <= e.clientWidth + 1;", status)
+    laptop.find_element(By.ID, status).location_once_scrolled_into_view
+    laptop.save_screenshot(str(shots / "demo_hub_unreachable.png"))
+    examples = "#day2night-examples button.gallery-item"
+    laptop.find_elements(By.CSS_SELECTOR, examples)[0].click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#day2night-input img"))
+    laptop.find_element(By.ID, "day2night-run").click()
+    wait.until(lambda d: ".png" in d.find_element(By.ID, "day2night-result").text)
+    laptop.find_element(By.ID, "tab-real2anime-button").click()  # the longer table
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#real2anime-zoo button"))[0].click()
+    wait.until(lambda d: d.find_element(By.ID, "real2anime-offers").is_displayed())
+    laptop.find_element(By.ID, "real2anime-offers").location_once_scrolled_into_view
+    laptop.save_screenshot(str(shots / "demo_zoo_laptop.png"))
+    for task in ("day2night", "real2anime"):
+        words = laptop.execute_script(  # each header word's pieces: one unless broken
+            "return Array.from(document.querySelectorAll(arguments[0])).map(th => {"
+            "  const r = document.createRange(); r.selectNodeContents(th);"
+            "  const lines = new Set(Array.from(r.getClientRects()).map(x => Math.round(x.top)));"
+            "  return [th.textContent.trim(), lines.size,"
+            "          th.textContent.trim().split(/\\s+/).length]; });",
+            f"#{task}-offers th")
+        assert words and all(lines <= count for _, lines, count in words), words

@@ -98,6 +98,10 @@ class Fetched:
     size: int
 
 
+# How a message tells a person to try once more; the demo page says it its own way
+AGAIN = "run the same command again"
+
+
 def sha256_of(path: str | Path) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
@@ -110,7 +114,7 @@ def sha256_of(path: str | Path) -> str:
 def by_hand(url: str, dest: Path) -> str:
     """How to install ``dest`` without this machine reaching ``url``."""
     return (f"To install it by hand, download\n  {url}\non a machine that can reach it, copy "
-            f"the file to\n  {dest}\nand run the same command again; it then uses that file.")
+            f"the file to\n  {dest}\nand {AGAIN}; it then uses that file.")
 
 
 class _Interrupted(Exception):
@@ -286,8 +290,7 @@ def _write(f, chunk: bytes, part: Path, kept: int) -> None:
         if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise DownloadError(f"cannot write {part}: the disk is full (or the file size "
                                 f"limit reached); the {kept} bytes received are kept there: "
-                                "free some space and run the same command again to "
-                                "resume") from None
+                                f"free some space and {AGAIN} to resume") from None
         raise
 
 
@@ -337,8 +340,8 @@ def fetch(url: str, dest: str | Path, sha256: str | None = None, timeout: float 
                 kept = part.stat().st_size if part.exists() else 0
                 raise DownloadError(
                     f"download of {url} failed after {attempt} attempt(s) ({why}). The "
-                    f"{kept} bytes received are kept in {part}; run the same command again "
-                    f"to resume.\n{by_hand(url, dest)}") from None
+                    f"{kept} bytes received are kept in {part}; {AGAIN} to resume.\n"
+                    f"{by_hand(url, dest)}") from None
             print(f"note: {why}; resuming", file=sys.stderr)
     else:  # the last attempt had to start over
         raise DownloadError(f"download of {url} failed: the server keeps changing the file")
