@@ -7,6 +7,14 @@ downloaded), takes a square around the largest face with room for hair and chin,
 to the model's size, translates it, and then either returns that crop (``crop``) or resizes
 it back and blends it into the whole photo with a soft edge (``paste``).
 
+Of several faces, the one a person means is taken: large, sharp and central
+(:func:`rank_faces`: a blurred face near the lens or a small one at the edge of a group
+loses to the face in focus in the middle). Where the frontal cascade finds no face, the
+profile cascade is tried, both ways round (it knows faces turned one way), with the skin
+check in colour pictures. ``paste`` blends the face square back only when its
+translation agrees with the whole picture's translation there (:data:`PASTE_MAX_LEVELS`);
+otherwise the whole translation is kept and the result says so.
+
 Detection runs on a copy scaled to at most :data:`DETECT_SIDE` pixels (the cascade is
 slow on large images and finds the same faces), histogram-equalised gray. The frontal-face
 cascade alone takes rock, leaves and window blinds for faces (7 of the 34 landscape photos
@@ -31,6 +39,11 @@ from translate.images import to_channels
 
 CASCADE = "haarcascade_frontalface_default.xml"
 CHECK_CASCADE = "haarcascade_frontalface_alt2.xml"
+PROFILE_CASCADE = "haarcascade_profileface.xml"
+FOCUS_SIDE = 96        # faces are compared for sharpness at this size
+# the face square's translation may differ from the whole picture's translation there by
+# this much (mean 8-bit levels of their blurred colours) and still be pasted
+PASTE_MAX_LEVELS = 40.0
 DETECT_SIDE = 1024
 MIN_FACE_SHARE = 0.05  # of the shorter side (and at least 20 px of the detection copy)
 MIN_SKIN = 0.40        # share of skin-coloured pixels in the centre of a face box
@@ -77,12 +90,18 @@ class FaceResult:
     crop: Box
     square: np.ndarray
     mode: str = "crop"
+    pasted: bool = True  # paste: whether the square was blended in (see PASTE_MAX_LEVELS)
 
     def describe(self) -> str:
         """What was done, for people: where the face is, in the photo's pixels."""
         f = self.faces[0]
-        more = f" (the largest of {len(self.faces)})" if len(self.faces) > 1 else ""
-        return f"face found at {f.x0},{f.y0} ({f.w} x {f.h}){more}"
+        more = (f" (of {len(self.faces)} faces, the largest, sharpest and most central)"
+                if len(self.faces) > 1 else "")
+        said = f"face found at {f.x0},{f.y0} ({f.w} x {f.h}){more}"
+        if self.mode == "paste" and not self.pasted:
+            said += ("; its translation came out unlike the rest of the picture, so the "
+                     "picture was translated whole instead")
+        return said
 
     def alpha(self, plane: np.ndarray | None) -> np.ndarray | None:
         """The photo's alpha plane (uint8 (H, W)) for ``image``: the face square's, at
@@ -130,8 +149,10 @@ def _confirmed(gray: np.ndarray, x: int, y: int, w: int, h: int) -> bool:
 
 
 def detect_faces(rgb: np.ndarray) -> list[Box]:
-    """Frontal faces in uint8 RGB (H, W, 3) (or gray), largest first; [] when none. Only
-    candidates both cascades agree on and, in colour, with a skin-coloured centre."""
+    """Faces in uint8 RGB (H, W, 3) (or gray), the one a person means first
+    (:func:`rank_faces`); [] when none. Frontal faces count where both frontal cascades
+    agree and, in colour, the centre is skin-coloured; where there is none, faces in
+    profile (either way round), in colour with a skin-coloured centre."""
     colour = rgb.ndim == 3 and not (np.array_equal(rgb[..., 0], rgb[..., 1])
                                     and np.array_equal(rgb[..., 1], rgb[..., 2]))
     gray = to_channels(rgb, 1)[..., 0] if rgb.ndim == 3 else rgb
@@ -142,15 +163,69 @@ def detect_faces(rgb: np.ndarray) -> list[Box]:
                           interpolation=cv2.INTER_AREA)
     gray = cv2.equalizeHist(gray)
     smallest = max(20, int(MIN_FACE_SHARE * min(gray.shape)))
-    found = _detector().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5,
-                                         minSize=(smallest, smallest))
-    boxes = []
-    for x, y, fw, fh in np.asarray(found).reshape(-1, 4):
-        box = Box(round(x / scale), round(y / scale), round((x + fw) / scale),
-                  round((y + fh) / scale))
-        if _confirmed(gray, x, y, fw, fh) and (not colour or skin_share(rgb, box) >= MIN_SKIN):
-            boxes.append(box)
-    return sorted(boxes, key=lambda b: b.w * b.h, reverse=True)
+
+    def boxes(found) -> list[Box]:
+        return [Box(round(x / scale), round(y / scale), round((x + fw) / scale),
+                    round((y + fh) / scale)) for x, y, fw, fh in found]
+
+    frontal = [(x, y, fw, fh) for x, y, fw, fh in _cascade(CASCADE, gray, smallest, 5)
+               if _confirmed(gray, x, y, fw, fh)]
+    faces = [b for b in boxes(frontal) if not colour or skin_share(rgb, b) >= MIN_SKIN]
+    if not faces:
+        faces = [b for b in boxes(_profiles(gray, smallest))
+                 if not colour or skin_share(rgb, b) >= MIN_SKIN]
+    return rank_faces(rgb, faces)
+
+
+def _cascade(name: str, gray: np.ndarray, smallest: int, neighbours: int) -> list[tuple]:
+    found = _detector(name).detectMultiScale(gray, scaleFactor=1.1, minNeighbors=neighbours,
+                                             minSize=(smallest, smallest))
+    return [tuple(int(v) for v in row) for row in np.asarray(found).reshape(-1, 4)]
+
+
+def _profiles(gray: np.ndarray, smallest: int) -> list[tuple]:
+    """Faces in profile, facing either way (the cascade knows one way: the picture is also
+    searched mirrored), as (x, y, w, h) in ``gray``; overlapping finds kept once."""
+    width = gray.shape[1]
+    found = _cascade(PROFILE_CASCADE, gray, smallest, 6)
+    found += [(width - x - fw, y, fw, fh) for x, y, fw, fh in
+              _cascade(PROFILE_CASCADE, np.ascontiguousarray(gray[:, ::-1]), smallest, 6)]
+    kept: list[tuple] = []
+    for f in sorted(found, key=lambda f: -f[2] * f[3]):
+        box = Box(f[0], f[1], f[0] + f[2], f[1] + f[3])
+        if all(box.iou(Box(k[0], k[1], k[0] + k[2], k[1] + k[3])) < 0.3 for k in kept):
+            kept.append(f)
+    return kept
+
+
+def focus(rgb: np.ndarray, box: Box) -> float:
+    """How sharp the face in ``box`` is: the variance of the Laplacian of its gray pixels
+    at FOCUS_SIDE x FOCUS_SIDE (measured: faces in focus 250 to 2000, a blurred one 9)."""
+    gray = to_channels(rgb, 1)[box.y0:box.y1, box.x0:box.x1, 0] if rgb.ndim == 3 else \
+        rgb[box.y0:box.y1, box.x0:box.x1]
+    if gray.size == 0:
+        return 0.0
+    small = cv2.resize(gray, (FOCUS_SIDE, FOCUS_SIDE), interpolation=cv2.INTER_AREA)
+    return float(cv2.Laplacian(small.astype(np.float32), cv2.CV_32F).var())
+
+
+def rank_faces(rgb: np.ndarray, faces: list[Box]) -> list[Box]:
+    """``faces`` with the one a person means first: the score is the face's side over the
+    largest one's, times the square root of its sharpness over the sharpest one's
+    (:func:`focus`), times 1 at the centre of the picture falling to 0.5 at a corner."""
+    if len(faces) < 2:
+        return list(faces)
+    h, w = rgb.shape[:2]
+    sides = [max(b.w, b.h) for b in faces]
+    sharpness = [focus(rgb, b) for b in faces]
+    half_diagonal = np.hypot(w, h) / 2
+
+    def score(i: int) -> float:
+        b = faces[i]
+        off = np.hypot((b.x0 + b.x1) / 2 - w / 2, (b.y0 + b.y1) / 2 - h / 2) / half_diagonal
+        sharp = np.sqrt(sharpness[i] / max(max(sharpness), 1e-6))
+        return sides[i] / max(sides) * sharp * (1 - 0.5 * min(off, 1.0))
+    return [faces[i] for i in sorted(range(len(faces)), key=score, reverse=True)]
 
 
 def crop_box(face: Box, h: int, w: int, context: float = 2.2) -> Box:
@@ -189,15 +264,32 @@ def translate_face(engine, rgb: np.ndarray, mode: str = "crop", size: int = FACE
     square = rgb[box.y0:box.y1, box.x0:box.x1]
     resized = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA
                          if box.w > size else cv2.INTER_CUBIC)
-    out = to_channels(engine.translate_array(resized, progress=progress if mode == "crop"
-                                             else None), 3)
     if mode == "crop":
-        return FaceResult(out, faces, box, resized, mode)
+        out = engine.translate_array(resized, progress=progress)
+        return FaceResult(to_channels(out, 3), faces, box, resized, mode)
+    try:
+        out = to_channels(engine.translate_array(resized), 3)
+    except RuntimeError:  # the model failed on the square: the whole picture will do
+        out = None
     whole = to_channels((scene or engine).translate_array(rgb, progress=progress), 3).copy()
-    back = cv2.resize(out, (box.w, box.h), interpolation=cv2.INTER_AREA
-                      if size > box.w else cv2.INTER_CUBIC).astype(np.float32)
-    weight = feather(box.h, box.w)
     region = whole[box.y0:box.y1, box.x0:box.x1].astype(np.float32)
+    back = None if out is None else cv2.resize(
+        out, (box.w, box.h), interpolation=cv2.INTER_AREA if size > box.w
+        else cv2.INTER_CUBIC).astype(np.float32)
+    if back is None or paste_difference(back, region) > PASTE_MAX_LEVELS:
+        return FaceResult(whole, faces, box, resized, mode, pasted=False)
+    weight = feather(box.h, box.w)
     blended = weight * back + (1 - weight) * region
     whole[box.y0:box.y1, box.x0:box.x1] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return FaceResult(whole, faces, box, resized, mode)
+
+
+def paste_difference(square: np.ndarray, region: np.ndarray) -> float:
+    """How unlike two translations of one square are: the mean absolute difference of
+    their colours, blurred to about a sixteenth of the square so that the face model's own
+    detail does not count, in 8-bit levels. A square that failed or came out garish (a
+    red mask, a dark ring) differs by far more than PASTE_MAX_LEVELS."""
+    sigma = max(1.0, square.shape[0] / 16)
+    a = cv2.GaussianBlur(square.astype(np.float32), (0, 0), sigma)
+    b = cv2.GaussianBlur(region.astype(np.float32), (0, 0), sigma)
+    return float(np.abs(a - b).mean())
