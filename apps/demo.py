@@ -540,14 +540,15 @@ def _batch_tab(demo: Demo) -> None:
             with gr.Column():
                 files = gr.File(label="Images, or a .zip of images", file_count="multiple",
                                 file_types=["image", ".zip"], type="filepath",
-                                elem_id="batch-files")
+                                height=PREVIEW_HEIGHT, elem_id="batch-files")
+                run = gr.Button("Translate all", variant="primary", interactive=bool(keys),
+                                elem_id="batch-run")
+                report = gr.Markdown(label="Report", elem_id="batch-report",
+                                     elem_classes=["wrap-anywhere"])
                 model = gr.Dropdown(keys, value=default, label="Model",
                                     interactive=bool(keys), elem_id="batch-model")
                 strength = gr.Slider(0, 1, value=1, step=0.05, label="Strength",
                                      elem_id="batch-strength")
-                run = gr.Button("Translate all", variant="primary", interactive=bool(keys),
-                                elem_id="batch-run")
-                report = gr.Markdown(label="Report", elem_id="batch-report")
             with gr.Column():
                 gallery = gr.Gallery(label="Before and after", columns=2, height=560,
                                      object_fit="contain", elem_id="batch-gallery")
@@ -563,7 +564,10 @@ def _video_tab(demo: Demo) -> None:
         with gr.Row():
             with gr.Column():
                 clip = gr.Video(label=f"Clip ({demo.limits.describe_video()})",
-                                sources=["upload"], elem_id="video-input")
+                                sources=["upload"], height=PREVIEW_HEIGHT,
+                                elem_id="video-input")
+                run = gr.Button("Translate clip", variant="primary", interactive=bool(keys),
+                                elem_id="video-run")
                 status = gr.Markdown(elem_id="video-status")
                 model = gr.Dropdown(keys, value=default, label="Model",
                                     interactive=bool(keys), elem_id="video-model")
@@ -571,11 +575,9 @@ def _video_tab(demo: Demo) -> None:
                                      info="0: off; N keeps N/(N+1) of the previous frame "
                                      "where the input barely changed (less flicker)",
                                      elem_id="video-temporal")
-                run = gr.Button("Translate clip", variant="primary", interactive=bool(keys),
-                                elem_id="video-run")
             with gr.Column():
                 result = gr.Video(label="Result (H.264, the sound kept)", interactive=False,
-                                  elem_id="video-result")
+                                  height=PREVIEW_HEIGHT, elem_id="video-result")
         api = gr.Button(visible=False, elem_id="video-api")
         api.click(demo.video, [clip, model, temporal], result, api_name="video",
                   preprocess=False, concurrency_id=DEVICE_GROUP, concurrency_limit=1,

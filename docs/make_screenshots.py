@@ -1,8 +1,11 @@
 """Refresh the demo screenshots in docs/: each task tab (demo_real2anime.png,
 demo_day2night.png), a bad upload (demo_bad_upload.png), tile progress on a 12-megapixel
-photo (demo_progress.png), a model downloaded from the page (demo_zoo_download.png) and face
-mode (demo_face_mode.png). Runs the browser tests against the shipped models with their
-screenshots sent here.
+photo (demo_progress.png), a model downloaded from the page (demo_zoo_download.png), face
+mode (demo_face_mode.png), a clip (demo_video.png), and on a 1366 x 768 laptop screen: a
+portrait translated (demo_laptop.png), a batch before and after (demo_batch.png), a Hub
+model that cannot be had
+(demo_hub_unreachable.png) and the zoo's table (demo_zoo_laptop.png). Runs the browser
+tests against the shipped models with their screenshots sent here.
 
     python docs/make_screenshots.py
 

@@ -312,6 +312,28 @@ def test_on_a_laptop_translate_stays_on_the_first_screen_after_a_portrait(laptop
     laptop.save_screenshot(str(shots / "demo_laptop.png"))
 
 
+def test_a_batch_shows_each_photo_before_and_after(laptop, page):
+    server, shots = page
+    laptop.get(server.url)
+    wait = WebDriverWait(laptop, 120)
+    wait.until(lambda d: d.find_elements(By.ID, "tab-batch-button"))[0].click()
+    upload = "#batch-files input[type=file]"
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, upload))
+    photos = [ROOT / "apps" / "photos" / name for name in ("sunset.jpg", "coffee.jpg")]
+    laptop.find_element(By.CSS_SELECTOR, upload).send_keys("\n".join(map(str, photos)))
+    wait.until(lambda d: "coffee" in d.find_element(By.ID, "batch-files").text)
+    assert in_view(laptop, "batch-run")
+    laptop.find_element(By.ID, "batch-run").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#batch-gallery img")) >= 4)
+    captions = [c.text for c in laptop.find_elements(
+        By.CSS_SELECTOR, "#batch-gallery .caption-label")]
+    assert captions[:4] == ["sunset.jpg: before", "sunset.jpg: after", "coffee.jpg: before",
+                            "coffee.jpg: after"], captions
+    assert "Translated **2**" not in laptop.find_element(By.ID, "batch-report").text
+    assert "Translated 2 image(s)" in laptop.find_element(By.ID, "batch-report").text
+    laptop.save_screenshot(str(shots / "demo_batch.png"))
+
+
 def test_a_hub_model_that_cannot_be_had_leaves_the_tab_usable(laptop, page):
     """With the Hub unreachable, a typed hf:// model and an invalid name each end in a
     "Not downloaded" message that says why and wraps in the panel; Translate and Download
