@@ -240,3 +240,24 @@ def test_warnings_and_errors_start_on_their_own_line_after_the_progress_bar(shap
     said = [line for line in lines if re.search(r"(warning|error):", line)]
     assert said and all(re.match(r"(warning|error):", line) for line in said), said
     assert lines[-2].startswith("error: training")
+
+
+def test_stop_holds_for_a_run_resumed_while_collapsed(blank_inputs, tmp_path, one_thread):
+    """A run that collapsed (said at step 70, under warn) and went on to step 100 is
+    resumed with train.on_collapse=stop: the collapse was said before, but the run is still
+    collapsed, so it stops at its first log step instead of training on and exporting."""
+    run = tmp_path / "run"
+    options = {"batch_size": 4, "log_every": 10, "sample_every": 0, "checkpoint_every": 100}
+    tiny = {"generator": {"ngf": 8, "depth": 5}, "discriminator": {"ndf": 8}}
+    train(tiny_config(blank_inputs, run, train={"iterations": 100, **options}, **tiny),
+          progress=False)
+    assert [r["event"] for r in _rows(run) if "event" in r] == ["collapse"]
+    for export in run.glob("generator_*.safetensors"):
+        export.unlink()
+    with pytest.raises(TrainingCollapsed) as stopped:
+        train(tiny_config(blank_inputs, run, train={"iterations": 150, **options,
+                                                    "on_collapse": "stop"}, **tiny),
+              resume=True, progress=False)
+    assert stopped.value.step == 110
+    assert not list(run.glob("generator_*.safetensors"))
+    assert [r["event"] for r in _rows(run) if "event" in r] == ["collapse", "stopped"]

@@ -27,9 +27,11 @@ the fixed preview batch of the sample grids. Events, each raised once per run:
 
 An event is a metrics.jsonl line with an ``"event"`` key: its name, the step, a plain
 explanation, advice, and the figures that triggered it. Each is said once, but
-:attr:`HealthMonitor.alarm` holds a collapse or an explosion for as long as it lasts (also
-after a resume), which is what ``train.on_collapse=stop`` acts on. Advice names only what
-``translate train RUN --resume`` accepts, or a new run.
+:attr:`HealthMonitor.alarm` holds a collapse or an explosion for as long as it lasts, which
+is what ``train.on_collapse=stop`` acts on; a resumed run keeps counting low-diversity log
+steps, so one still collapsed is stopped at its first judged log step even though its
+collapse was said before. Advice names only what ``translate train RUN --resume`` accepts,
+or a new run.
 """
 
 from __future__ import annotations
@@ -73,13 +75,6 @@ class HealthEvent:
 
     def text(self) -> str:
         return f"{self.name} at step {self.step}: {self.message} {self.advice}"
-
-    @classmethod
-    def from_row(cls, row: dict) -> HealthEvent:
-        """The event a :meth:`row` describes (as checkpoints keep it)."""
-        plain = ("step", "event", "message", "advice")
-        return cls(str(row.get("event")), int(row.get("step", 0)), str(row.get("message", "")),
-                   str(row.get("advice", "")), {k: v for k, v in row.items() if k not in plain})
 
 
 def diversity(images: torch.Tensor) -> float:
@@ -127,8 +122,7 @@ class HealthMonitor:
         return {"raised": sorted(self.raised), "low_diversity": self.low_diversity,
                 "first_low": self.first_low, "d_history": [list(h) for h in self.d_history],
                 "evals": [list(e) for e in self.evals], "g_totals": list(self.g_totals),
-                "first_losses": dict(self.first_losses),
-                "alarms": {k: e.row() for k, e in self.alarms.items()}}
+                "first_losses": dict(self.first_losses)}
 
     def load(self, state: dict | None) -> None:
         """Continue from :meth:`state` (an empty one: a run from before the monitor)."""
@@ -141,8 +135,8 @@ class HealthMonitor:
         self.g_totals = list(state.get("g_totals", []))
         self.first_losses = {str(k): float(v) for k, v in
                              dict(state.get("first_losses", {})).items()}
-        self.alarms = {k: HealthEvent.from_row(r) for k, r in
-                       dict(state.get("alarms", {})).items() if k in ALARMS}
+        self.alarms = {}  # judged again from what the resumed run shows (the collapse
+        # count goes on, so a run still collapsed is named at its first judged log step)
 
     @property
     def alarm(self) -> HealthEvent | None:
