@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,7 +156,8 @@ def unreachable(err: BaseException) -> bool:
     connection, a timeout, a dropped connection), whichever HTTP library huggingface_hub
     uses underneath."""
     library = type(err).__module__.split(".")[0]
-    return isinstance(err, (OSError, TimeoutError)) or library in HTTP_LIBRARIES
+    return (isinstance(err, (ConnectionError, TimeoutError, socket.gaierror))
+            or library in HTTP_LIBRARIES)
 
 
 def _from_cache_when_unreachable(hf, parsed: HfRef, ref: str, err: BaseException
