@@ -1,7 +1,9 @@
 """The training step reads nothing back from the device: loss terms stay there, summed,
 until a log step; decisions that need the host (which rows have a mismatched target) are
 made on CPU metadata. Host reads of floating-point tensors are counted over whole runs and
-must all fall on log or checkpoint steps (or before the first step). Reads by torch.optim
+must all fall on log, health-check (the first step and every CHECK_EVERY: one read of the
+loss sums, so that a run blowing up is named early) or checkpoint steps (or before the
+first step). Reads by torch.optim
 are left out: Adam's step count is a CPU tensor unless the optimizer is fused (as it is on
 CUDA), and reading it waits for no device."""
 
@@ -15,6 +17,7 @@ import torch
 
 import translate.train.loop as loop
 from conftest import tiny_config
+from translate.train.health import CHECK_EVERY
 
 READS = ("item", "tolist", "numpy", "cpu", "__bool__", "__float__", "__int__")
 
@@ -52,12 +55,15 @@ def counted_reads(monkeypatch):
 ], ids=["pix2pix", "pix2pix-batch1", "cyclegan", "fastcut", "ema"])
 def test_reads_happen_only_at_log_and_checkpoint_steps(shapes32, tmp_path, counted_reads,
                                                        sections):
-    schedule = {"iterations": 12, "log_every": 5, "checkpoint_every": 8, "sample_every": 0}
+    schedule = {"iterations": 12, "log_every": 6, "checkpoint_every": 8, "sample_every": 0}
     sections = dict(sections)
     train_section = {**schedule, **sections.pop("train", {})}
     loop.train(tiny_config(shapes32, tmp_path / "run", train=train_section, **sections),
                progress=False)
-    allowed = {0, 5, 8, 10, 12}
+    assert CHECK_EVERY == 5
+    allowed = {0, 1, 5, 10} | {6, 12} | {8}  # before; health checks; log; checkpoint
     stray = sorted({(s, name) for s, name in counted_reads if s not in allowed})
     assert not stray, f"host reads at steps other than log/checkpoint steps: {stray[:10]}"
-    assert any(s in (5, 10) for s, _ in counted_reads)  # the log steps do read
+    assert any(s in (6, 12) for s, _ in counted_reads)  # the log steps do read
+    checks = {s for s, _ in counted_reads if s in (1, 5, 10)}
+    assert checks == {1, 5, 10}  # and so do the health checks
