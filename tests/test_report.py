@@ -117,3 +117,70 @@ def test_read_run_sorts_lines_by_kind(finished_run):
     assert [r["step"] for r in record.rows] == list(range(5, 41, 5))
     assert [r["step"] for r in record.evals] == [20, 40] and record.events == []
     assert [s for s, _ in record.samples] == [10, 20, 30, 40]
+
+
+def test_report_never_replaces_what_it_did_not_write(finished_run, tmp_path):
+    """--out at a run's own files, a user's file, a link, a folder or a FIFO: refused with
+    exit status 2 and the file left as it was; a report written before is replaced, and
+    --overwrite replaces a regular file (never anything else)."""
+    import os
+
+    latest = finished_run / "checkpoints" / "latest.pt"
+    before = latest.read_bytes()
+    mine = tmp_path / "notes.html"
+    mine.write_text("<p>my notes</p>")
+    link = tmp_path / "link.html"
+    link.symlink_to(mine)
+    fifo = tmp_path / "pipe.html"
+    os.mkfifo(fifo)
+    (tmp_path / "folder.html").mkdir()
+    for target, said in ((latest, "is not a report written by translate report"),
+                         (finished_run / "metrics.jsonl", "is not a report"),
+                         (mine, "add --overwrite"), (link, "is a symbolic link"),
+                         (fifo, "not a regular file"), (tmp_path / "folder.html", "a folder")):
+        proc = run_cli("report", str(finished_run), "--out", str(target), timeout=60)
+        assert proc.returncode == 2 and said in proc.stderr, (target, proc.stderr)
+    assert latest.read_bytes() == before and mine.read_text() == "<p>my notes</p>"
+    assert fifo.is_fifo() and link.is_symlink()
+    for target in (link, fifo):
+        proc = run_cli("report", str(finished_run), "--out", str(target), "--overwrite",
+                       timeout=60)
+        assert proc.returncode == 2, proc.stderr
+    assert fifo.is_fifo() and link.is_symlink() and mine.read_text() == "<p>my notes</p>"
+    assert run_cli("report", str(finished_run), "--out", str(mine), "--overwrite").returncode == 0
+    assert "Training run" in mine.read_text()
+    again = run_cli("report", str(finished_run), "--out", str(mine))  # its own page now
+    assert again.returncode == 0, again.stderr
+
+
+def test_sigterm_while_the_report_is_written_leaves_nothing(finished_run, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    run = tmp_path / "run"  # with 24 large sample grids, the page takes seconds to build
+    shutil.copytree(finished_run, run)
+    noise = np.random.default_rng(0).integers(0, 255, (1600, 1600, 3), np.uint8)
+    for k in range(1, 25):
+        Image.fromarray(noise).save(run / "samples" / f"step_{1000 * k:06d}.png",
+                                    compress_level=1)
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "translate", "report", str(run),
+                             "--out", str(pages / "page.html")], cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # past the imports, while the grids are read and the page written
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    left = [p.name for p in pages.iterdir()]
+    if proc.returncode == 0:  # finished before the signal: nothing half-written either
+        assert left == ["page.html"]
+    else:
+        assert proc.returncode == 143 and "no report was written" in err, err
+        assert left == [], left  # no .tmp beside it

@@ -1,14 +1,34 @@
-"""What the command modules share: the usage error and argument types."""
+"""What the command modules share: the usage error, SIGTERM as Ctrl-C, argument types."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 
 from translate.errors import UserError
 
 
 class CliError(UserError):
     """A usage error to print as ``error: ...`` with exit status 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, stopping a command the way Ctrl-C does."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """SIGTERM raises :class:`Terminated` in the block, so a command stopped by it cleans
+    up as one stopped by Ctrl-C: no partial output, helpers ended."""
+    def stop(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def positive(text: str) -> int:

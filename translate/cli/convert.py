@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
 from pathlib import Path
 
-from translate.cli.args import (CliError, add_inference_precision, hub_model, non_negative,
-                                positive, positive_number)
+from translate.cli.args import (CliError, Terminated, add_inference_precision, hub_model,
+                                non_negative, positive, positive_number,
+                                terminate_as_interrupt)
 from translate.hub.hf import is_hf
 
 
@@ -109,24 +108,6 @@ def open_translator(args, device: str):
     return Translator.from_checkpoint(args.checkpoint, args.direction, device,
                                       args.norm_stats, args.precision, args.channels_last,
                                       args.compile)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, stopping a conversion the way Ctrl-C does."""
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt():
-    """SIGTERM raises :class:`Terminated` in the block, so a conversion stopped by it cleans
-    up as one stopped by Ctrl-C: no partial output, helpers ended."""
-    def stop(signum, frame):
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def print_report(report, output: str) -> None:

@@ -16,6 +16,7 @@ import html
 import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -361,10 +362,13 @@ def _samples_html(record: RunRecord) -> str:
     return f"{note}<div class='samples'>{figures}</div>"
 
 
+MARK = "<!-- translate report -->"  # the first line of every page this module writes
+
+
 def build_report(record: RunRecord) -> str:
     """The page (a complete HTML document) for ``record``."""
     name = html.escape(f"{record.folder.resolve().parent.name}/{record.folder.name}")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{name}: training "
+    return (f"{MARK}\n<!DOCTYPE html><html><head><meta charset='utf-8'><title>{name}: training "
             f"report</title><style>{STYLE}</style></head><body>"
             f"<h1>Training run {name}</h1><p>{html.escape(_status(record))}</p>"
             f"{_table(_timing_rows(record))}"
@@ -375,12 +379,39 @@ def build_report(record: RunRecord) -> str:
             "</body></html>")
 
 
-def write_report(folder: Path, out: Path | None = None) -> Path:
+def check_target(out: Path, overwrite: bool = False) -> None:
+    """:class:`ReportError` unless ``out`` may be written: absent, or a report this module
+    wrote (its first line is :data:`MARK`), or, with ``overwrite``, any regular file. A
+    link, a folder, a FIFO or a device is never replaced."""
+    if not os.path.lexists(out):
+        return
+    kind = ("a symbolic link" if out.is_symlink() else "a folder" if out.is_dir()
+            else None if out.is_file() else "not a regular file (a FIFO, socket or device)")
+    if kind:
+        raise ReportError(f"{out} is {kind}; the report never replaces it: choose another "
+                          "--out")
+    if overwrite:
+        return
+    try:
+        with open(out, "rb") as f:
+            first = f.read(len(MARK))
+    except OSError as err:
+        raise ReportError(f"{out} exists and cannot be read ({err.strerror}); choose "
+                          "another --out") from None
+    if first != MARK.encode():
+        raise ReportError(f"{out} exists and is not a report written by translate report "
+                          "(nothing was written); choose another --out, or add --overwrite "
+                          "to replace it")
+
+
+def write_report(folder: Path, out: Path | None = None, overwrite: bool = False) -> Path:
     """Write the report of run ``folder`` to ``out`` (default FOLDER/report.html),
-    atomically; returns its path."""
+    atomically; returns its path. An existing ``out`` is replaced only when this module
+    wrote it, or with ``overwrite`` when it is a regular file (:func:`check_target`)."""
+    out = Path(out) if out is not None else Path(folder) / "report.html"
+    check_target(out, overwrite)
     record = read_run(Path(folder))
     page = build_report(record)
-    out = Path(out) if out is not None else Path(folder) / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
     return out
