@@ -278,3 +278,35 @@ def test_the_cache_key_covers_every_buffer_and_the_statistics_used():
     assert counter.dim() == 0 and counter.dtype == torch.int64
     counter += 1
     assert precision.model_key(net, {**info, "norm_stats": "running"}) != running
+
+
+@pytest.mark.parametrize("damage", ["abc", None, [1, 2], -1, 1e999, True, "no entry dict"])
+def test_a_damaged_cache_entry_is_checked_again(bf16_cpu, damage):
+    """An entry whose figures are not numbers (or not finite, or negative) counts as
+    missing: the model is probed again and the entry rewritten."""
+    Translator.from_checkpoint(MODELS[0], device="cpu", precision="auto")
+    entries = json.loads(bf16_cpu.read_text())
+    key = next(iter(entries))
+    entries[key] = damage if damage == "no entry dict" else {"max_levels": damage,
+                                                             "mean_levels": 0.1}
+    bf16_cpu.write_text(json.dumps(entries))
+    again = Translator.from_checkpoint(MODELS[0], device="cpu", precision="auto")
+    assert again.precision == "bf16"
+    assert 0 < json.loads(bf16_cpu.read_text())[key]["max_levels"] <= 4
+
+
+def test_a_cache_that_is_not_a_plain_file_is_left_alone(bf16_cpu):
+    """A FIFO (it would block a read) or a link where the cache file should be: the model
+    is probed, the choice made, and the node left as it was."""
+    import os
+
+    bf16_cpu.parent.mkdir(parents=True)
+    os.mkfifo(bf16_cpu)
+    engine = Translator.from_checkpoint(MODELS[0], device="cpu", precision="auto")
+    assert engine.precision == "bf16" and bf16_cpu.is_fifo()
+    bf16_cpu.unlink()
+    elsewhere = bf16_cpu.parent / "elsewhere.json"
+    elsewhere.write_text("{}")
+    bf16_cpu.symlink_to(elsewhere)
+    Translator.from_checkpoint(MODELS[0], device="cpu", precision="auto")
+    assert bf16_cpu.is_symlink() and elsewhere.read_text() == "{}"

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,30 +111,52 @@ def difference_levels(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     return float(diff.max()), float(diff.mean())
 
 
+MAX_CACHE_BYTES = 1 << 20  # a cache file larger than this is taken as damaged
+
+
 def _read_cache() -> dict:
+    """The remembered checks; {} when the file is missing, damaged, too large or not a
+    regular file (a FIFO would block the read)."""
+    path = cache_dir() / CACHE_FILE
     try:
-        data = json.loads((cache_dir() / CACHE_FILE).read_text())
+        if not path.is_file() or path.stat().st_size > MAX_CACHE_BYTES:
+            return {}
+        data = json.loads(path.read_text())
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
 
 
 def _write_cache(key: str, figures: tuple[float, float]) -> None:
+    path = cache_dir() / CACHE_FILE
+    if os.path.lexists(path) and (path.is_symlink() or not path.is_file()):
+        return  # never replace what is not a plain file of ours: checked again next time
     data = _read_cache()
     data[key] = {"max_levels": figures[0], "mean_levels": figures[1]}
     try:
-        atomic_write(cache_dir() / CACHE_FILE,
-                     lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
+        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
     except OSError:
         pass  # a read-only cache: the check runs again next time
 
 
+def _figures(entry) -> tuple[float, float] | None:
+    """(max, mean) levels of a cache entry, or None when it is damaged (missing keys,
+    values that are not non-negative finite numbers)."""
+    if not isinstance(entry, dict):
+        return None
+    values = [entry.get("max_levels"), entry.get("mean_levels")]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+               and math.isfinite(v) and v >= 0 for v in values):
+        return None
+    return float(values[0]), float(values[1])
+
+
 def measured_difference(key: str, measure) -> tuple[float, float]:
-    """(max, mean) levels for model ``key``: from the cache, else ``measure()`` (and
-    remembered)."""
-    entry = _read_cache().get(key)
-    if isinstance(entry, dict) and {"max_levels", "mean_levels"} <= entry.keys():
-        return float(entry["max_levels"]), float(entry["mean_levels"])
+    """(max, mean) levels for model ``key``: from the cache, else (also when its entry is
+    damaged) ``measure()``, remembered."""
+    figures = _figures(_read_cache().get(key))
+    if figures is not None:
+        return figures
     figures = measure()
     _write_cache(key, figures)
     return figures
