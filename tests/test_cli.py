@@ -183,3 +183,34 @@ def test_light_subcommands_do_not_import_torch():
     bad = run_cli("convert", "--checkpoint", "nowhere.safetensors", "--input", "x",
                   "--output", "y")
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+
+
+def test_export_replaces_only_its_own_files(trained, tmp_path):
+    """An existing --out: an earlier export is replaced; a user's file, a link or a folder
+    is refused with exit status 2 and left as it was (--overwrite: regular files only);
+    --out naming a file where the export needs a folder is explained."""
+    import os
+
+    ours = tmp_path / "ours.safetensors"
+    run_cli("export", str(trained), "--out", str(ours), check=True)
+    run_cli("export", str(trained), "--out", str(ours), check=True)  # its own: replaced
+    mine = tmp_path / "mine.safetensors"
+    mine.write_bytes(b"my own file")
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(mine)
+    (tmp_path / "folder.safetensors").mkdir()
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    for target, said in ((mine, "add --overwrite"), (link, "not a regular file"),
+                         (tmp_path / "folder.safetensors", "not a regular file"),
+                         (fifo, "not a regular file")):
+        proc = run_cli("export", str(trained), "--out", str(target), timeout=60)
+        assert proc.returncode == 2 and said in proc.stderr, (target, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    assert mine.read_bytes() == b"my own file" and link.is_symlink() and fifo.is_fifo()
+    proc = run_cli("export", str(trained), "--out", str(link), "--overwrite")
+    assert proc.returncode == 2 and link.is_symlink()
+    run_cli("export", str(trained), "--out", str(mine), "--overwrite", check=True)
+    assert read_generator_metadata(mine)["direction"] == "b2a"
+    onnx = run_cli("export", str(trained), "--format", "onnx", "--out", str(mine))
+    assert onnx.returncode == 2 and "is a file" in onnx.stderr and "Traceback" not in onnx.stderr

@@ -42,7 +42,8 @@ def cmd_export(args) -> int:
         if not isinstance(card, dict):
             raise CliError(f"--card {args.card}: expected a JSON object")
     for target, direction, parity in export(path, args.direction, args.format, args.out,
-                                            args.dtype, args.opset, card, args.raw):
+                                            args.dtype, args.opset, card, args.raw,
+                                            args.overwrite):
         if parity is not None:
             print(f"onnx parity ({direction}): max |onnx - torch| = "
                   f"{parity:.1e} (tolerance {ONNX_TOLERANCE:.0e})", file=sys.stderr)
@@ -190,6 +191,10 @@ def register_export(sub) -> None:
     p.add_argument("--raw", action="store_true",
                    help="a run that kept a moving average of its weights (train.ema) "
                    "exports the average; --raw exports the trained weights instead")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing regular file at the target even if it is not "
+                   "an export of this project (exports are replaced anyway; links, folders "
+                   "and devices never)")
     p.set_defaults(func=cmd_export)
 
 
