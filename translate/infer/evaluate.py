@@ -45,20 +45,41 @@ class EvalError(UserError, ValueError):
 # PSNR and SSIM
 
 
+STRIP_PIXELS = 1 << 20  # PSNR and SSIM work through images this many pixels at a time
+
+
+def _strips(height: int, width: int):
+    """(first row, rows) of horizontal strips of about STRIP_PIXELS pixels (``width``
+    values a row) covering ``height`` rows."""
+    rows = max(1, STRIP_PIXELS // max(width, 1))
+    for top in range(0, height, rows):
+        yield top, min(rows, height - top)
+
+
 def psnr(x: np.ndarray, y: np.ndarray, peak: float = 255.0) -> float:
     """Peak signal-to-noise ratio in dB of two uint8 images of one shape:
-    10 log10(peak^2 / MSE); infinite for identical images."""
+    10 log10(peak^2 / MSE); infinite for identical images. Memory is bounded: the squared
+    errors are summed strip by strip."""
     if x.shape != y.shape:
         raise ValueError(f"shapes differ: {x.shape} vs {y.shape}")
-    mse = np.mean((x.astype(np.float64) - y.astype(np.float64)) ** 2)
+    total = 0.0
+    for top, rows in _strips(x.shape[0], int(np.prod(x.shape[1:])) if x.ndim > 1 else 1):
+        diff = x[top:top + rows].astype(np.float64) - y[top:top + rows].astype(np.float64)
+        total += float(np.sum(diff * diff))
+    mse = total / max(x.size, 1)
     return float("inf") if mse == 0 else float(10 * np.log10(peak ** 2 / mse))
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """The 1-D Gaussian (float64, sum 1) whose outer product is SSIM's window."""
     t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    g = g / g.sum()
-    return g[:, None] * g[None, :]
+    return g / g.sum()
+
+
+def _blur(t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) filtered by the separable window g g^T, valid part only."""
+    return F.conv2d(F.conv2d(t, g[None, None, :, None]), g[None, None, None, :])
 
 
 def ssim(x: np.ndarray, y: np.ndarray, peak: float = 255.0, window: int = 11,
@@ -70,25 +91,35 @@ def ssim(x: np.ndarray, y: np.ndarray, peak: float = 255.0, window: int = 11,
 
     with Gaussian windows (11 x 11, sigma 1.5), C1 = (0.01 peak)^2, C2 = (0.03 peak)^2,
     population (co)variances, and only windows that lie wholly inside the image. Images
-    smaller than the window use a window of their smaller side (odd)."""
+    smaller than the window use a window of their smaller side (odd). Computed in float64
+    with the window applied as two 1-D passes, over strips of about STRIP_PIXELS pixels
+    per channel, so memory stays bounded (some hundred MB) at any size."""
     if x.shape != y.shape:
         raise ValueError(f"shapes differ: {x.shape} vs {y.shape}")
-    a = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
-    b = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float64))
-    if a.ndim == 2:
-        a, b = a[..., None], b[..., None]
-    a, b = a.permute(2, 0, 1)[:, None], b.permute(2, 0, 1)[:, None]  # (C, 1, H, W)
-    size = min(window, a.shape[-2], a.shape[-1])
+    if x.ndim == 2:
+        x, y = x[..., None], y[..., None]
+    h, w, channels = x.shape
+    size = min(window, h, w)
     size -= 1 - size % 2
-    w = _gaussian_window(size, sigma)[None, None]
-    mu_a, mu_b = F.conv2d(a, w), F.conv2d(b, w)
-    var_a = F.conv2d(a * a, w) - mu_a ** 2
-    var_b = F.conv2d(b * b, w) - mu_b ** 2
-    cov = F.conv2d(a * b, w) - mu_a * mu_b
+    g = _gaussian(size, sigma)
     c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
-    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1)
-                                                    * (var_a + var_b + c2))
-    return float(s.mean())
+    total, count = 0.0, 0
+    for top, rows in _strips(h - size + 1, w):  # rows of windows
+        for c in range(channels):
+            def part(img: np.ndarray) -> torch.Tensor:
+                piece = np.ascontiguousarray(img[top:top + rows + size - 1, :, c],
+                                             dtype=np.float64)
+                return torch.from_numpy(piece)[None, None]
+            a, b = part(x), part(y)
+            mu_a, mu_b = _blur(a, g), _blur(b, g)
+            var_a = _blur(a * a, g) - mu_a ** 2
+            var_b = _blur(b * b, g) - mu_b ** 2
+            cov = _blur(a * b, g) - mu_a * mu_b
+            s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1)
+                                                            * (var_a + var_b + c2))
+            total += float(s.sum())
+            count += s.numel()
+    return total / count
 
 
 # ---------------------------------------------------------------------------------------
