@@ -27,6 +27,14 @@ SMOOTH_POINTS = 20   # the bold curves average over about 1/20 of a curve's poin
 MAX_SAMPLES = 24     # sample grids shown, spread evenly over the run, the latest always
 SAMPLE_WIDTH = 1024  # grids wider than this are scaled down
 NOT_TERMS = {"step", "lr", "seconds", "event", "message", "advice"}
+# Bounds on what a run folder can make the report do: a line of metrics.jsonl longer than
+# MAX_LINE bytes is left out, at most MAX_TERMS curves are drawn per plot, texts (event
+# messages, the config) are cut at MAX_TEXT characters, and a sample grid above
+# MAX_GRID_PIXELS (or not a readable picture) is left out; the page says what was.
+MAX_LINE = 256 * 1024
+MAX_TERMS = 24
+MAX_TEXT = 20_000
+MAX_GRID_PIXELS = 50_000_000
 
 
 class ReportError(UserError):
@@ -45,6 +53,27 @@ class RunRecord:
     events: list[dict] = field(default_factory=list)
     samples: list[tuple[int, Path]] = field(default_factory=list)
     exported: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was left out, and why
+
+
+def _lines(path: Path, notes: list[str]):
+    """The lines of ``path``, those longer than MAX_LINE bytes skipped (and counted in
+    ``notes``) without ever holding more than MAX_LINE bytes of one."""
+    skipped = 0
+    with open(path, "rb") as f:
+        while True:
+            line = f.readline(MAX_LINE + 1)
+            if not line:
+                break
+            if len(line) > MAX_LINE and not line.endswith(b"\n"):
+                skipped += 1
+                while (rest := f.readline(MAX_LINE)) and not rest.endswith(b"\n"):
+                    pass
+                continue
+            yield line.decode("utf-8", errors="replace")
+    if skipped:
+        notes.append(f"{skipped} line(s) of {path.name} longer than {MAX_LINE // 1024} KB "
+                     "were left out")
 
 
 def read_run(folder: Path) -> RunRecord:
@@ -56,9 +85,10 @@ def read_run(folder: Path) -> RunRecord:
                           "config.yaml); give the folder a training run writes (train.out)")
     record = RunRecord(folder)
     if (folder / "config.yaml").is_file():
-        record.config_text = (folder / "config.yaml").read_text(errors="replace")
+        with open(folder / "config.yaml", "rb") as f:
+            record.config_text = f.read(MAX_TEXT + 1).decode("utf-8", errors="replace")
         record.planned = _planned_iterations(record.config_text)
-    lines = metrics.read_text(errors="replace").splitlines() if metrics.is_file() else []
+    lines = _lines(metrics, record.notes) if metrics.is_file() else []
     for line in lines:
         try:
             row = json.loads(line)
@@ -74,9 +104,13 @@ def read_run(folder: Path) -> RunRecord:
             record.rows.append(row)
     for grid in sorted((folder / "samples").glob("step_*.png")):
         try:
-            record.samples.append((int(grid.stem.split("_")[1]), grid))
+            step = int(grid.stem.split("_")[1])
         except ValueError:
             continue
+        if grid.is_file() and not grid.is_symlink():  # not a folder, FIFO or link
+            record.samples.append((step, grid))
+        else:
+            record.notes.append(f"samples/{grid.name} is not a plain file; left out")
     record.exported = sorted(p.name for p in folder.glob("generator_*.safetensors"))
     return record
 
@@ -108,15 +142,32 @@ def loss_terms(rows: list[dict]) -> list[str]:
     keys: dict[str, None] = {}
     for row in rows:
         for k, v in row.items():
-            if k not in NOT_TERMS and not k.startswith("score_") and isinstance(v, (int, float)):
+            if k not in NOT_TERMS and not k.startswith("score_") and _number(v) is not None:
                 keys[k] = None
     return list(keys)
 
 
+def _number(value) -> float | None:
+    """``value`` as a finite float, or None (not a number, a bool, infinite, NaN, or an
+    integer too large for a float such as 10**400)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
-    pairs = [(r["step"], float(r[key])) for r in rows
-             if isinstance(r.get(key), (int, float)) and math.isfinite(float(r[key]))]
+    pairs = [(r["step"], v) for r in rows if (v := _number(r.get(key))) is not None]
     return [s for s, _ in pairs], [v for _, v in pairs]
+
+
+def _label(text: str) -> str:
+    """A metric name as plot text: shortened, ``$`` shown as itself (not mathtext)."""
+    text = str(text)
+    return ((text[:60] + "...") if len(text) > 60 else text).replace("$", r"\$")
 
 
 def _png(fig) -> str:
@@ -145,7 +196,7 @@ def plot_curves(rows: list[dict], keys: list[str], events: list[dict], columns: 
                 smoothed: bool = True) -> str | None:
     """Small multiples, one per key: raw values faint, their running average bold, events
     as dashed lines; a PNG data URI (None when no key has values)."""
-    keys = [k for k in keys if _series(rows, k)[0]]
+    keys = [k for k in keys if _series(rows, k)[0]][:MAX_TERMS]
     if not keys:
         return None
     plt = _pyplot()
@@ -161,9 +212,9 @@ def plot_curves(rows: list[dict], keys: list[str], events: list[dict], columns: 
         else:
             ax.plot(steps, values, color="tab:blue", linewidth=2, marker="." if
                     len(values) < 30 else None)
-        for event in events:
+        for event in events[:MAX_TERMS]:
             ax.axvline(event["step"], color="tab:red", linestyle="--", linewidth=1)
-        ax.set_title(key, fontsize=10)
+        ax.set_title(_label(key), fontsize=10)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
     for ax in list(axes.flat)[len(keys):]:
@@ -174,14 +225,14 @@ def plot_curves(rows: list[dict], keys: list[str], events: list[dict], columns: 
 
 def plot_scores(rows: list[dict]) -> str | None:
     """D's scores on real, generated and mismatched samples, smoothed, in one plot."""
-    keys = sorted({k for r in rows for k in r if k.startswith("score_")})
+    keys = sorted({k for r in rows for k in r if k.startswith("score_")})[:MAX_TERMS]
     if not keys:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 3))
     for key in keys:
         steps, values = _series(rows, key)
-        line, = ax.plot(steps, smooth(values), linewidth=2, label=key)
+        line, = ax.plot(steps, smooth(values), linewidth=2, label=_label(key))
         ax.plot(steps, values, color=line.get_color(), alpha=0.2, linewidth=1)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -194,7 +245,7 @@ def plot_scores(rows: list[dict]) -> str | None:
 def best_eval(evals: list[dict]) -> tuple[str, dict] | None:
     """(metric, row) of the best evaluation: highest PSNR, else lowest FID."""
     for metric, pick in (("eval_psnr", max), ("eval_fid", min)):
-        scored = [r for r in evals if isinstance(r.get(metric), (int, float))]
+        scored = [r for r in evals if _number(r.get(metric)) is not None]
         if scored:
             return metric, pick(scored, key=lambda r: r[metric])
     return None
@@ -202,7 +253,7 @@ def best_eval(evals: list[dict]) -> tuple[str, dict] | None:
 
 def plot_evals(evals: list[dict]) -> str | None:
     """Each evaluation figure over the steps, the best checkpoint's step starred."""
-    keys = [k for k in loss_terms_eval(evals)]
+    keys = loss_terms_eval(evals)[:MAX_TERMS]
     if not keys:
         return None
     plt = _pyplot()
@@ -215,7 +266,7 @@ def plot_evals(evals: list[dict]) -> str | None:
             ax.plot([best[1]["step"]], [best[1][key]], marker="*", markersize=16,
                     color="tab:orange", label=f"best ({best[0][5:]}) at {best[1]['step']}")
             ax.legend(fontsize=8)
-        ax.set_title(key[5:], fontsize=10)
+        ax.set_title(_label(key[5:]), fontsize=10)
         ax.grid(alpha=0.3)
     return _png(fig)
 
@@ -224,7 +275,7 @@ def loss_terms_eval(evals: list[dict]) -> list[str]:
     keys: dict[str, None] = {}
     for row in evals:
         for k, v in row.items():
-            if k.startswith("eval_") and k != "eval_images" and isinstance(v, (int, float)):
+            if k.startswith("eval_") and k != "eval_images" and _number(v) is not None:
                 keys[k] = None
     return list(keys)
 
@@ -234,23 +285,30 @@ def throughput(rows: list[dict]) -> list[dict]:
     over its ``seconds``)."""
     out, previous = [], 0
     for row in rows:
-        seconds = row.get("seconds")
-        if isinstance(seconds, (int, float)) and seconds > 0 and row["step"] > previous:
+        seconds = _number(row.get("seconds"))
+        if seconds is not None and seconds > 0 and row["step"] > previous:
             out.append({"step": row["step"], "iterations/s": (row["step"] - previous) / seconds})
         previous = row["step"]
     return out
 
 
-def _sample_jpeg(path: Path) -> str:
+def _sample_jpeg(path: Path) -> str | None:
+    """The grid at ``path`` as a JPEG data URI, at most SAMPLE_WIDTH wide; None when it is
+    not a picture that can be read, or declares more than MAX_GRID_PIXELS."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        image = image.convert("RGB")
-        if image.width > SAMPLE_WIDTH:
-            image = image.resize((SAMPLE_WIDTH, round(image.height * SAMPLE_WIDTH
-                                                      / image.width)), Image.LANCZOS)
-        buffer = io.BytesIO()
-        image.save(buffer, "JPEG", quality=88)
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_GRID_PIXELS:
+                return None
+            image = image.convert("RGB")
+            if image.width > SAMPLE_WIDTH:
+                image = image.resize((SAMPLE_WIDTH, max(1, round(
+                    image.height * SAMPLE_WIDTH / image.width))), Image.LANCZOS)
+            buffer = io.BytesIO()
+            image.save(buffer, "JPEG", quality=88)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -283,10 +341,11 @@ def _status(record: RunRecord) -> str:
     end = record.events[-1] if record.events else {}
     if end.get("event") in ("diverged", "stopped") and end.get("step", -1) >= done:
         if end["event"] == "diverged":
-            return (f"stopped: diverged at step {end['step']}: {end.get('message', '')} "
-                    f"Nothing was exported. {end.get('advice', '')}").strip()
+            return (f"stopped: diverged at step {end['step']}: "
+                    f"{_short(end.get('message', ''), 2000)} Nothing was exported. "
+                    f"{_short(end.get('advice', ''), 2000)}").strip()
         return (f"stopped at step {end['step']} by train.on_collapse=stop on "
-                f"{end.get('cause', 'a health event')}. Nothing exported.")
+                f"{_short(end.get('cause', 'a health event'), 60)}. Nothing exported.")
     return f"in progress or stopped: {done}{planned} iterations logged, nothing exported yet"
 
 
@@ -319,9 +378,9 @@ def _events_html(events: list[dict]) -> str:
         return "<p class='muted'>No health events: no collapse, D winning, stall or " \
                "divergence was seen.</p>"
     cells = "".join(
-        f"<tr class='event'><td>{e['step']}</td><td>{html.escape(str(e['event']))}</td>"
-        f"<td>{html.escape(str(e.get('message', '')))}</td>"
-        f"<td>{html.escape(str(e.get('advice', '')))}</td></tr>" for e in events)
+        f"<tr class='event'><td>{e['step']}</td><td>{html.escape(_short(e['event'], 60))}</td>"
+        f"<td>{html.escape(_short(e.get('message', ''), 2000))}</td>"
+        f"<td>{html.escape(_short(e.get('advice', ''), 2000))}</td></tr>" for e in events)
     return ("<table><tr><th>step</th><th>event</th><th>what</th><th>advice</th></tr>"
             f"{cells}</table>")
 
@@ -332,6 +391,12 @@ def _plots_html(record: RunRecord) -> str:
     norms = [k for k in terms if k.startswith("grad_norm")]
     d_terms = [k for k in terms if k.startswith("d_") or k == "d"]
     g_terms = [k for k in terms if k not in d_terms and k not in norms]
+    for group, keys in (("generator terms", g_terms), ("discriminator terms", d_terms),
+                        ("gradient norms", norms)):
+        if len(keys) > MAX_TERMS:
+            names = ", ".join(_short(k, 40) for k in keys[MAX_TERMS:MAX_TERMS + 5])
+            record.notes.append(f"{len(keys) - MAX_TERMS} more {group} than the {MAX_TERMS} "
+                                f"plotted ({names}{', ...' if len(keys) > MAX_TERMS + 5 else ''})")
     for title, uri in (
             ("generator terms (raw faint, smoothed bold; dashed: health events)",
              plot_curves(record.rows, g_terms, record.events)),
@@ -356,10 +421,29 @@ def _samples_html(record: RunRecord) -> str:
     shown = chosen_samples(record.samples)
     note = (f"<p class='muted'>{len(shown)} of {len(record.samples)} grids, evenly over the "
             "run.</p>" if len(shown) < len(record.samples) else "")
-    figures = "".join(f"<figure><figcaption>step {step}</figcaption><img src="
-                      f"'{_sample_jpeg(path)}' alt='samples at step {step}'></figure>"
-                      for step, path in shown)
-    return f"{note}<div class='samples'>{figures}</div>"
+    figures = []
+    for step, path in shown:
+        uri = _sample_jpeg(path)
+        if uri is None:
+            record.notes.append(f"samples/{path.name} is not a picture that can be read "
+                                f"(damaged, or above {MAX_GRID_PIXELS / 1e6:g} megapixels); "
+                                "left out")
+            continue
+        figures.append(f"<figure><figcaption>step {step}</figcaption><img src='{uri}' "
+                       f"alt='samples at step {step}'></figure>")
+    return f"{note}<div class='samples'>{''.join(figures)}</div>"
+
+
+def _short(text, limit: int = MAX_TEXT) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + f" ... ({len(text) - limit} more)"
+
+
+def _notes_html(record: RunRecord) -> str:
+    if not record.notes:
+        return ""
+    return ("<h2>Left out of this report</h2><ul>"
+            + "".join(f"<li>{html.escape(n)}</li>" for n in record.notes) + "</ul>")
 
 
 MARK = "<!-- translate report -->"  # the first line of every page this module writes
@@ -368,15 +452,15 @@ MARK = "<!-- translate report -->"  # the first line of every page this module w
 def build_report(record: RunRecord) -> str:
     """The page (a complete HTML document) for ``record``."""
     name = html.escape(f"{record.folder.resolve().parent.name}/{record.folder.name}")
-    return (f"{MARK}\n<!DOCTYPE html><html><head><meta charset='utf-8'><title>{name}: training "
-            f"report</title><style>{STYLE}</style></head><body>"
-            f"<h1>Training run {name}</h1><p>{html.escape(_status(record))}</p>"
+    body = (f"<h1>Training run {name}</h1><p>{html.escape(_status(record))}</p>"
             f"{_table(_timing_rows(record))}"
             f"<h2>Health events</h2>{_events_html(record.events)}"
             f"{_plots_html(record)}"
             f"<h2>Sample grids (latest first)</h2>{_samples_html(record)}"
-            f"<h2>Config</h2><pre>{html.escape(record.config_text)}</pre>"
-            "</body></html>")
+            f"<h2>Config</h2><pre>{html.escape(_short(record.config_text))}</pre>")
+    return (f"{MARK}\n<!DOCTYPE html><html><head><meta charset='utf-8'><title>{name}: "
+            f"training report</title><style>{STYLE}</style></head><body>{body}"
+            f"{_notes_html(record)}</body></html>")
 
 
 def check_target(out: Path, overwrite: bool = False) -> None:
