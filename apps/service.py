@@ -28,7 +28,8 @@ import numpy as np
 from PIL import Image
 
 from translate.files import atomic_write
-from translate.images import ImageError, image_size, load_image, save_image, to_channels
+from translate.images import (ImageError, TooLarge, image_size, load_image, save_image,
+                              to_channels)
 from translate.infer.faces import NO_FACE, translate_face
 
 
@@ -107,6 +108,10 @@ def read_image(source: Source, name: str, limits: Limits
             raise InputError(f"{name} is {w} x {h} pixels ({_megapixels(w * h)} megapixels);"
                              f" this demo accepts {limits.describe()}")
         return load_image(opened())
+    except TooLarge as err:  # beyond what the decoder opens at all: still a size
+        size = f" ({_megapixels(err.pixels)} megapixels)" if err.pixels else ""
+        raise InputError(f"{name} is larger than this demo accepts{size}; it accepts "
+                         f"{limits.describe()}") from None
     except (ImageError, Image.DecompressionBombError):
         raise InputError(f"{name} is not an image this demo can read (not an image file, "
                          "or damaged)") from None

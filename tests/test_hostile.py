@@ -94,6 +94,21 @@ def test_a_decompression_bomb_is_a_reported_file_not_a_crash(shapes32, tmp_path)
     assert any(name in str(entry) for entry in report["unreadable"])
 
 
+@pytest.mark.parametrize("side", [10000, 14000, 30000, 50000])
+def test_the_demo_says_an_image_is_too_large_at_any_declared_size(tmp_path, side):
+    """100, 196, 900 and 2500 megapixels declared: each is a size message, not "not an
+    image ... or damaged" (above 200 MP the header check, above 2000 MP Pillow's own
+    refusal, were taken for damage)."""
+    from translate.apps.service import InputError, Limits, read_image
+
+    bomb = bomb_png(tmp_path / "huge.png", side)
+    with pytest.raises(InputError) as refused:
+        read_image(bomb, "huge.png", Limits())
+    said = str(refused.value)
+    assert "megapixels" in said and "this demo accepts" in said, said
+    assert "damaged" not in said and f"{side * side / 1e6:.1f}" in said, said
+
+
 @pytest.mark.parametrize("override, message", [
     ("train.lr=.inf", "train.lr must be a finite number"),
     ("train.lr=.nan", "train.lr must be a finite number"),

@@ -37,6 +37,25 @@ class ImageError(ValueError):
         self.path, self.reason = path, reason  # path: a Path, a name, or a file object
 
 
+class TooLarge(ImageError):
+    """An image whose header declares more pixels than allowed: ``pixels`` (None when the
+    decoder refused it before saying how many) and ``limit``."""
+
+    def __init__(self, path, pixels: int | None, limit: int, size: str = ""):
+        said = (f"{size} is {pixels / 1e6:.3g} megapixels" if pixels is not None
+                else f"declares more than {Image.MAX_IMAGE_PIXELS * 2 / 1e6:.0f} megapixels")
+        super().__init__(path, f"{said}, above the limit of {limit / 1e6:.3g}")
+        self.pixels, self.limit = pixels, limit
+
+
+def _bomb_pixels(err: Exception) -> int | None:
+    """The pixel count Pillow's decompression-bomb error states, if it states one."""
+    import re
+
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    return int(found[1]) if found else None
+
+
 def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
@@ -77,8 +96,7 @@ def _alpha(img: Image.Image) -> np.ndarray | None:
 def check_pixels(path, width: int, height: int, max_pixels: int) -> None:
     """:class:`ImageError` when ``width * height`` is above ``max_pixels``."""
     if width * height > max_pixels:
-        raise ImageError(path, f"{width}x{height} is {width * height / 1e6:.3g} megapixels, "
-                               f"above the limit of {max_pixels / 1e6:.3g}")
+        raise TooLarge(path, width * height, max_pixels, f"{width}x{height}")
 
 
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS
@@ -99,8 +117,9 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS
                 return _to_rgb_array(img), _alpha(img)
     except ImageError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as err:
+    except Image.DecompressionBombError as err:
+        raise TooLarge(path, _bomb_pixels(err), min(max_pixels, CEILING_PIXELS)) from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as err:
         raise ImageError(path, f"cannot read image ({err})") from None
 
 
@@ -135,7 +154,9 @@ def image_size(path: str | Path | BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS
             orientation = _header_orientation(img)
     except ImageError:
         raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError as err:
+        raise TooLarge(path, _bomb_pixels(err), min(max_pixels, CEILING_PIXELS)) from None
+    except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(path, f"cannot read image ({err})") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
