@@ -18,7 +18,9 @@ name models this catalog listed.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,16 +241,31 @@ def _default(entries: dict[str, ModelEntry], root: Path | None, shipped: Path | 
     return None
 
 
+def plain(text: Any) -> str:
+    """``text`` to show as it is in Markdown: HTML escaped, and the characters that make
+    images, links, code, emphasis or table cells shown as themselves, so that a model file
+    cannot make the page fetch from elsewhere or reshape it. Underscores inside words
+    (``face_paint_512``) are left alone: they make no emphasis."""
+    text = html.escape(str(text), quote=False)
+    text = re.sub(r"([\\`*\[\]|~!])", r"\\\1", text)
+    return re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", text)
+
+
 def _cell(value: Any) -> str:
+    """A card value as plain text on one line (see :func:`plain`)."""
     if isinstance(value, float):
         text = f"{value:.4g}"
     elif isinstance(value, (list, tuple)):
-        text = ", ".join(_cell(v) for v in value)
+        text = ", ".join(str(_number(v)) for v in value)
     elif isinstance(value, dict):
-        text = ", ".join(f"{k}: {_cell(v)}" for k, v in value.items())
+        text = ", ".join(f"{k}: {_number(v)}" for k, v in value.items())
     else:
         text = str(value)
-    return text.replace("\n", " ")
+    return plain(text.replace("\n", " "))
+
+
+def _number(value: Any) -> Any:
+    return f"{value:.4g}" if isinstance(value, float) else value
 
 
 # plain-language names of the figures a card may hold, and how to show them
@@ -295,10 +312,10 @@ def _detail_rows(entry: ModelEntry) -> list[tuple[str, str]]:
             rows.append((label, _cell(card[key])))
     known = {k for k, _ in _DETAILS} | {"title", "summary", "limits", "trained_on", "task",
                                         "eval", "artefacts"}
-    rows += [(k, _cell(v)) for k, v in card.items()
+    rows += [(plain(k), _cell(v)) for k, v in card.items()
              if k not in known and v not in ("", None, [], {})]
-    rows += [(k, v) for k, v in entry.facts.items() if k not in card]
-    rows.append(("File", entry.path.name))
+    rows += [(plain(k), plain(v)) for k, v in entry.facts.items() if k not in card]
+    rows.append(("File", plain(entry.path.name)))
     return rows
 
 
@@ -319,8 +336,7 @@ def card_markdown(entry: ModelEntry | None) -> str:
     if not card.get("task"):
         lines += ["", "*This file does not say what it was trained for.*"]
     rows = _figure_rows(card) + _detail_rows(entry)
-    table = ["| | |", "| --- | --- |"] + [f"| {k} | {v.replace('|', '/')} |"
-                                           for k, v in rows]
+    table = ["| | |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in rows]
     lines += ["", "<details><summary>Figures and details</summary>", "", *table, "",
               "</details>"]
     return "\n".join(lines)

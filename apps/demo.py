@@ -32,9 +32,8 @@ from __future__ import annotations
 import atexit
 import html
 import os
-import re
-import time
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -47,7 +46,7 @@ from translate.formats.checkpoint import CheckpointError  # noqa: E402
 from translate.images import save_image  # noqa: E402
 
 from .catalog import (TASKS, Catalog, ModelEntry, TranslatorCache,  # noqa: E402
-                      UnknownModel, card_markdown, scan, zoo_offers)
+                      UnknownModel, card_markdown, plain, scan, zoo_offers)
 from .examples import example_photos  # noqa: E402
 from .guard import RequestGuard  # noqa: E402
 from .service import (FACE_MODES, InputError, Limits, OutputFolder,  # noqa: E402
@@ -87,9 +86,7 @@ def page_text(message) -> str:
     they are, its lines kept, and the command line's wording put as the page's."""
     from translate.hub.download import AGAIN
 
-    text = html.escape(str(message), quote=False).replace(AGAIN, "press Download again")
-    text = re.sub(r"([\\`*\[\]|~])", r"\\\1", text)  # emphasis, code, links, tables
-    text = re.sub(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])", r"\\_", text)  # not in_words
+    text = plain(str(message).replace(AGAIN, "press Download again"))
     return "  \n".join(line.strip() for line in text.splitlines())
 
 

@@ -376,3 +376,25 @@ def test_a_batch_has_a_pixel_and_a_time_budget(tmp_path):
                        tmp_path / "out2", "x")
     assert result.written == [] and len(result.failed) == 3
     assert "the batch ran for more than 1e-09 s" in result.failed[0][1]
+
+
+def test_a_model_card_cannot_make_the_page_fetch_or_run_anything():
+    """Card fields, unknown card keys, metadata facts and file names come from the model
+    file (a Hub model's author): images, links, HTML and table cells in them are shown as
+    text, so the page fetches nothing from elsewhere."""
+    import re
+
+    from translate.apps.catalog import ModelEntry, card_markdown
+
+    entry = ModelEntry("k", Path("evil_![x](http:__a).safetensors"), "day2night", "folder",
+                       card={"title": "Hi ![pic](http://10.0.0.1/x.png)",
+                             "summary": "<img src=http://10.0.0.1/y.png> *bold* "
+                                        "face_paint_512",
+                             "limits": '<a href="http://10.0.0.1/">here</a>',
+                             "odd|key": "[link](http://10.0.0.1/)"},
+                       facts={"arch": "<script>alert(1)</script>"})
+    text = card_markdown(entry)
+    for unsafe in (r"(?<!\\)!(?<!\\)\[", r"(?<!\\)\]\(", "<img", "<a ", "<script",
+                   r"odd\|key"):
+        assert not re.search(unsafe, text), (unsafe, text)
+    assert "face_paint_512" in text  # words keep their underscores
