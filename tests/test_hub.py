@@ -227,3 +227,18 @@ def test_with_the_hub_down_a_cached_model_is_used_and_others_are_said_plainly(tm
         assert "Traceback" not in proc.stderr
     with pytest.raises(HubError, match="cannot be reached .*not in the Hub cache"):
         resolve("hf://me/other")
+
+
+def test_names_that_are_not_plain_are_refused_plainly(hub):
+    """Repository ids the Hub would refuse and listed files that climb out of the
+    repository: each is a HubError naming the reference, never a traceback or a file
+    written elsewhere."""
+    for ref in ("hf://./.", "hf://-/-", "hf://ｍｅ/ｎｉｇｈｔ"):
+        with pytest.raises(HubError, match="not a valid repository name|not a Hub reference"):
+            resolve(ref)
+    hub.add("me/climb", {"../../x.safetensors": MODEL.read_bytes(),
+                         "/etc/y.safetensors": MODEL.read_bytes()})
+    with pytest.raises(HubError, match="holds no model file"):
+        resolve("hf://me/climb")
+    assert choose_file(["../a.safetensors", "sub/generator_a2b.safetensors"],
+                       parse("hf://me/x")) == "sub/generator_a2b.safetensors"

@@ -80,8 +80,17 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+def safe_name(name: str) -> bool:
+    """Whether a file name from a repository's listing is a plain relative path (no
+    ``..``, no absolute path, no backslash or control characters)."""
+    return (bool(name) and not name.startswith("/") and "\\" not in name
+            and ".." not in name.split("/") and name.isprintable())
+
+
 def choose_file(names: list[str], ref: HfRef) -> str:
-    """The model file of a repository holding ``names``."""
+    """The model file of a repository holding ``names`` (names that are not plain
+    relative paths are never chosen)."""
+    names = [n for n in names if safe_name(n)]
     ours = sorted(n for n in names if re.fullmatch(r"(.*/)?generator_(a2b|b2a)\.safetensors",
                                                    n))
     if ours:
@@ -113,6 +122,9 @@ def resolve(ref: str, max_bytes: int = MAX_BYTES) -> tuple[Path, str]:
         info = api.model_info(parsed.repo, revision=parsed.revision, files_metadata=True)
         sizes = {s.rfilename: s.size for s in info.siblings or []}
         name = parsed.filename or choose_file(list(sizes), parsed)
+        if not safe_name(name):
+            raise HubError(f"{parsed}: {name[:80]!r} is not a plain file name in the "
+                           "repository", ref)
         if name not in sizes:
             raise HubError(f"{parsed}: the repository has no file {name}", ref)
         if (sizes[name] or 0) > max_bytes:
