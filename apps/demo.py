@@ -324,10 +324,10 @@ class Demo:
     def _from_hub(self, task: str, ref: str):
         """A model typed as ``hf://OWNER/REPO[@REVISION][/FILE]``: downloaded into the Hub
         cache, listed and selected; its size and licence are said."""
-        from translate.hub.hf import remember, resolve
+        from translate.hub.hf import fetch_model
+        from translate.infer.engine import load_any
 
-        path, pinned = resolve(ref)
-        remember(pinned, path)
+        path, pinned = fetch_model(ref, load_any)  # an unusable file is removed again
         status, *rest = self._installed(task, pinned, path, "downloaded")
         size = f"{path.stat().st_size / 1e6:.1f} MB"
         licence = self._hub_licence(path)

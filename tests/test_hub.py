@@ -242,3 +242,60 @@ def test_names_that_are_not_plain_are_refused_plainly(hub):
         resolve("hf://me/climb")
     assert choose_file(["../a.safetensors", "sub/generator_a2b.safetensors"],
                        parse("hf://me/x")) == "sub/generator_a2b.safetensors"
+
+
+def test_references_to_pull_requests_parse():
+    ref = parse("hf://me/night@refs/pr/1")
+    assert (ref.repo, ref.revision, ref.filename) == ("me/night", "refs/pr/1", None)
+    ref = parse("hf://me/night@refs/pr/12/sub/g.safetensors")
+    assert (ref.revision, ref.filename) == ("refs/pr/12", "sub/g.safetensors")
+    assert parse("hf://me/night@main/g.pth").revision == "main"
+
+
+def test_several_safetensors_without_a_generator_of_ours_are_named_not_guessed():
+    with pytest.raises(HubError, match="several .safetensors.*name one"):
+        choose_file(["a.safetensors", "b.safetensors"], parse("hf://me/x"))
+    assert choose_file(["README.md", "only.safetensors"], parse("hf://me/x")) == \
+        "only.safetensors"
+
+
+def test_zoo_download_keeps_only_what_loads_and_each_file_of_a_repository(hub, tmp_path):
+    """A file no loader takes (a pickle with code, a README) is not remembered for the
+    demo and is removed from the Hub cache again; two files of one repository are two
+    models in the demo's list."""
+    import json
+
+    buffer = io.BytesIO()
+    torch.save({"weight": torch.zeros(1), "payload": Payload()}, buffer)
+    hub.add("evil/pickle", {"latest_net_G.pth": buffer.getvalue()})
+    hub.add("me/text", {"README.md": b"# no model\n"})
+    hub.add("me/two", {"day.safetensors": MODEL.read_bytes(),
+                       "night.safetensors": MODEL.read_bytes()})
+    for ref, said in (("hf://evil/pickle", "is not a model this project can load"),
+                      ("hf://me/text/README.md", "is not a model this project can load")):
+        proc = run_cli("zoo", "download", ref)
+        assert proc.returncode == 2 and said in proc.stderr, proc.stderr
+        assert "removed from the Hub cache" in proc.stderr and "pwned" not in proc.stdout
+    cached = [p for p in (tmp_path / "hf").rglob("*") if p.name in ("latest_net_G.pth",
+                                                                     "README.md")]
+    assert not [p for p in cached if "evil" in str(p) or "text" in str(p)], cached
+    for name in ("day", "night"):
+        run_cli("zoo", "download", f"hf://me/two/{name}.safetensors", check=True)
+    listed = json.loads((tmp_path / "cache" / "hub_models.json").read_text())
+    assert sorted(i["ref"].rsplit("/", 1)[1] for i in listed) == ["day.safetensors",
+                                                                   "night.safetensors"]
+
+
+def test_a_damaged_hub_cache_is_said_plainly(hub, tmp_path):
+    hub.add("me/night", {"generator_a2b.safetensors": MODEL.read_bytes()})
+    assert convert("hf://me/night", tmp_path / "first").returncode == 0
+    refs = next((tmp_path / "hf").rglob("models--me--night")) / "refs" / "main"
+    refs.unlink()
+    refs.mkdir()  # a folder where the commit's name belongs
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        proc = convert("hf://me/night", tmp_path / "again")
+    finally:
+        del os.environ["HF_HUB_OFFLINE"]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "hf://me/night" in proc.stderr

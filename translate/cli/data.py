@@ -279,16 +279,16 @@ def cmd_zoo_list(args) -> int:
 
 
 def cmd_zoo_download(args) -> int:
-    from translate.hub.hf import is_hf, remember, resolve
+    from translate.hub.hf import fetch_model, is_hf
     from translate.hub.zoo import download
+    from translate.infer.engine import load_any
 
     if args.url and len(args.names) > 1:
         raise ZooError("--url names the file of one model; give one NAME with it")
     status = 0
     for name in args.names:
-        if is_hf(name):
-            path, pinned = resolve(name)
-            remember(pinned, path)
+        if is_hf(name):  # kept only when it loads
+            path, pinned = fetch_model(name, load_any)
             print(f"{pinned}: in the Hub cache: {path}")
             continue
         try:

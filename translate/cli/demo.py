@@ -83,13 +83,13 @@ def cmd_demo(args) -> int:
 def install_zoo_models(names: list[str]) -> None:
     """Download zoo models before the demo starts (they then appear in its tabs)."""
     from translate.hub.download import DownloadError
-    from translate.hub.hf import is_hf, remember, resolve
+    from translate.hub.hf import fetch_model, is_hf
     from translate.hub.zoo import download
+    from translate.infer.engine import load_any
 
     for name in names:
-        if is_hf(name):
-            path, pinned = resolve(name)  # HubError: exit 2, the demo not started
-            remember(pinned, path)
+        if is_hf(name):  # HubError (also for a file no loader takes): exit 2, no demo
+            path, pinned = fetch_model(name, load_any)
             print(f"{pinned}: {path}", file=sys.stderr)
             continue
         try:

@@ -57,9 +57,13 @@ def is_hf(ref: str | os.PathLike) -> bool:
 
 
 def parse(ref: str) -> HfRef:
-    """``hf://OWNER/REPO[@REVISION][/FILE]`` -> :class:`HfRef`. A revision cannot contain
-    ``/`` followed by a file name ending in a model suffix (``@main/x.pth`` is revision
-    ``main``, file ``x.pth``)."""
+    """``hf://OWNER/REPO[@REVISION][/FILE]`` -> :class:`HfRef`. A revision ends at the
+    first ``/`` (``@main/x.pth`` is revision ``main``, file ``x.pth``), except a pull
+    request's, ``refs/pr/N`` (``@refs/pr/1/x.pth``: revision ``refs/pr/1``)."""
+    pull = re.fullmatch(r"hf://[\w.-]+/[\w.-]+@(?P<revision>refs/pr/\d+)"
+                        r"(?:/(?P<file>[^@]+))?", ref)
+    if pull and ".." not in ref:  # a pull request's revision has slashes of its own
+        return HfRef(ref[len(PREFIX):].split("@")[0], pull["revision"], pull["file"])
     found = _REF.match(ref)
     if not found or ".." in ref:
         raise HubError(f"{ref}: not a Hub reference; expected hf://OWNER/REPO, "
@@ -97,7 +101,7 @@ def choose_file(names: list[str], ref: HfRef) -> str:
         return next((n for n in ours if n.endswith("a2b.safetensors")), ours[0])
     for suffix in MODEL_SUFFIXES:
         found = sorted(n for n in names if n.endswith(suffix))
-        if len(found) == 1 or (found and suffix == ".safetensors"):
+        if len(found) == 1:
             return found[0]
         if found:
             raise HubError(f"{ref} holds several {suffix} files ({', '.join(found[:6])}); "
@@ -196,7 +200,23 @@ def _commit_of(path: Path) -> str | None:
 
 
 def _cached(hf, ref: HfRef) -> tuple[Path, str]:
-    """The file from the cache alone (offline)."""
+    """The file from the cache alone (offline); a damaged cache (a folder where a file
+    belongs) is a :class:`HubError`."""
+    try:
+        return _from_cache(hf, ref)
+    except (IsADirectoryError, NotADirectoryError, PermissionError, UnicodeDecodeError) as err:
+        raise HubError(f"{ref}: the Hub cache holds it damaged ({err}); remove "
+                       f"{hub_cache_folder(ref)} and fetch it again", str(ref)) from None
+
+
+def hub_cache_folder(ref: HfRef) -> Path:
+    """The Hub cache's folder of ``ref``'s repository."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE) / ("models--" + ref.repo.replace("/", "--"))
+
+
+def _from_cache(hf, ref: HfRef) -> tuple[Path, str]:
     if ref.filename is None:
         folder = hf.snapshot_download(ref.repo, revision=ref.revision, local_files_only=True)
         names = [str(p.relative_to(folder)) for p in Path(folder).rglob("*") if p.is_file()]
@@ -222,7 +242,11 @@ def remember(pinned: str, path: Path) -> None:
 
     from translate.files import atomic_write, cache_dir
 
-    items = [i for i in remembered() if i["ref"].split("@")[0] != pinned.split("@")[0]]
+    def model(ref: str) -> tuple[str, str | None]:  # (repository, file)
+        parsed = parse(ref)
+        return parsed.repo, parsed.filename
+
+    items = [i for i in remembered() if model(i["ref"]) != model(pinned)]
     items.append({"ref": pinned, "path": str(path)})
     atomic_write(cache_dir() / HUB_LIST,
                  lambda tmp: Path(tmp).write_text(json.dumps(items, indent=1) + "\n"))
@@ -241,3 +265,30 @@ def remembered() -> list[dict]:
         return []
     return [i for i in items if isinstance(i, dict) and isinstance(i.get("ref"), str)
             and isinstance(i.get("path"), str) and Path(i["path"]).is_file()]
+
+
+def fetch_model(ref: str, check) -> tuple[Path, str]:
+    """:func:`resolve` ``ref``, then ``check(path)`` (a loader that raises for a file it
+    cannot use): a usable model is remembered for the demo (:func:`remember`); an unusable
+    one (a pickle with code, NaN weights, not a model at all) is removed from the Hub cache
+    and is a :class:`HubError` that says why."""
+    path, pinned = resolve(ref)
+    try:
+        check(path)
+    except (UserError, ValueError, OSError, RuntimeError) as err:
+        discard(path)
+        raise HubError(f"{pinned}: {path.name} is not a model this project can load "
+                       f"({str(err)[:300]}); it was removed from the Hub cache", ref) from None
+    remember(pinned, path)
+    return path, pinned
+
+
+def discard(path: Path) -> None:
+    """Remove a file of the Hub cache: its snapshot entry and the blob it points to."""
+    try:
+        blob = path.resolve() if path.is_symlink() else None
+        path.unlink(missing_ok=True)
+        if blob is not None and blob.parent.name == "blobs":
+            blob.unlink(missing_ok=True)
+    except OSError:
+        pass
