@@ -20,6 +20,7 @@ import base64
 import hashlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
@@ -35,6 +36,8 @@ class HubServer:
     def __init__(self):
         self.repos: dict[str, dict] = {}
         self.claimed_size: dict[tuple[str, str], int] = {}
+        # (bytes sent at once, then bytes a second) for a file that trickles
+        self.trickle: dict[tuple[str, str], tuple[int, int]] = {}
         self.requests: list[tuple[str, str, str | None]] = []
         self.tokens: list[str | None] = []
         self.cards: list[str] = []
@@ -143,7 +146,18 @@ class HubServer:
         if start:
             handler.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
         handler.end_headers()
-        if body:
+        if body and (repo, name) in self.trickle:
+            burst, rate = self.trickle[(repo, name)]
+            pieces = [data[start:start + burst]] + [data[k:k + rate] for k in
+                                                    range(start + burst, len(data), rate)]
+            for piece in pieces:
+                try:
+                    handler.wfile.write(piece)
+                    handler.wfile.flush()
+                except OSError:  # the client gave up
+                    return
+                time.sleep(1)
+        elif body:
             handler.wfile.write(data[start:])
 
     def _validate(self, handler, content: str) -> None:

@@ -299,3 +299,39 @@ def test_a_damaged_hub_cache_is_said_plainly(hub, tmp_path):
         del os.environ["HF_HUB_OFFLINE"]
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "hf://me/night" in proc.stderr
+
+
+def test_a_hub_that_never_answers_or_trickles_is_given_up(hub, tmp_path, monkeypatch):
+    """huggingface_hub waits for ever on a server that accepts and never answers, and on
+    one that sends 64 bytes a second: convert stops when less than 16 KiB came within
+    TRANSLATE_HUB_TIMEOUT (here 2 s), or when a download that began well falls under
+    1 KiB/s over twice that, and says so; a file that flows at a normal rate is fetched
+    (the other tests)."""
+    import socket
+    import threading
+    import time
+
+    monkeypatch.setenv("TRANSLATE_HUB_TIMEOUT", "2")
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    held = []
+    threading.Thread(target=lambda: [held.append(silent.accept()) for _ in range(16)],
+                     daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    started = time.monotonic()
+    proc = convert("hf://me/night", tmp_path / "silent")
+    assert proc.returncode == 2 and "did not answer" in proc.stderr, proc.stderr
+    assert "within 2 s" in proc.stderr
+    assert time.monotonic() - started < 30
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    hub.add("me/night", {"generator_a2b.safetensors": MODEL.read_bytes()})
+    hub.trickle[("me/night", "generator_a2b.safetensors")] = (0, 64)
+    started = time.monotonic()
+    proc = convert("hf://me/night", tmp_path / "trickle")
+    assert proc.returncode == 2 and "within 2 s" in proc.stderr, proc.stderr
+    assert time.monotonic() - started < 40
+    hub.trickle[("me/night", "generator_a2b.safetensors")] = (256 * 1024, 64)
+    proc = convert("hf://me/night", tmp_path / "slowed")  # fast at first, then a trickle
+    assert proc.returncode == 2 and "under 1024 a second" in proc.stderr, proc.stderr
+    silent.close()

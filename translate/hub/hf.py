@@ -71,13 +71,22 @@ def parse(ref: str) -> HfRef:
     return HfRef(found["repo"], found["revision"], found["file"])
 
 
+WRITE_CHUNK = 16 * 1024  # bytes huggingface_hub writes at a time (see :func:`watched`)
+
+
 def hub_module():
-    """huggingface_hub, or a :class:`HubError` that says how to install it."""
+    """huggingface_hub, or a :class:`HubError` that says how to install it. Its downloads
+    are set to write every WRITE_CHUNK bytes (not every 10 MB), so that their progress
+    shows in the cache as they go."""
     try:
-        return importlib.import_module("huggingface_hub")
+        hf = importlib.import_module("huggingface_hub")
     except ImportError:
         raise HubError("hf:// models need the 'huggingface_hub' package: pip install "
                        "'translate[hub]' (or pip install -e '.[hub]' in a checkout)") from None
+    constants = importlib.import_module("huggingface_hub.constants")
+    if hasattr(constants, "DOWNLOAD_CHUNK_SIZE"):
+        constants.DOWNLOAD_CHUNK_SIZE = WRITE_CHUNK
+    return hf
 
 
 def offline() -> bool:
@@ -122,24 +131,8 @@ def resolve(ref: str, max_bytes: int = MAX_BYTES) -> tuple[Path, str]:
     try:
         if offline():
             return _cached(hf, parsed)
-        api = hf.HfApi(endpoint=endpoint())
-        info = api.model_info(parsed.repo, revision=parsed.revision, files_metadata=True)
-        sizes = {s.rfilename: s.size for s in info.siblings or []}
-        name = parsed.filename or choose_file(list(sizes), parsed)
-        if not safe_name(name):
-            raise HubError(f"{parsed}: {name[:80]!r} is not a plain file name in the "
-                           "repository", ref)
-        if name not in sizes:
-            raise HubError(f"{parsed}: the repository has no file {name}", ref)
-        if (sizes[name] or 0) > max_bytes:
-            raise HubError(f"{parsed}: {name} is {sizes[name] / 1e9:.1f} GB, more than a "
-                           f"generator of this project can be ({max_bytes / 1e9:.1f} GB); "
-                           "refused before downloading", ref)
-        path = Path(hf.hf_hub_download(parsed.repo, name, revision=parsed.revision,
-                                       endpoint=endpoint()))
-        if "README.md" in sizes and (sizes["README.md"] or 0) < 1 << 20:  # its card
-            hf.hf_hub_download(parsed.repo, "README.md", revision=parsed.revision,
-                               endpoint=endpoint())
+        path, info, name = watched(lambda: _download(hf, parsed, ref, max_bytes),
+                                   hub_cache_folder(parsed) / "blobs", parsed)
     except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled):
         raise HubError(f"{parsed} is not in the Hub cache and the Hub cannot be reached"
                        f"{' (HF_HUB_OFFLINE is set)' if offline() else ''}; fetch it "
@@ -189,6 +182,90 @@ def _from_cache_when_unreachable(hf, parsed: HfRef, ref: str, err: BaseException
     raise HubError(f"{parsed}: the Hub at {endpoint()} cannot be reached ({reason[:200]}) "
                    "and the model is not in the Hub cache; check the connection (or "
                    "HF_ENDPOINT) and try again", ref) from None
+
+
+def _download(hf, parsed: HfRef, ref: str, max_bytes: int):
+    """(path, the repository's info, file name): the model file (and the repository's
+    card) fetched into the Hub cache."""
+    api = hf.HfApi(endpoint=endpoint())
+    info = api.model_info(parsed.repo, revision=parsed.revision, files_metadata=True)
+    sizes = {s.rfilename: s.size for s in info.siblings or []}
+    name = parsed.filename or choose_file(list(sizes), parsed)
+    if not safe_name(name):
+        raise HubError(f"{parsed}: {name[:80]!r} is not a plain file name in the "
+                       "repository", ref)
+    if name not in sizes:
+        raise HubError(f"{parsed}: the repository has no file {name}", ref)
+    if (sizes[name] or 0) > max_bytes:
+        raise HubError(f"{parsed}: {name} is {sizes[name] / 1e9:.1f} GB, more than "
+                       f"{max_bytes / 1e9:.1f} GB (a generator of this project is at most "
+                       "about 1 GB); refused before downloading", ref)
+    path = Path(hf.hf_hub_download(parsed.repo, name, revision=parsed.revision,
+                                   endpoint=endpoint()))
+    if "README.md" in sizes and (sizes["README.md"] or 0) < 1 << 20:  # its card
+        hf.hf_hub_download(parsed.repo, "README.md", revision=parsed.revision,
+                           endpoint=endpoint())
+    return path, info, name
+
+
+TIMEOUT_ENV = "TRANSLATE_HUB_TIMEOUT"
+STALL_RATE = 1024  # bytes a second, on average over a window of twice the timeout
+
+
+def hub_timeout() -> float:
+    """Seconds the Hub may take to answer (``$TRANSLATE_HUB_TIMEOUT``, default 30)."""
+    try:
+        return max(0.5, float(os.environ.get(TIMEOUT_ENV, "") or 30))
+    except ValueError:
+        return 30.0
+
+
+def _bytes_in(folder: Path) -> int:
+    try:
+        return sum(e.stat().st_size for e in os.scandir(folder) if e.is_file())
+    except OSError:
+        return 0
+
+
+def watched(work, folder: Path, ref: HfRef):
+    """``work()`` (talking to the Hub, writing into ``folder``), stopped with a
+    :class:`HubError` when nothing reaches ``folder`` within :func:`hub_timeout` or, once
+    bytes flow, less than STALL_RATE a second does over a window of twice that:
+    huggingface_hub itself waits for ever on a server that accepts and never answers, or
+    trickles. The work runs in a thread of its own, left to end with its connection (a
+    command exits; the demo's thread ends when the server closes the connection)."""
+    import threading
+    import time
+
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as err:  # noqa: BLE001 - handed to the caller
+            box["error"] = err
+    thread = threading.Thread(target=run, daemon=True, name="hub-download")
+    thread.start()
+    timeout, window = hub_timeout(), 2 * hub_timeout()
+    start = mark = time.monotonic()
+    first = mark_bytes = _bytes_in(folder)
+    while thread.is_alive():
+        thread.join(0.2)
+        now, size = time.monotonic(), _bytes_in(folder)
+        if size == first and now - start > timeout and thread.is_alive():
+            raise HubError(f"{ref}: the Hub at {endpoint()} did not answer, or sent under "
+                           f"{WRITE_CHUNK // 1024} KiB, within {timeout:g} s; try again later "
+                           "(TRANSLATE_HUB_TIMEOUT sets the wait)", str(ref))
+        if size != first and now - mark >= window:
+            if size - mark_bytes < STALL_RATE * window and thread.is_alive():
+                raise HubError(f"{ref}: the Hub at {endpoint()} sent "
+                               f"{(size - mark_bytes) / window:.0f} bytes a second over "
+                               f"{window:g} s, under {STALL_RATE} a second; stopped, try "
+                               "again later", str(ref))
+            mark, mark_bytes = now, size
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _commit_of(path: Path) -> str | None:
