@@ -43,15 +43,20 @@ def chromium() -> tuple[str, str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def browser():
+def headless_chromium(width: int, height: int):
+    """A headless Chromium driver with a window of width x height."""
     binary, driver_path = chromium()
     options = webdriver.ChromeOptions()
     options.binary_location = binary
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1400,1150", "--hide-scrollbars"):
+                f"--window-size={width},{height}", "--hide-scrollbars"):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = headless_chromium(1400, 1150)
     yield driver
     driver.quit()
 
@@ -270,13 +275,7 @@ def closed_port() -> int:
 @pytest.fixture(scope="module")
 def laptop():
     """Chromium with a laptop's screen: 1366 x 768."""
-    binary, driver_path = chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1366,768", "--hide-scrollbars"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver = headless_chromium(1366, 768)
     yield driver
     driver.quit()
 
