@@ -90,6 +90,11 @@ def page_text(message) -> str:
     return "  \n".join(line.strip() for line in text.splitlines())
 
 
+def client_of(request) -> str:
+    """The address a request came from ("" when not known: a direct call)."""
+    return str(getattr(getattr(request, "client", None), "host", "") or "")
+
+
 def not_downloaded(reason) -> tuple:
     """The zoo panel's answer to a download that failed: the status, nothing else
     changed."""
@@ -183,6 +188,8 @@ class Demo:
         self.catalog, self.translators = catalog, translators
         self.limits, self.outputs = limits, outputs
         self.models_dir, self.zoo = models_dir, zoo
+        self.hub_fetches: dict[str, list[float]] = {}  # client -> times of its fetches
+        self.hub_fetched: list[str] = []  # pinned references the page fetched, oldest first
 
     def refresh(self) -> Catalog:
         """List the models again (after a download)."""
@@ -293,14 +300,14 @@ class Demo:
     def download_task(self, task: str):
         """The function behind a tab's Download button (and ``/download_<task>``): every
         failure is a "Not downloaded" message with its reason, and the tab stays usable."""
-        def download(name, progress=gr.Progress()):
+        def download(name, request: gr.Request = None, progress=gr.Progress()):
             """Download the zoo model ``name``: (status, model list, card, face mode, run)."""
             from translate.errors import UserError
 
             name = str(name or "").strip()
             try:
                 if name.startswith("hf://"):
-                    return self._from_hub(task, name)
+                    return self._from_hub(task, name, client_of(request))
                 return self._from_zoo(task, name, progress)
             except UserError as err:  # the zoo's, the downloader's and the Hub's errors
                 return not_downloaded(err)
@@ -321,13 +328,28 @@ class Demo:
             (done, total) if total else 0.0, desc=f"downloading {offer.name}", unit="bytes"))
         return self._installed(task, offer.name, Path(meta["path"]), what)
 
-    def _from_hub(self, task: str, ref: str):
+    def _from_hub(self, task: str, ref: str, client: str = ""):
         """A model typed as ``hf://OWNER/REPO[@REVISION][/FILE]``: downloaded into the Hub
-        cache, listed and selected; its size and licence are said."""
-        from translate.hub.hf import fetch_model
+        cache, listed and selected; its size and licence are said. What the page may fetch
+        is bounded (:class:`Limits`): a file's size, fetches per client and hour, and the
+        models it keeps (the oldest it fetched is removed past that)."""
+        from translate.hub.hf import HubError, fetch_model, forget
         from translate.infer.engine import load_any
 
-        path, pinned = fetch_model(ref, load_any)  # an unusable file is removed again
+        now, limits = time.monotonic(), self.limits
+        self.hub_fetches = {c: kept for c, times in self.hub_fetches.items()
+                            if (kept := [t for t in times if now - t < 3600])}
+        recent = self.hub_fetches.get(client, [])
+        if len(recent) >= limits.hub_fetches_per_hour:
+            raise HubError(f"this page fetches at most {limits.hub_fetches_per_hour} Hub "
+                           "models an hour for each visitor; try again later", ref)
+        self.hub_fetches[client] = recent + [now]
+        started = time.time()
+        path, pinned = fetch_model(ref, load_any, limits.max_hub_bytes)  # unusable: removed
+        if path.resolve().stat().st_mtime >= started - 1:  # fetched now, not there before
+            self.hub_fetched = [p for p in self.hub_fetched if p != pinned] + [pinned]
+        while len(self.hub_fetched) > limits.max_hub_models:
+            forget(self.hub_fetched.pop(0))
         status, *rest = self._installed(task, pinned, path, "downloaded")
         size = f"{path.stat().st_size / 1e6:.1f} MB"
         licence = self._hub_licence(path)

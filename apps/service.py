@@ -54,6 +54,9 @@ class Limits:
     max_files_per_request: int = 100     # files in one upload
     max_upload_folder_bytes: int = 2 * 2**30    # disk used by uploads and results
     max_upload_folder_files: int = 20_000       # files there
+    max_hub_bytes: int = 512 * 2**20     # a Hub file the page may fetch (hf:// in the box)
+    max_hub_models: int = 8              # Hub models fetched by the page kept at once
+    hub_fetches_per_hour: int = 6        # per client
 
     def describe(self) -> str:
         return (f"up to {self.max_file_bytes / 2**20:g} MB and "

@@ -145,3 +145,40 @@ def test_a_model_typed_as_an_hf_reference_is_downloaded_and_selected(tmp_path):
     assert "is downloaded and selected" in status and "licence: mit" in status, status
     assert model["value"].startswith("hf://me/night@")
     assert "night" in card_md.lower()  # the model's own card is shown
+
+
+def test_what_the_page_may_fetch_from_the_hub_is_bounded(tmp_path):
+    """A visitor may have the server fetch Hub files of at most --max-hub-mb, at most
+    --hub-fetches-per-hour an hour, and the page keeps at most --max-hub-models of what it
+    fetched (the oldest is removed from the Hub cache); a file no loader takes is removed
+    at once."""
+    from local_hub import HubServer
+
+    weights = (ROOT / "models" / "day2night.safetensors").read_bytes()
+    with HubServer() as hub:
+        for name in ("one", "two", "three"):
+            hub.add(f"me/{name}", {"generator_a2b.safetensors": weights})
+        hub.add("me/huge", {"generator_a2b.safetensors": weights})
+        hub.claimed_size[("me/huge", "generator_a2b.safetensors")] = 600 * 2**20
+        hub.add("me/text", {"notes.pth": b"not a model"})
+        (tmp_path / "models").mkdir()
+        demo = DemoServer("--models", str(stand_in_models(tmp_path / "models")),
+                          "--max-hub-models", "2", "--hub-fetches-per-hour", "5",
+                          temp=tmp_path / "g", HF_ENDPOINT=hub.url,
+                          HF_HOME=str(tmp_path / "hf"), TRANSLATE_CACHE=str(tmp_path / "c"))
+        try:
+            client = gradio_client.Client(demo.url, verbose=False)
+
+            def fetch(ref: str) -> str:
+                return client.predict(ref, api_name="/download_day2night")[0]
+            assert "more than 0.5 GB" in fetch("hf://me/huge")
+            said = fetch("hf://me/text")
+            assert "is not a model this project can load" in said
+            assert not list((tmp_path / "hf").rglob("notes.pth"))  # removed again
+            for name in ("one", "two", "three"):
+                assert "is downloaded and selected" in fetch(f"hf://me/{name}"), name
+            assert "at most 5 Hub models an hour" in fetch("hf://me/one")
+        finally:
+            demo.stop()
+    kept = {p.parent.parent.parent.name for p in (tmp_path / "hf").rglob("*.safetensors")}
+    assert kept == {"models--me--two", "models--me--three"}, kept  # "one" removed

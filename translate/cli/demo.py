@@ -27,11 +27,9 @@ def load_app():
 
 
 def run_demo(models: str | None, host: str, port: int, share: bool, device: str,
-             max_upload_mb: float, max_megapixels: float, queue_size: int,
-             max_video_mb: float = 100, max_video_seconds: float = 60,
-             upload_mb_per_minute: float = 200, upload_files_per_minute: int = 500,
-             video_budget_seconds: float = 600) -> None:
-    """Start the demo server and serve until interrupted."""
+             limits: dict, queue_size: int) -> None:
+    """Start the demo server and serve until interrupted; ``limits``: the fields of
+    :class:`translate.apps.service.Limits` to set."""
     from translate.devices import pick_device
 
     if models and not Path(models).is_dir():
@@ -43,13 +41,7 @@ def run_demo(models: str | None, host: str, port: int, share: bool, device: str,
     app = load_app()
     from translate.apps.service import Limits
 
-    limits = Limits(max_file_bytes=int(max_upload_mb * 2**20),
-                    max_pixels=int(max_megapixels * 1e6),
-                    max_video_bytes=int(max_video_mb * 2**20),
-                    max_video_seconds=max_video_seconds,
-                    max_video_job_seconds=video_budget_seconds,
-                    upload_bytes_per_minute=int(upload_mb_per_minute * 2**20),
-                    upload_files_per_minute=upload_files_per_minute)
+    limits = Limits(**limits)
     # SIGTERM (a service manager, `kill`) stops the server the way Ctrl-C does, so the
     # demo's temporary folders are removed at exit instead of being left behind
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -72,12 +64,24 @@ def _interrupt(signum, frame):
 def cmd_demo(args) -> int:
     if args.models_from_zoo:
         install_zoo_models(args.models_from_zoo)
-    run_demo(args.models, args.host, args.port, args.share, args.device,
-             args.max_upload_mb, args.max_megapixels, args.queue_size,
-             args.max_video_mb, args.max_video_seconds,
-             args.upload_mb_per_minute, args.upload_files_per_minute,
-             args.video_budget_seconds)  # DemoError: exit 2
+    run_demo(args.models, args.host, args.port, args.share, args.device, demo_limits(args),
+             args.queue_size)  # DemoError: exit 2
     return 0
+
+
+def demo_limits(args) -> dict:
+    """The demo's limits (fields of :class:`translate.apps.service.Limits`) from its
+    options."""
+    return {"max_file_bytes": int(args.max_upload_mb * 2**20),
+            "max_pixels": int(args.max_megapixels * 1e6),
+            "max_video_bytes": int(args.max_video_mb * 2**20),
+            "max_video_seconds": args.max_video_seconds,
+            "max_video_job_seconds": args.video_budget_seconds,
+            "upload_bytes_per_minute": int(args.upload_mb_per_minute * 2**20),
+            "upload_files_per_minute": args.upload_files_per_minute,
+            "max_hub_bytes": int(args.max_hub_mb * 2**20),
+            "max_hub_models": args.max_hub_models,
+            "hub_fetches_per_hour": args.hub_fetches_per_hour}
 
 
 def install_zoo_models(names: list[str]) -> None:
@@ -135,6 +139,15 @@ def register(sub) -> None:
     p.add_argument("--upload-files-per-minute", type=positive, default=500,
                    help="files one client may upload in a minute (at most 100 per "
                    "upload); more are refused with HTTP 429 (default 500)")
+    p.add_argument("--max-hub-mb", type=positive_number, default=512,
+                   help="largest file a visitor may have the server fetch from the Hugging "
+                   "Face Hub (hf:// in Get more models; default 512)")
+    p.add_argument("--max-hub-models", type=positive, default=8,
+                   help="Hub models fetched by the page kept at once; past that the oldest "
+                   "is removed from the Hub cache (default 8)")
+    p.add_argument("--hub-fetches-per-hour", type=positive, default=6,
+                   help="Hub models one client (IP address) may have fetched in an hour "
+                   "(default 6)")
     p.add_argument("--queue-size", type=positive, default=16,
                    help="requests that may wait for the model (default 16)")
     p.set_defaults(func=cmd_demo)

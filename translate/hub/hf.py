@@ -329,6 +329,22 @@ def remember(pinned: str, path: Path) -> None:
                  lambda tmp: Path(tmp).write_text(json.dumps(items, indent=1) + "\n"))
 
 
+def forget(pinned: str) -> None:
+    """Take the model ``pinned`` off the demo's list and remove its file from the Hub
+    cache."""
+    import json
+
+    from translate.files import atomic_write, cache_dir
+
+    items = remembered()
+    for item in items:
+        if item["ref"] == pinned:
+            discard(Path(item["path"]))
+    kept = [i for i in items if i["ref"] != pinned]
+    atomic_write(cache_dir() / HUB_LIST,
+                 lambda tmp: Path(tmp).write_text(json.dumps(kept, indent=1) + "\n"))
+
+
 def remembered() -> list[dict]:
     """The Hub models :func:`remember` kept whose files are still in the cache: dicts with
     ``ref`` (pinned) and ``path``."""
@@ -344,12 +360,12 @@ def remembered() -> list[dict]:
             and isinstance(i.get("path"), str) and Path(i["path"]).is_file()]
 
 
-def fetch_model(ref: str, check) -> tuple[Path, str]:
-    """:func:`resolve` ``ref``, then ``check(path)`` (a loader that raises for a file it
-    cannot use): a usable model is remembered for the demo (:func:`remember`); an unusable
-    one (a pickle with code, NaN weights, not a model at all) is removed from the Hub cache
-    and is a :class:`HubError` that says why."""
-    path, pinned = resolve(ref)
+def fetch_model(ref: str, check, max_bytes: int = MAX_BYTES) -> tuple[Path, str]:
+    """:func:`resolve` ``ref`` (files above ``max_bytes`` refused), then ``check(path)`` (a
+    loader that raises for a file it cannot use): a usable model is remembered for the
+    demo (:func:`remember`); an unusable one (a pickle with code, NaN weights, not a model
+    at all) is removed from the Hub cache and is a :class:`HubError` that says why."""
+    path, pinned = resolve(ref, max_bytes)
     try:
         check(path)
     except (UserError, ValueError, OSError, RuntimeError) as err:
