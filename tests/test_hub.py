@@ -335,3 +335,82 @@ def test_a_hub_that_never_answers_or_trickles_is_given_up(hub, tmp_path, monkeyp
     proc = convert("hf://me/night", tmp_path / "slowed")  # fast at first, then a trickle
     assert proc.returncode == 2 and "under 1024 a second" in proc.stderr, proc.stderr
     silent.close()
+
+
+def test_push_refuses_what_it_should_not_publish_and_leaves_nothing_half_done(hub, run,
+                                                                              tmp_path):
+    """A linked sample grid (to a secrets file) is not staged; NaN weights, a revision or
+    file in OWNER/REPO, a --dry-run path that is a file or a dangling link are refused
+    (exit 2, nothing written); this machine's paths leave the config; an evaluation of
+    10**400 does not stop the card."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    secret = tmp_path / "secrets.txt"
+    secret.write_text("token=hunter2")
+    (run / "samples" / "step_999999.png").symlink_to(secret)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 4, "eval_psnr": 10 ** 400, "eval_ssim": 0.5}) + "\n")
+    out = tmp_path / "staged"
+    proc = run_cli("push", str(run), "me/shapes", "--dry-run", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert b"hunter2" not in (out / "samples" / "latest.png").read_bytes()
+    assert str(run) not in (out / "config.yaml").read_text()
+    assert "held this machine's paths" in proc.stderr
+    assert "| ssim | 0.5 |" in (out / "README.md").read_text()
+
+    bad = tmp_path / "nan" / "generator_a2b.safetensors"
+    bad.parent.mkdir()
+    with safe_open(str(run / "generator_a2b.safetensors"), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = f.metadata()
+    first = sorted(tensors)[0]
+    tensors[first] = tensors[first].clone().fill_(float("nan"))
+    save_file(tensors, str(bad), metadata=meta)
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for args, said in (((str(bad), "me/x", "--dry-run", str(tmp_path / "n")), "nothing was "
+                        "published"),
+                       ((str(run), "me/x@v1", "--dry-run", str(tmp_path / "r")), "not a "
+                        "revision"),
+                       ((str(run), "me/x/g.safetensors", "--dry-run", str(tmp_path / "f")),
+                        "not a revision or a file"),
+                       ((str(run), "me/x", "--dry-run", str(tmp_path / "a_file")), "is a file"),
+                       ((str(run), "me/x", "--dry-run", str(tmp_path / "dangling")), "a link")):
+        proc = run_cli("push", *args)
+        assert proc.returncode == 2 and said in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "n").exists() and not (tmp_path / "r").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no half-staged
+
+
+@pytest.mark.parametrize("signum, status", [(2, 130), (15, 143)])
+def test_push_stopped_by_a_signal_leaves_no_copy(run, tmp_path, monkeypatch, signum, status):
+    """A push waiting on a Hub that never answers, stopped by Ctrl-C or SIGTERM: a short
+    message, no traceback, and no staged copy left in the temporary folder."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{silent.getsockname()[1]}",
+               HF_HOME=str(tmp_path / "hf"), HF_TOKEN="hf_test_token", TMPDIR=str(temp))
+    proc = subprocess.Popen([sys.executable, "-m", "translate", "push", str(run), "me/x"],
+                            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(temp.glob("translate-push-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)
+    proc.send_signal(signum)
+    err = proc.communicate(timeout=60)[1]
+    silent.close()
+    assert proc.returncode == status, err
+    assert "interrupted: nothing was sent" in err and "Traceback" not in err, err
+    assert list(temp.iterdir()) == []

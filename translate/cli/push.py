@@ -6,22 +6,45 @@ from __future__ import annotations
 import sys
 import tempfile
 
+from translate.cli.args import CliError, Terminated, terminate_as_interrupt
+
 
 def cmd_push(args) -> int:
     from translate.hub.hf import HfRef, parse
+
+    ref = parse(f"hf://{args.repo}")  # OWNER/REPO, checked
+    if ref.revision or ref.filename:
+        raise CliError(f"push takes OWNER/REPO, not a revision or a file ({args.repo}); it "
+                       "commits to the repository's main branch")
+    try:
+        with terminate_as_interrupt():  # Ctrl-C or SIGTERM: nothing left behind
+            return _push(args, ref.repo)
+    except KeyboardInterrupt as stop:
+        print(f"\ninterrupted: nothing was {'written' if args.dry_run else 'sent'}",
+              file=sys.stderr)
+        return 143 if isinstance(stop, Terminated) else 130
+
+
+def _push(args, repo: str) -> int:
+    from translate.hub.hf import HfRef
     from translate.hub.push import stage, upload
 
-    repo = parse(f"hf://{args.repo}").repo  # OWNER/REPO, checked
+    notes: list[str] = []
     if args.dry_run:
         files = stage(args.source, repo, args.dry_run, args.license, args.data,
-                      args.dataset)
+                      args.dataset, notes)
         for f in files:
             print(f)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         print(f"nothing was sent; {len(files)} files would go to {HfRef(repo)}",
               file=sys.stderr)
         return 0
-    with tempfile.TemporaryDirectory(prefix="translate-push-") as folder:
-        stage(args.source, repo, folder, args.license, args.data, args.dataset)
+    with tempfile.TemporaryDirectory(prefix="translate-push-") as parent:
+        folder = f"{parent}/repository"
+        stage(args.source, repo, folder, args.license, args.data, args.dataset, notes)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         url = upload(folder, repo, args.private, args.message)
     print(f"pushed to {HfRef(repo)}: {url}", file=sys.stderr)
     print(f"use it with: translate convert --checkpoint {HfRef(repo)} --input photos/ "
