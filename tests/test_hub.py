@@ -414,3 +414,35 @@ def test_push_stopped_by_a_signal_leaves_no_copy(run, tmp_path, monkeypatch, sig
     assert proc.returncode == status, err
     assert "interrupted: nothing was sent" in err and "Traceback" not in err, err
     assert list(temp.iterdir()) == []
+
+
+def test_a_cached_hub_file_replaced_under_its_name_or_larger_than_listed_is_refused(
+        hub, tmp_path, monkeypatch):
+    """The file in the Hub cache is swapped for another model under the same name: the
+    next use (online or offline) refuses it by its sha256, as zoo models are. A Hub that
+    lists a small file and sends more than the limit is stopped when the bytes pass it."""
+    hub.add("me/night", {"generator_a2b.safetensors": MODEL.read_bytes()})
+    assert convert("hf://me/night", tmp_path / "first").returncode == 0
+    cached = next((tmp_path / "hf").rglob("snapshots/*/generator_a2b.safetensors"))
+    blob = cached.resolve()
+    blob.unlink()
+    blob.write_bytes((ROOT / "models" / "real2anime.safetensors").read_bytes())
+    for offline in ("0", "1"):
+        monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+        proc = convert("hf://me/night", tmp_path / f"again{offline}")
+        assert proc.returncode == 2, proc.stderr
+        assert "changed in the Hub cache since it was fetched" in proc.stderr, proc.stderr
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    from translate.hub.hf import HfRef, watched
+
+    folder = tmp_path / "blobs"
+    folder.mkdir()
+
+    def sends_too_much():
+        import time
+
+        for k in range(40):
+            (folder / "x.incomplete").write_bytes(b"0" * (k + 1) * 256 * 1024)
+            time.sleep(0.05)
+    with pytest.raises(HubError, match="sent more than 1 MB"):
+        watched(sends_too_much, folder, HfRef("me/x"), max_bytes=1 << 20)

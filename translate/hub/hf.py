@@ -130,9 +130,10 @@ def resolve(ref: str, max_bytes: int = MAX_BYTES) -> tuple[Path, str]:
     errors = importlib.import_module("huggingface_hub.errors")
     try:
         if offline():
-            return _cached(hf, parsed)
+            path, pinned = _cached(hf, parsed)
+            return path, checked_hash(pinned, path)
         path, info, name = watched(lambda: _download(hf, parsed, ref, max_bytes),
-                                   hub_cache_folder(parsed) / "blobs", parsed)
+                                   hub_cache_folder(parsed) / "blobs", parsed, max_bytes)
     except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled):
         raise HubError(f"{parsed} is not in the Hub cache and the Hub cannot be reached"
                        f"{' (HF_HUB_OFFLINE is set)' if offline() else ''}; fetch it "
@@ -154,7 +155,46 @@ def resolve(ref: str, max_bytes: int = MAX_BYTES) -> tuple[Path, str]:
         if not unreachable(err):
             raise
         return _from_cache_when_unreachable(hf, parsed, ref, err)
-    return path, str(HfRef(parsed.repo, _commit_of(path) or info.sha, name))
+    pinned = str(HfRef(parsed.repo, _commit_of(path) or info.sha, name))
+    listed = next((getattr(getattr(s, "lfs", None), "sha256", None)
+                   for s in info.siblings or [] if s.rfilename == name), None)
+    return path, checked_hash(pinned, path, listed)
+
+
+HASHES = "hub_hashes.json"
+
+
+def checked_hash(pinned: str, path: Path, listed: str | None = None) -> str:
+    """``pinned``, once ``path``'s sha256 matches what the Hub lists for it (``listed``)
+    and what it was when first fetched (kept in ``cache_dir()/hub_hashes.json``): a file
+    of the Hub cache replaced under the same name is refused, as zoo models are."""
+    import json
+
+    from translate.files import atomic_write, cache_dir
+    from translate.hub.download import sha256_of
+
+    digest = sha256_of(path)
+    if listed and digest != listed:
+        discard(path)
+        raise HubError(f"{pinned}: the file received does not match the sha256 the Hub "
+                       "lists for it; it was removed, try again", pinned)
+    store = cache_dir() / HASHES
+    try:
+        known = json.loads(store.read_text()) if store.is_file() else {}
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    if known.get(pinned) not in (None, digest):
+        raise HubError(f"{pinned}: {path} changed in the Hub cache since it was fetched "
+                       f"(sha256 {digest[:16]}..., was {str(known[pinned])[:16]}...); remove "
+                       "it and fetch it again", pinned)
+    if pinned not in known:
+        known[pinned] = digest
+        try:
+            atomic_write(store, lambda tmp: Path(tmp).write_text(json.dumps(known, indent=1)))
+        except OSError:
+            pass  # a read-only cache: checked against the Hub's listing only
+    return pinned
 
 
 HTTP_LIBRARIES = ("httpx", "httpx2", "httpcore", "httpcore2", "requests", "urllib3", "h11")
@@ -227,13 +267,14 @@ def _bytes_in(folder: Path) -> int:
         return 0
 
 
-def watched(work, folder: Path, ref: HfRef):
+def watched(work, folder: Path, ref: HfRef, max_bytes: int = MAX_BYTES):
     """``work()`` (talking to the Hub, writing into ``folder``), stopped with a
     :class:`HubError` when nothing reaches ``folder`` within :func:`hub_timeout` or, once
     bytes flow, less than STALL_RATE a second does over a window of twice that:
     huggingface_hub itself waits for ever on a server that accepts and never answers, or
-    trickles. The work runs in a thread of its own, left to end with its connection (a
-    command exits; the demo's thread ends when the server closes the connection)."""
+    trickles; and when more than ``max_bytes`` arrive (the listing's size is the Hub's
+    claim, not a bound). The work runs in a thread of its own, left to end with its
+    connection (a command exits; the demo's thread ends when the server closes it)."""
     import threading
     import time
 
@@ -252,6 +293,9 @@ def watched(work, folder: Path, ref: HfRef):
     while thread.is_alive():
         thread.join(0.2)
         now, size = time.monotonic(), _bytes_in(folder)
+        if size - first > max_bytes + (1 << 20) and thread.is_alive():
+            raise HubError(f"{ref}: the Hub sent more than {max_bytes / 2**20:,.0f} MB, the "
+                           "most a model may take here; stopped", str(ref))
         if size == first and now - start > timeout and thread.is_alive():
             raise HubError(f"{ref}: the Hub at {endpoint()} did not answer, or sent under "
                            f"{WRITE_CHUNK // 1024} KiB, within {timeout:g} s; try again later "
