@@ -446,3 +446,21 @@ def test_a_cached_hub_file_replaced_under_its_name_or_larger_than_listed_is_refu
             time.sleep(0.05)
     with pytest.raises(HubError, match="sent more than 1 MB"):
         watched(sends_too_much, folder, HfRef("me/x"), max_bytes=1 << 20)
+
+
+def test_push_to_a_hub_that_never_answers_is_given_up(run, tmp_path, monkeypatch):
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    monkeypatch.setenv("TRANSLATE_HUB_TIMEOUT", "2")
+    started = time.monotonic()
+    proc = run_cli("push", str(run), "me/x")
+    silent.close()
+    assert proc.returncode == 2 and "did not answer within 2 s" in proc.stderr, proc.stderr
+    assert time.monotonic() - started < 30

@@ -275,18 +275,9 @@ def watched(work, folder: Path, ref: HfRef, max_bytes: int = MAX_BYTES):
     trickles; and when more than ``max_bytes`` arrive (the listing's size is the Hub's
     claim, not a bound). The work runs in a thread of its own, left to end with its
     connection (a command exits; the demo's thread ends when the server closes it)."""
-    import threading
     import time
 
-    box: dict = {}
-
-    def run() -> None:
-        try:
-            box["value"] = work()
-        except BaseException as err:  # noqa: BLE001 - handed to the caller
-            box["error"] = err
-    thread = threading.Thread(target=run, daemon=True, name="hub-download")
-    thread.start()
+    thread, outcome = _in_thread(work)
     timeout, window = hub_timeout(), 2 * hub_timeout()
     start = mark = time.monotonic()
     first = mark_bytes = _bytes_in(folder)
@@ -307,9 +298,42 @@ def watched(work, folder: Path, ref: HfRef, max_bytes: int = MAX_BYTES):
                                f"{window:g} s, under {STALL_RATE} a second; stopped, try "
                                "again later", str(ref))
             mark, mark_bytes = now, size
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+    return outcome()
+
+
+def answered(work, ref: str):
+    """``work()``, a short exchange with the Hub (creating a repository), given up with a
+    :class:`HubError` when it has not answered within :func:`hub_timeout`."""
+    thread, outcome = _in_thread(work)
+    thread.join(hub_timeout())
+    if thread.is_alive():
+        raise HubError(f"{ref}: the Hub at {endpoint()} did not answer within "
+                       f"{hub_timeout():g} s; nothing was sent (TRANSLATE_HUB_TIMEOUT sets "
+                       "the wait)", ref)
+    return outcome()
+
+
+def _in_thread(work):
+    """(thread, outcome): ``work()`` started in a daemon thread (one stuck on a silent
+    server never holds up the exit); ``outcome()`` returns its value or raises its error
+    once the thread has ended."""
+    import threading
+
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["value"] = work()
+        except BaseException as err:  # noqa: BLE001 - handed to the caller
+            box["error"] = err
+
+    def outcome():
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+    thread = threading.Thread(target=run, daemon=True, name="hub")
+    thread.start()
+    return thread, outcome
 
 
 def _commit_of(path: Path) -> str | None:

@@ -19,7 +19,7 @@ import yaml
 
 from translate.formats.checkpoint import (CheckpointError, load_generator,
                                           read_generator_metadata)
-from translate.hub.hf import HubError, endpoint, hub_module
+from translate.hub.hf import HubError, answered, endpoint, hub_module
 
 TAGS = {"pix2pix": "pix2pix", "cyclegan": "cyclegan", "cut": "cut"}
 
@@ -216,7 +216,7 @@ def upload(folder: str | Path, repo: str, private: bool = False,
     errors = __import__("huggingface_hub.errors", fromlist=["HfHubHTTPError"])
     api = hf.HfApi(endpoint=endpoint())
     try:
-        api.create_repo(repo, private=private, exist_ok=True)
+        answered(lambda: api.create_repo(repo, private=private, exist_ok=True), repo)
         info = api.upload_folder(repo_id=repo, folder_path=str(folder), commit_message=message)
     except errors.HfHubHTTPError as err:
         status = getattr(getattr(err, "response", None), "status_code", None)
