@@ -10,7 +10,7 @@ from translate.cli.args import CliError, Terminated, terminate_as_interrupt
 
 
 def cmd_push(args) -> int:
-    from translate.hub.hf import HfRef, parse
+    from translate.hub.hf import parse
 
     ref = parse(f"hf://{args.repo}")  # OWNER/REPO, checked
     if ref.revision or ref.filename:
