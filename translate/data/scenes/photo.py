@@ -13,12 +13,12 @@ size; ``translate data synth TASK --from PHOTOS`` renders a photo at several sca
   small bright sources (lamps, sparkles, highlights) kept bright and given a warm glow;
   crushed shadows and a little sensor noise. Nothing is drawn that the photo does not hold.
 - :func:`anime_from_photo` (``real2anime``): the look of anime backgrounds and cel-shaded
-  stills, after White-box Cartoonization's surface and structure (Wang and Yu 2020).
-  Strong edge-preserving smoothing flattens texture; lightness falls into a few soft-edged
-  tones; the sky and its clouds are found and made smooth, bright and line-free; skin is
-  smoothed and keeps more of its shading and its natural colour; chroma is boosted but
-  capped; thin dark lines are drawn only along strong edges and only as strokes, never as
-  the dots and specks texture would give.
+  stills (specified in docs/models.md), after White-box Cartoonization's surface and
+  structure representations (Wang and Yu 2020): edge-preserving smoothing and mean-shift
+  regions flatten every surface (walls, roads and sky too) to two or three tones with crisp
+  boundaries; greens move toward emerald, highlights warm and shadows cool; a blue sky
+  becomes an anime blue with white, softly shaded clouds and no dark rims; skin keeps two
+  smooth tones; thin dark line art follows region contours, never texture.
 - :func:`sketch_from_photo` (``sketch``): a line drawing (XDoG) of the flattened photo;
   :func:`gray_from_photo` (``gray``), :func:`noisy_from_photo` (``noise``) and
   :func:`jpeg_from_photo` (``jpeg``): the photo degraded, for colourisation, denoising and
@@ -127,28 +127,50 @@ def night_from_photo(rgb: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- real2anime
 
-# anime backgrounds and cel-shaded stills: surfaces (few tones per region), structure (clean
-# lines on strong edges only), a clean sky (White-box Cartoonization, Wang and Yu 2020)
-CEL_TONES = 5             # luminance steps of the cel shading
-TONE_SOFTNESS = 0.25      # width of a step's transition, as a share of one step
-KEEP_SHADING = 0.35       # share of the smooth luminance kept beside the steps
-SKIN_TONES = 3            # skin: fewer, softer steps and more of its own shading kept
-SKIN_KEEP_SHADING = 0.55
-CHROMA_BOOST = 1.35       # a vivid palette ...
-SKIN_CHROMA_BOOST = 1.10  # ... that leaves skin natural
-CHROMA_MAX = 75.0         # ... and is not garish (CIELAB chroma)
-SHADOW_BLUE = 6.0         # shadows lean blue (CIELAB b* in the darkest tone)
-INK = 0.70                # darkness of the outlines
-LINE_STRENGTH = (0.06, 0.14)       # lightness gradient (per px, at sigma 2.5) of a line edge
-SKIN_LINE_STRENGTH = (0.09, 0.16)  # ... on skin: eyes, nose, mouth, not wrinkles
-LINE_MIN_PIXELS = 24      # a line is a stroke: shorter marks (specks, dots) are dropped
-LINE_MIN_SPAN = 14
+# anime backgrounds and cel-shaded stills (the look is specified in docs/models.md): regions
+# flattened to a few tones with crisp boundaries, an anime palette, clouds as soft white
+# shapes, thin dark line art on contours only (after White-box Cartoonization's surface and
+# structure representations, Wang and Yu 2020). Every size below is in pixels.
+REGION_RADIUS = 8          # mean shift: spatial radius of a region's flattening ...
+REGION_COLOUR = 18         # ... and its colour radius (8-bit RGB levels)
+CEL_TONES = 6              # lightness steps of the cel shading (a region spans 2 or 3)
+TONE_SOFTNESS = 0.2        # width of a step's transition, as a share of one step
+KEEP_SHADING = 0.1         # share of the smooth lightness kept beside the steps
+SHADOW_GAMMA = 0.9         # shadows lifted a little, as anime backgrounds are
+SKIN_TONES = 2             # skin: two smooth tones, from the edge-preserved photo ...
+SKIN_SOFTNESS = 0.6        # ... with a soft step ...
+SKIN_KEEP_SHADING = 0.35   # ... and more of its own shading
+GREEN_HUES = (82, 97, 175, 195)   # CIELAB hue (degrees) of foliage and grass, soft edges
+EMERALD = 140.0            # the hue greens are moved toward ...
+GREEN_SHIFT = 0.35         # ... by this share of the way
+GREEN_CHROMA = 0.45        # greens: chroma x (1 + this), lightness lifted a little
+CHROMA_MAX = 80.0          # no colour beyond this CIELAB chroma
+WARM_LIGHT = (2.0, 7.0)    # CIELAB (a*, b*) added to the lightest tones: warm highlights
+COOL_SHADOW = (3.0, -8.0)  # ... and to the darkest: shadows lean blue-violet
+SKY_DEEP = np.array([48.0, 14.0, -60.0], np.float32)   # CIELAB anime sky, where the photo's
+SKY_PALE = np.array([86.0, -8.0, -16.0], np.float32)   # is darkest and where lightest
+CLOUD_LIGHT = (0.82, 0.98)  # clouds: white, lightness in this range, lightly shaded ...
+CLOUD_TINT = (2.0, -7.0)    # ... and a little cool
+INK = 0.75                  # darkness of the line art, drawn on the dark side of an edge:
+LINE_DARK_SIDE = (0.002, 0.010)  # the difference of Gaussians there (lightness units)
+LINE_CANNY = (40, 90)       # Canny thresholds (8-bit lightness) of a contour ...
+LINE_MIN_PIXELS = 30        # ... kept only as a stroke of this many pixels ...
+LINE_MIN_SPAN = 24          # ... spanning this far
+TEXTURE_CANNY = (20, 40)    # weak edges of the edge-preserved photo ...
+TEXTURE_WINDOW = 25         # ... counted in this window: where their density ...
+TEXTURE_DENSITY = (0.09, 0.15)  # ... passes this, it is texture and gets no lines
+LINE_STRENGTH = (0.06, 0.14)       # lines only where the photo's lightness gradient (per
+SKIN_LINE_STRENGTH = (0.10, 0.18)  # px, at sigma 2) reaches this; on skin (eyes, mouth) this
 
 
 def _gradient(img: np.ndarray) -> np.ndarray:
     gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3)
     return np.hypot(gx, gy)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
 
 
 def flatten(rgb: np.ndarray) -> np.ndarray:
@@ -160,29 +182,45 @@ def flatten(rgb: np.ndarray) -> np.ndarray:
     return cv2.edgePreservingFilter(out, flags=cv2.RECURS_FILTER, sigma_s=20, sigma_r=0.25)
 
 
-def sky_and_clouds(rgb: np.ndarray, flat: np.ndarray) -> np.ndarray:
-    """Soft mask (H, W) float32 in [0, 1]: the sky of :func:`sky_mask` and the clouds in it
-    (bright, grey or bluish, untextured pixels connected to it), gaps closed."""
+def regions(flat: np.ndarray) -> np.ndarray:
+    """Flat regions with crisp boundaries: mean-shift filtering (radius REGION_RADIUS px,
+    REGION_COLOUR levels) of the edge-preserved photo, uint8 (H, W, 3) in and out."""
+    return cv2.pyrMeanShiftFiltering(flat, REGION_RADIUS, REGION_COLOUR)
+
+
+def sky_and_clouds(rgb: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Soft masks (H, W) float32 in [0, 1]: the sky (of :func:`sky_mask`, with the bluish
+    and the bright grey untextured pixels connected to it, gaps closed) and the clouds in
+    it (brighter and greyer than the sky around them, or nearly white)."""
     base = sky_mask(rgb) > 0.5
     x = flat.astype(np.float32) / 255.0
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     value, chroma = x.max(axis=2), x.max(axis=2) - x.min(axis=2)
     gray = cv2.cvtColor(flat, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     texture = _blur(_gradient(gray), 3.0)
-    bluish = (b >= r) & (b >= g - 0.08)
-    candidate = base | ((value > 0.5) & ((chroma < 0.2) | bluish) & (texture < 0.25))
-    _, labels = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=8)
+    cloudish = (value > 0.70) & ((chroma < 0.18) | (b >= r)) & (chroma < 0.32) & (texture < 0.3)
+    bluish = (value > 0.45) & (chroma > 0.10) & (b >= r) & (b >= g - 0.08) & (texture < 0.2)
+    _, labels = cv2.connectedComponents((base | cloudish | bluish).astype(np.uint8),
+                                        connectivity=8)
     touching = np.unique(labels[base])
     mask = np.isin(labels, touching[touching > 0]).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE,
-                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11)))
-    return np.clip(_blur(mask.astype(np.float32), 1.5), 0.0, 1.0)
+                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+    sky = np.clip(_blur(mask.astype(np.float32), 1.2), 0.0, 1.0)
+    blue = (sky * (chroma > 0.12)).astype(np.float32)  # the sky's blue, around a cloud
+    weight = _blur(blue, 24.0)
+    around = np.where(weight > 0.02, _blur(value * blue, 24.0) / np.maximum(weight, 1e-4),
+                      value)
+    grey = 1.0 - _smoothstep(0.12, 0.24, chroma)
+    cloud = sky * _smoothstep(0.03, 0.10, value - around) * grey
+    white = sky * _smoothstep(0.85, 0.95, value) * (1.0 - _smoothstep(0.08, 0.16, chroma))
+    return sky, _blur(np.maximum(cloud, white).astype(np.float32), 1.5)
 
 
 def skin_mask(rgb: np.ndarray) -> np.ndarray:
     """Soft mask (H, W) float32 in [0, 1] of skin-coloured pixels: CIELAB hue 18-68 degrees
     (orange-red, not the yellow of earth or grass), chroma 8-50, lightness 25-97."""
-    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    lab = _lab(rgb)
     lightness, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
     hue, chroma = np.degrees(np.arctan2(b, a)), np.hypot(a, b)
     mask = (_smoothstep(18, 28, hue) * (1 - _smoothstep(58, 68, hue))
@@ -191,79 +229,116 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     return _blur(mask.astype(np.float32), 2.0)
 
 
-def _masked_blur(img: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of ``img`` (H, W, C) over the pixels ``weight`` (H, W) selects
-    (normalised convolution): smooth areas are smoothed without the colours of the edges
-    and objects around them bleeding in."""
-    w = weight.astype(np.float32) ** 4  # pixels half in the selection barely contribute
-    return _blur(img * w[..., None], sigma) / np.maximum(_blur(w, sigma), 1e-4)[..., None]
-
-
-def _cel(lightness: np.ndarray, tones: int = CEL_TONES, keep: float = KEEP_SHADING
-         ) -> np.ndarray:
-    """Lightness [0, 1] -> ``tones`` soft-edged steps, mixed with ``keep`` of the value."""
+def _cel(lightness: np.ndarray, tones: int | None = None, keep: float | None = None,
+         softness: float | None = None) -> np.ndarray:
+    """Lightness [0, 1] -> ``tones`` steps (transitions ``softness`` of a step wide), mixed
+    with ``keep`` of the value (defaults: CEL_TONES, KEEP_SHADING, TONE_SOFTNESS)."""
+    tones = CEL_TONES if tones is None else tones
+    keep = KEEP_SHADING if keep is None else keep
+    softness = TONE_SOFTNESS if softness is None else softness
     scaled = lightness * tones
     step = np.floor(scaled)
-    half = TONE_SOFTNESS / 2
+    half = softness / 2
     stepped = (step + _smoothstep(0.5 - half, 0.5 + half, scaled - step)) / tones
     return keep * lightness + (1.0 - keep) * stepped
 
 
-def ink_lines(lightness: np.ndarray, sky: np.ndarray, skin: np.ndarray) -> np.ndarray:
-    """(H, W) float32 in [0, 1]: thin dark-side outlines (difference of Gaussians, soft),
-    only along strong structural edges (stronger still on ``skin``; in the ``sky`` only
-    crisp ones, such as a roof's, never a cloud's soft edge), and only as strokes: marks
-    shorter than LINE_MIN_SPAN px are dropped, so texture draws neither dots nor specks."""
-    smooth = _blur(lightness, 0.8)
-    dark_side = _blur(smooth, 1.6) - _blur(smooth, 1.0)
-    soft = _smoothstep(0.004, 0.016, dark_side)
-    crisp = _smoothstep(0.02, 0.04, dark_side)
-    strength = _gradient(_blur(lightness, 2.5))
-    strong = (_smoothstep(*LINE_STRENGTH, strength) * (1 - skin)
-              + _smoothstep(*SKIN_LINE_STRENGTH, strength) * skin)
-    soft = (soft * strong * (1.0 - sky * (1.0 - crisp))).astype(np.float32)
-    _, labels, stats, _ = cv2.connectedComponentsWithStats((soft > 0.35).astype(np.uint8),
+def ink_lines(lightness: np.ndarray, photo_lightness: np.ndarray, sky: np.ndarray,
+              cloud: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: thin line art on the contours of the flat regions
+    (``lightness``, [0, 1]), drawn on the dark side of the photo's own edge (difference of
+    Gaussians of ``photo_lightness``, so a line lies where the photo's edge is). A contour is
+    a Canny edge kept only as a stroke (LINE_MIN_PIXELS, LINE_MIN_SPAN), where the photo's
+    gradient is strong (LINE_STRENGTH; on skin SKIN_LINE_STRENGTH: eyes, mouth), never where
+    the edge-preserved photo is textured (its weak edges dense), on a cloud or inside the
+    sky, so texture draws no lines and clouds get no dark rims."""
+    edges = cv2.Canny(_uint8(lightness), *LINE_CANNY, L2gradient=True) > 0
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(edges.astype(np.uint8),
                                                            connectivity=8)
     span = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
     stroke = (stats[:, cv2.CC_STAT_AREA] >= LINE_MIN_PIXELS) & (span >= LINE_MIN_SPAN)
     stroke[0] = False
-    kept = cv2.dilate(stroke[labels].astype(np.uint8), np.ones((3, 3), np.uint8))
-    return _blur(soft * kept, 0.7)
+    contour = cv2.dilate(stroke[labels].astype(np.uint8), np.ones((3, 3), np.uint8))
+    contour = _blur(contour.astype(np.float32), 0.6)
+    weak = cv2.Canny(_uint8(photo_lightness), *TEXTURE_CANNY, L2gradient=True)
+    texture = cv2.boxFilter(weak.astype(np.float32) / 255.0, -1,
+                            (TEXTURE_WINDOW, TEXTURE_WINDOW))
+    gradient = _gradient(_blur(photo_lightness, 2.0))
+    strong = _smoothstep(*LINE_STRENGTH, gradient)
+    strong = strong + skin * (_smoothstep(*SKIN_LINE_STRENGTH, gradient) - strong)
+    near_cloud = cv2.dilate((cloud > 0.2).astype(np.uint8), np.ones((7, 7), np.uint8))
+    clear = np.clip(_blur(near_cloud.astype(np.float32), 1.5) + sky * (sky > 0.99), 0, 1)
+    smooth = _blur(photo_lightness, 0.8)
+    dark_side = _smoothstep(*LINE_DARK_SIDE, _blur(smooth, 1.6) - _blur(smooth, 1.0))
+    return (dark_side * contour * (1.0 - _smoothstep(*TEXTURE_DENSITY, texture)) * strong
+            * (1.0 - clear)).astype(np.float32)
+
+
+def _palette(lab: np.ndarray, tone: np.ndarray, sky: np.ndarray, skin: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The anime palette off the sky: greens toward emerald (hue, some chroma, a little
+    light), warm highlights, cool shadows, chroma capped. Returns (tone, a*, b*)."""
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    hue = np.degrees(np.arctan2(lab[..., 2], lab[..., 1])) % 360
+    lo, lo_end, hi, hi_end = GREEN_HUES
+    green = (_smoothstep(lo, lo_end, hue) * (1 - _smoothstep(hi, hi_end, hue))
+             * _smoothstep(14, 24, chroma))
+    hue = hue + green * GREEN_SHIFT * (EMERALD - hue)
+    chroma = np.minimum(chroma * (1 + GREEN_CHROMA * green), CHROMA_MAX)
+    tone = tone + 0.05 * green * (1 - tone)
+    a, b = np.cos(np.radians(hue)) * chroma, np.sin(np.radians(hue)) * chroma
+    warm = _smoothstep(0.7, 0.9, tone) * (1 - sky)
+    cool = (1 - _smoothstep(0.2, 0.45, tone)) * (1 - sky) * (1 - skin)
+    a = a + WARM_LIGHT[0] * warm + COOL_SHADOW[0] * cool
+    b = b + WARM_LIGHT[1] * warm + COOL_SHADOW[1] * cool
+    return tone, a, b
+
+
+def _sky_colours(flat: np.ndarray, photo_lightness: np.ndarray, tone: np.ndarray,
+                 a: np.ndarray, b: np.ndarray, cloud: np.ndarray) -> np.ndarray:
+    """CIELAB (H, W, 3) of the sky: where the photo's sky is blue, an anime blue between
+    SKY_DEEP and SKY_PALE chosen by the photo's own lightness (so the gradient toward the
+    horizon is the photo's); elsewhere (overcast, sunset) its own colour in 4 soft tones;
+    clouds white in soft tones, mixed in by their soft mask so an edge is never darker
+    than the sky or the cloud beside it."""
+    smooth = _blur(photo_lightness, 2.0)
+    anime = SKY_DEEP + (SKY_PALE - SKY_DEEP) * _smoothstep(0.45, 0.95, smooth)[..., None]
+    x = flat.astype(np.float32) / 255.0
+    blue = _blur(_smoothstep(0.02, 0.10, x[..., 2] - x[..., 0]), 3.0)[..., None]
+    own = np.stack([100 * _cel(smooth, 4, 0.3, 0.4), a, b], -1)
+    colour = own + blue * (anime - own)
+    shade = _cel(smooth, 3, 0.2, 0.6)
+    light = 100 * np.clip(CLOUD_LIGHT[0] + 0.6 * (shade - 0.8), *CLOUD_LIGHT)
+    white = np.stack([light, np.full_like(light, CLOUD_TINT[0]),
+                      np.full_like(light, CLOUD_TINT[1])], -1)
+    return colour + cloud[..., None] * (white - colour)
 
 
 def anime_from_photo(rgb: np.ndarray) -> np.ndarray:
     """The photo ``rgb`` (H, W, 3) uint8 as an anime background or cel-shaded still, uint8.
 
-    Surfaces: edge-preserving smoothing; flat areas (by their gradient relative to their
-    lightness, so dark texture is not taken for flat) and the sky smoothed further without
-    the colours around them bleeding in; lightness in CEL_TONES soft steps
-    (skin: fewer, with more of its shading). Sky and clouds: smooth, in soft tones, no lines
-    but crisp ones. Structure: thin dark lines only on strong edges, as strokes. Colour:
-    chroma boosted and capped, shadows leaning blue, skin kept natural."""
+    Surfaces: edge-preserving smoothing, then mean-shift regions with crisp boundaries;
+    lightness in CEL_TONES crisp steps (skin: two smooth tones). Palette: greens toward
+    emerald, warm highlights, cool shadows; a blue sky made an anime blue, with white
+    soft-shaded clouds. Structure: thin dark line art on region contours, never on texture,
+    on a cloud or inside the sky."""
     flat = flatten(rgb)
-    sky = sky_and_clouds(rgb, flat)
+    lab = _lab(regions(flat))
+    photo_lightness = _lab(flat)[..., 0] / 100.0
+    sky, cloud = sky_and_clouds(rgb, flat)
     skin = skin_mask(flat)
-    lab = cv2.cvtColor(flat.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    lightness = lab[..., 0] / 100.0
-    relative = _blur(_gradient(lightness), 3.0) / (_blur(lightness, 3.0) + 0.15)
-    calm = 1.0 - _smoothstep(0.01, 0.04, relative)
-    for weight, sigma in ((calm, 4.0), (sky, 3.0)):  # flat areas, then the sky, smoother
-        lab = lab + weight[..., None] * (_masked_blur(lab, weight, sigma) - lab)
-    lab = lab + (0.6 * skin)[..., None] * (cv2.bilateralFilter(lab, 9, 10, 5) - lab)
-    value = np.clip(lab[..., 0] / 100.0, 0.0, 1.0)
+    value = np.clip(lab[..., 0] / 100.0, 0.0, 1.0) ** SHADOW_GAMMA
     tone = _cel(value)
-    tone = tone + skin * (_cel(value, SKIN_TONES, SKIN_KEEP_SHADING) - tone)
-    sky_tone = 0.5 * _cel(value, 3, 0.1) + 0.5 * value
-    tone = tone + sky * (sky_tone - tone)
-    ink = ink_lines(lightness, sky, skin)
-    a, b = lab[..., 1], lab[..., 2]
-    chroma = np.hypot(a, b) + 1e-6
-    boost = CHROMA_BOOST + skin * (SKIN_CHROMA_BOOST - CHROMA_BOOST)
-    scale = np.minimum(chroma * boost, CHROMA_MAX) / chroma
-    lab[..., 1] = a * scale
-    lab[..., 2] = b * scale - SHADOW_BLUE * (1.0 - tone) * (1.0 - sky) * (1.0 - skin)
-    lab[..., 0] = 100.0 * tone * (1.0 - INK * ink)
-    return _uint8(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB))
+    skin_tone = _cel(_blur(photo_lightness, 3.0) ** SHADOW_GAMMA, SKIN_TONES,
+                     SKIN_KEEP_SHADING, SKIN_SOFTNESS)
+    tone = tone + skin * (skin_tone - tone)
+    tone, a, b = _palette(lab, tone, sky, skin)
+    sky_lab = _sky_colours(flat, photo_lightness, tone, a, b, cloud)
+    ink = ink_lines(_blur(value, 0.7), photo_lightness, sky, cloud, skin)
+    out = np.stack([100.0 * tone, a, b], -1)
+    out = out + sky[..., None] * (sky_lab - out)
+    out[..., 0] *= 1.0 - INK * ink
+    return _uint8(cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2RGB))
 
 
 def cel_from_photo(rgb: np.ndarray) -> np.ndarray:
