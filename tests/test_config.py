@@ -118,7 +118,7 @@ def test_another_methods_option_lists_the_valid_ones(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, "method: {cycle: 3}\n"))
     assert str(err.value) == ("unknown key 'cycle' in 'method'; valid keys in 'method': "
-                              "l1, mismatch, adversarial, feature_matching, r1")
+                              "l1, mismatch, adversarial, feature_matching, r1, gradient")
     assert err.value.key == "method.cycle"
     with pytest.raises(ConfigError, match="method.pool_size must be at least 0"):
         load_config(write(tmp_path, "model: cyclegan\n"), ["method.pool_size=-1"])

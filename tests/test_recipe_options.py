@@ -114,6 +114,30 @@ def test_feature_matching_is_the_mean_l1_over_layers():
     assert fake[0].grad is not None
 
 
+def test_gradient_l1_charges_texture_and_blur_not_a_shift_of_colour():
+    flat = torch.zeros(1, 3, 8, 8)
+    assert losses.gradient_l1(flat + 0.5, flat).item() == 0  # a grade: no charge
+    stripes = flat.clone()
+    stripes[..., ::2] = 1.0  # texture the target does not have: 7 steps of 1 along W
+    assert losses.gradient_l1(stripes, flat).item() == pytest.approx(1.0)
+    edge = flat.clone()
+    edge[..., 4:] = 1.0
+    blurred = edge.clone()
+    blurred[..., 4] = 0.5  # the same edge, blurred: two half steps for one whole
+    assert losses.gradient_l1(blurred, edge).item() == pytest.approx(1 / 7)
+    x = stripes.clone().requires_grad_()
+    losses.gradient_l1(x, flat).backward()
+    assert x.grad.abs().sum() > 0
+
+
+def test_pix2pix_adds_the_gradient_term_with_its_weight(tmp_path):
+    m = method(tmp_path, method={"gradient": 50.0})
+    g_total, g_terms = m.g_objective(m.forward(batch()))
+    assert g_terms["g_grad"].item() > 0
+    assert g_total.item() == pytest.approx(
+        (g_terms["g_gan"] + 100 * g_terms["g_l1"] + 50 * g_terms["g_grad"]).item(), rel=1e-5)
+
+
 def method(tmp_path, **sections) -> Pix2Pix:
     torch.manual_seed(0)
     return Pix2Pix(tiny_config(tmp_path, tmp_path / "run",

@@ -134,6 +134,17 @@ def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x.float() - y.float()).abs().mean()
 
 
+def gradient_l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of the spatial gradients (forward differences along H and
+    W) of two (N, C, H, W) images, in fp32: |d_h x - d_h y| + |d_w x - d_w y|, averaged.
+    Zero where both are flat or share an edge; it charges an output for texture its target
+    has flattened and for an edge it blurs or leaves out."""
+    x, y = x.float(), y.float()
+    dh = (x[..., 1:, :] - x[..., :-1, :]) - (y[..., 1:, :] - y[..., :-1, :])
+    dw = (x[..., :, 1:] - x[..., :, :-1]) - (y[..., :, 1:] - y[..., :, :-1])
+    return dh.abs().mean() + dw.abs().mean()
+
+
 def patch_nce(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
     """PatchNCE (Park et al. 2020, eq. 2): q, k are (N, P, D) L2-normalised codes of an
     output image and of its input at the same P locations. Each q[n, i] must pick its

@@ -26,7 +26,8 @@ Options beyond the paper (off by default): ``method.r1`` = gamma adds gamma / 2 
 E||grad_y D(x, y)||^2 at real pairs to L_D (Mescheder et al. 2018); ``method.
 feature_matching`` = lambda_FM adds lambda_FM * mean_l |D_l(x, y) - D_l(x, G(x))|_1 over
 D's layers (of every scale) to L_G (pix2pixHD, Wang et al. 2018, eq. 4), on pairs that are
-not augmented.
+not augmented. ``method.gradient`` = lambda_grad adds lambda_grad * ||grad G(x) - grad y||_1
+(forward differences) to L_G, a term for flat regions and crisp edges where y has them.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ class Pix2PixOptions:
                                   minimum=0)
     r1: float = opt(0.0, "pix2pix: R1 penalty weight gamma on real pairs (Mescheder et al. "
                     "2018; 0: off)", minimum=0)
+    gradient: float = opt(0.0, "pix2pix: weight of the L1 distance between the spatial "
+                          "gradients of G(x) and y, for flat regions and crisp edges where "
+                          "the target has them (0: off)", minimum=0)
 
 
 def orient(batch: dict, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,6 +204,9 @@ class Pix2Pix(Method):
     def g_objective(self, out: dict):
         terms = {"g_l1": losses.l1(out["fake_b"], out["real_b"])}
         total = self.opts.l1 * terms["g_l1"]
+        if self.opts.gradient > 0:
+            terms["g_grad"] = losses.gradient_l1(out["fake_b"], out["real_b"])
+            total = total + self.opts.gradient * terms["g_grad"]
         if self.opts.adversarial:
             terms["g_gan"] = losses.generator_loss(self.loss.gan,
                                                    self.critic(out["real_a"], out["fake_b"]))
