@@ -8,16 +8,19 @@ import json
 import os
 import pickle
 import re
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import tiny_config
 from translate.formats.checkpoint import CheckpointError
 from translate.formats.state import load_state
+from translate.images import load_rgb, save_image
 from translate.train.fields import ConfigError
 from translate.train.loop import train
 
@@ -647,3 +650,34 @@ def test_a_write_that_fails_is_explained_in_train_and_convert(shapes32, tmp_path
     assert not list((tmp_path / "out").glob(".*"))
     run_cli(*cmd[3:], "--skip-existing", check=True)
     assert len(list((tmp_path / "out").iterdir())) == 3
+
+
+def test_sigterm_to_the_whole_group_stops_a_folder_quietly(tmp_path):
+    """SIGTERM to every process of a conversion with loader and encoder workers (``kill --
+    -PGID``, ``pkill -f``, service managers): the same clean stop as Ctrl-C, every file
+    written is whole, no traceback from a worker and no worker left."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    photo = np.random.default_rng(0).integers(0, 255, (256, 384, 3), np.uint8)
+    for i in range(60):
+        save_image(photo, src / f"{i:02d}.png")
+    cmd = [sys.executable, "-m", "translate", "convert", "--checkpoint",
+           str(ROOT / "models" / "day2night.safetensors"), "--input", str(src), "--output",
+           str(out), "--device", "cpu", "--quiet", "--workers", "2"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", NO_ALBUMENTATIONS_UPDATE="1")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while (not out.is_dir() or len(list(out.iterdir())) < 3) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 143, err
+    assert "interrupted: every file in" in err and "Traceback" not in err, err
+    written = sorted(out.iterdir())
+    assert 3 <= len(written) < 60 and all(p.suffix == ".png" for p in written)
+    assert all(load_rgb(p).shape == photo.shape for p in written)
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)  # no process of the group is left

@@ -166,22 +166,29 @@ def reference_run(shapes32, tmp_path_factory):
     return folder / "ref"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig,group", [(signal.SIGINT, False), (signal.SIGTERM, False),
+                                       (signal.SIGTERM, True)])
 def test_interrupt_saves_a_checkpoint_and_resume_is_exact(shapes32, reference_run, tmp_path,
-                                                          sig):
+                                                          sig, group):
     """Stop a CLI run (2 loader workers) with a signal partway; it saves a loadable
     checkpoint and exits 128 + signal; resuming it logs exactly what the uninterrupted
-    reference run (loading in the main process) logs."""
+    reference run (loading in the main process) logs. ``group``: the signal goes to every
+    process of the run, loader workers included, as ``kill -- -PGID``, ``pkill -f`` and
+    service managers send it (the workers used to die of it and the run crashed unsaved)."""
     config = write_config(tmp_path / "cut.yaml", shapes32, tmp_path / "cut", ITERATIONS, 2)
     env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
     proc = subprocess.Popen([sys.executable, "-m", "translate", "train", str(config),
-                             "--quiet"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+                             "--quiet"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+                            start_new_session=group)
     metrics = tmp_path / "cut" / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (not metrics.exists()
                                       or len(metrics.read_text().splitlines()) < 2):
         time.sleep(0.05)
-    proc.send_signal(sig)
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, err
     assert "checkpoint" in err and "--resume" in err

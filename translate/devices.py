@@ -9,7 +9,8 @@
   nothing here communicates and every helper does what a single process would do.
 
 Helper processes (data loaders, encoders) call :func:`helper_process_setup` first: they
-leave Ctrl-C to the main process and die with it, however it dies.
+leave Ctrl-C to the main process and die with it, however it dies; data loaders
+(:func:`loader_process_setup`) leave SIGTERM to it as well.
 
 Training replicas build on this (:mod:`translate.train.replicas`), as does conversion shared
 between processes (:mod:`translate.infer.shared`). This module imports nothing else of the
@@ -46,14 +47,27 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 def helper_process_setup(*_) -> None:
     """In a helper process (loader or encoder worker): ignore SIGINT, which the main process
-    handles, and (on Linux) be sent SIGKILL when the main process dies, so that no helper
-    outlives a killed command. Arguments are ignored (it serves as a worker_init_fn)."""
+    handles, end quietly on SIGTERM (not with the main process's handler, which a forked
+    helper inherits and which would print a traceback), and (on Linux) be sent SIGKILL when
+    the main process dies, so that no helper outlives a killed command. Arguments are
+    ignored (it serves as a worker_init_fn)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         except (OSError, AttributeError):
             pass
+
+
+def loader_process_setup(*_) -> None:
+    """:func:`helper_process_setup` for a DataLoader worker, which also leaves SIGTERM to the
+    main process: a signal sent to the whole process group (``kill -- -PGID``, ``pkill -f``,
+    service managers) would otherwise kill the loaders first and crash the main process
+    before it saves its work. The main process stops them (DataLoader's shutdown ends with
+    SIGKILL-free joins and a terminate it does not wait on; PDEATHSIG covers the rest)."""
+    helper_process_setup()
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class DeviceError(UserError, ValueError):

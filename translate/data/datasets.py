@@ -35,7 +35,7 @@ import torch  # noqa: E402
 from torch.utils.data import Dataset, Sampler  # noqa: E402
 
 from translate.data.jpeg import EncodedJpeg, read_jpeg  # noqa: E402
-from translate.devices import helper_process_setup  # noqa: E402
+from translate.devices import loader_process_setup  # noqa: E402
 from translate.errors import UserError  # noqa: E402
 from translate.images import IMAGE_EXTENSIONS as _EXTS  # noqa: E402
 from translate.images import (DEFAULT_MAX_PIXELS, ImageError, image_size,  # noqa: E402
@@ -486,9 +486,9 @@ class UnpairedDataset(_Augmented):
 
 def worker_init(worker_id: int) -> None:
     """Give each loader worker its own global RNG streams (the augmentation pipeline itself is
-    reseeded for every item, see the module docstring), leave Ctrl-C to the main process,
-    which saves a checkpoint before stopping the workers, and die with the main process."""
-    helper_process_setup()  # Ctrl-C is the main process's; die with it
+    reseeded for every item, see the module docstring), leave Ctrl-C and SIGTERM to the main
+    process, which saves a checkpoint before stopping the workers, and die with it."""
+    loader_process_setup()  # Ctrl-C and SIGTERM are the main process's; die with it
     seed = torch.initial_seed() % 2 ** 32
     random.seed(seed)
     np.random.seed(seed)

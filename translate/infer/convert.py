@@ -25,6 +25,7 @@ from __future__ import annotations
 import glob
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -41,7 +42,7 @@ from translate.infer.video import (VIDEO_SUFFIXES, VideoError, VideoLimits, Vide
 from translate.infer.video import output_suffix as video_suffix
 from translate.data.jpeg import (JPEG_SUFFIXES, EncodedJpeg, decode_jpegs, encode_jpegs,
                                  input_from_uint8, read_jpeg, to_uint8_batch)
-from translate.devices import helper_process_setup
+from translate.devices import helper_process_setup, loader_process_setup
 from translate.errors import UserError
 from translate.files import atomic_write
 from translate.images import (ALPHA_FORMATS, IMAGE_EXTENSIONS, ImageError, image_size,
@@ -252,8 +253,34 @@ def _with_hint(reason: str) -> str:
     return reason + (" (--max-megapixels raises the limit)" if "megapixels" in reason else "")
 
 
+_encoding = False     # in an encoder process: an image is being written now ...
+_stop_after = False   # ... and SIGTERM came meanwhile: exit once it is whole
+
+
+def _encoder_sigterm(signum: int, _frame) -> None:
+    """SIGTERM in an encoder process (sent to the whole process group, with the main
+    process, by ``kill -- -PGID``, ``pkill -f`` or a service manager): exit now when idle,
+    else once the image being written is whole, so no temporary file is left."""
+    global _stop_after
+    if not _encoding:
+        os._exit(128 + signum)
+    _stop_after = True
+
+
+def _encoder_setup() -> None:
+    helper_process_setup()
+    signal.signal(signal.SIGTERM, _encoder_sigterm)
+
+
 def _encode(array: np.ndarray, path: Path, quality: int, alpha: np.ndarray | None) -> Path:
-    return save_image(array, path, quality=quality, alpha=alpha)
+    global _encoding
+    _encoding = True
+    try:
+        return save_image(array, path, quality=quality, alpha=alpha)
+    finally:
+        _encoding = False
+        if _stop_after:
+            os._exit(128 + signal.SIGTERM)
 
 
 class _Writer:
@@ -261,7 +288,7 @@ class _Writer:
 
     def __init__(self, workers: int):
         self.pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                         initializer=helper_process_setup)
+                                         initializer=_encoder_setup)
                      if workers > 0 else None)
         self.pending: list[Future] = []
         self.limit = max(2, 4 * workers)
@@ -348,7 +375,7 @@ class _Conversion:
         self.report.skipped = skipped
         start = time.perf_counter()
         loader = DataLoader(_Decode(self.jobs, self.device_codec, self.options.max_pixels),
-                            batch_size=None, worker_init_fn=helper_process_setup,
+                            batch_size=None, worker_init_fn=loader_process_setup,
                             num_workers=self.options.workers, collate_fn=lambda x: x,
                             prefetch_factor=8 if self.options.workers else None)
         self.writer = _Writer(self.options.workers)
