@@ -17,10 +17,10 @@ KWARGS = {"in_channels": 3, "out_channels": 3, "ngf": 8, "depth": 2, "norm": "no
           "dropout": False}
 
 
-def _trained_looking(seed: int = 0) -> torch.nn.Module:
+def _trained_looking(seed: int = 0, **extra) -> torch.nn.Module:
     """A local generator with random (non-identity) weights."""
     torch.manual_seed(seed)
-    net = build_generator("local", KWARGS)
+    net = build_generator("local", dict(KWARGS, **extra))
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -35,8 +35,9 @@ def test_untrained_generator_returns_its_input():
         "local", dict(KWARGS, ngf=16, depth=4)).parameters()) < 400_000
 
 
-def test_output_depends_only_on_a_bounded_window():
-    net = _trained_looking()
+@pytest.mark.parametrize("smooth", [0, 3])
+def test_output_depends_only_on_a_bounded_window(smooth):
+    net = _trained_looking(smooth=smooth)
     x = torch.rand(1, 3, 256, 256) * 2 - 1
     changed = x.clone()
     changed[..., 200:, 200:] = -changed[..., 200:, 200:]
@@ -44,13 +45,17 @@ def test_output_depends_only_on_a_bounded_window():
         diff = (net(x) - net(changed)).abs().amax(dim=1)[0]
     assert diff[200:, 200:].max() > 0.01  # the network does look at its input
     rows, cols = torch.nonzero(diff > 0, as_tuple=True)
-    assert rows.min() >= 200 - 64 and cols.min() >= 200 - 64  # nothing further away moved
+    reach = 64 + 2 * smooth  # the output filter's two rounds of window means
+    assert rows.min() >= 200 - reach and cols.min() >= 200 - reach  # nothing further moved
+    assert net.receptive_margin(**dict(KWARGS, smooth=smooth)) >= 200 - rows.min()
 
 
-def test_tiles_equal_the_whole_image(tmp_path):
-    path = export_generator(_trained_looking(1), tmp_path / "g.safetensors", arch="local",
-                            kwargs=KWARGS, direction="a2b", norm_stats="running",
-                            method="pix2pix", step=1)
+@pytest.mark.parametrize("smooth", [0, 2])
+def test_tiles_equal_the_whole_image(tmp_path, smooth):
+    kwargs = dict(KWARGS, smooth=smooth) if smooth else KWARGS
+    path = export_generator(_trained_looking(1, **kwargs), tmp_path / "g.safetensors",
+                            arch="local", kwargs=kwargs, direction="a2b",
+                            norm_stats="running", method="pix2pix", step=1)
     engine = Translator.from_checkpoint(path, device="cpu")
     rgb = np.random.default_rng(0).integers(0, 256, (300, 420, 3), dtype=np.uint8)
     assert engine.tile_margin >= 30  # measured reach of depth 2: 30 px
@@ -62,6 +67,32 @@ def test_tiles_equal_the_whole_image(tmp_path):
             assert tiled.shape == shape
             diff = np.abs(whole - tiled)  # float summation order only
             assert diff.max() <= 1 and diff.mean() < 0.01, (tile, diff.max(), diff.mean())
+
+
+def test_the_output_filter_flattens_weak_variation_and_keeps_edges():
+    """generator.smooth: an untrained generator returns its input through the self-guided
+    filter: faint texture (about 8 levels) is averaged away, a strong step (half the range)
+    stays as sharp as it was; in bf16 autocast the filter runs in fp32 all the same."""
+    net = build_generator("local", dict(KWARGS, smooth=2))
+    texture = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 0.06
+    x = (texture + torch.zeros(1, 3, 64, 64)).clamp(-1, 1)
+    x[..., 32:] += 0.5
+    with torch.no_grad():
+        y = net(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y_bf16 = net(x)
+    assert y[..., 4:28].std() < 0.4 * x[..., 4:28].std()  # flat where it was faint
+    step = y[..., 36:60].mean() - y[..., 4:28].mean()
+    assert step > 0.45  # the strong edge keeps its height ...
+    assert (y[..., 33] - y[..., 30]).mean() > 0.4  # ... and its sharpness (3 px apart)
+    assert (y_bf16.float() - y).abs().max() < 0.05
+    with pytest.raises(ValueError, match="0 to 16"):
+        build_generator("local", dict(KWARGS, smooth=17))
+    with pytest.raises(ConfigError, match="applies to the local generator"):
+        load_config(None, ["generator.smooth=2", "train.out=x"])
+    config = load_config(None, ["generator.arch=local", "generator.norm=none",
+                                "generator.smooth=2", "train.out=x"])
+    assert config.generator.smooth == 2
 
 
 def test_norm_and_dropout_are_refused():

@@ -38,6 +38,8 @@ def generator_kwargs(cfg, in_channels: int = 3, out_channels: int = 3) -> dict:
               "depth": cfg.depth, "norm": cfg.norm, "dropout": cfg.dropout}
     if getattr(cfg, "upsample", "transpose") != "transpose":  # files of the paper's layout
         kwargs["upsample"] = cfg.upsample                      # keep their description
+    if getattr(cfg, "smooth", 0):
+        kwargs["smooth"] = cfg.smooth
     return kwargs
 
 

@@ -90,6 +90,9 @@ class GeneratorConfig:
     upsample: str = opt("transpose", "U-Net and ResNet decoders: transposed convolutions (the "
                         "papers') or resize-convolutions (nearest x2 then 3x3; Odena et al. "
                         "2016)", ("transpose", "resize"))
+    smooth: int = opt(0, "local: radius in pixels of a self-guided filter on the output that "
+                      "flattens by construction (He et al. 2013, as White-box Cartoonization "
+                      "filters its output; 0: none)", minimum=0)
 
 
 @dataclass
@@ -442,6 +445,12 @@ def _check(config: Config) -> None:
     if g.upsample != "transpose" and g.arch not in ("unet", "resnet"):
         raise ConfigError(f"generator.upsample applies to the unet and resnet generators, not "
                           f"{g.arch}", "generator.upsample")
+    if g.smooth and g.arch != "local":
+        raise ConfigError(f"generator.smooth applies to the local generator, not {g.arch}",
+                          "generator.smooth")
+    if g.smooth > 16:
+        raise ConfigError(f"generator.smooth must be 0 to 16 pixels; got {g.smooth}",
+                          "generator.smooth")
     if config.train.ema >= 1:
         raise ConfigError(f"train.ema must be below 1 (a decay; 0 turns it off); got "
                           f"{show(config.train.ema)}", "train.ema")
