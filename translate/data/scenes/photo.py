@@ -138,9 +138,10 @@ TONE_SOFTNESS = 0.2        # width of a step's transition, as a share of one ste
 KEEP_SHADING = 0.1         # share of the smooth lightness kept beside the steps
 SHADOW_GAMMA = 0.9         # shadows lifted a little, as anime backgrounds are
 SKIN_TONES = 2             # skin: two smooth tones, from the edge-preserved photo ...
-SKIN_SOFTNESS = 0.6        # ... with a soft step ...
-SKIN_KEEP_SHADING = 0.35   # ... and more of its own shading
-GREEN_HUES = (82, 97, 175, 195)   # CIELAB hue (degrees) of foliage and grass, soft edges
+SKIN_SOFTNESS = 0.8        # ... with a soft step ...
+SKIN_KEEP_SHADING = 0.5    # ... and more of its own shading, ...
+SKIN_GAMMA = 0.8           # ... lifted by this gamma (light, not bruised)
+GREEN_HUES = (88, 100, 175, 195)   # CIELAB hue (degrees) of foliage and grass, soft edges
 EMERALD = 140.0            # the hue greens are moved toward ...
 GREEN_SHIFT = 0.35         # ... by this share of the way
 GREEN_CHROMA = 0.45        # greens: chroma x (1 + this), lightness lifted a little
@@ -219,12 +220,12 @@ def sky_and_clouds(rgb: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.nd
 
 def skin_mask(rgb: np.ndarray) -> np.ndarray:
     """Soft mask (H, W) float32 in [0, 1] of skin-coloured pixels: CIELAB hue 18-68 degrees
-    (orange-red, not the yellow of earth or grass), chroma 8-50, lightness 25-97."""
+    (orange-red, not the yellow of earth or grass), chroma 8-60, lightness 25-97."""
     lab = _lab(rgb)
     lightness, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
     hue, chroma = np.degrees(np.arctan2(b, a)), np.hypot(a, b)
     mask = (_smoothstep(18, 28, hue) * (1 - _smoothstep(58, 68, hue))
-            * _smoothstep(8, 14, chroma) * (1 - _smoothstep(40, 50, chroma))
+            * _smoothstep(8, 14, chroma) * (1 - _smoothstep(52, 62, chroma))
             * _smoothstep(25, 40, lightness) * (1 - _smoothstep(92, 97, lightness)))
     return _blur(mask.astype(np.float32), 2.0)
 
@@ -294,19 +295,33 @@ def _palette(lab: np.ndarray, tone: np.ndarray, sky: np.ndarray, skin: np.ndarra
     return tone, a, b
 
 
+def _mix_lch(lab0: np.ndarray, lab1: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """CIELAB (H, W, 3) colours ``lab0`` -> ``lab1`` by ``t`` (H, W) in [0, 1]: lightness
+    and chroma linearly, hue along the shorter arc."""
+    c0, c1 = np.hypot(lab0[..., 1], lab0[..., 2]), np.hypot(lab1[..., 1], lab1[..., 2])
+    h0 = np.arctan2(lab0[..., 2], lab0[..., 1])
+    turn = np.arctan2(lab1[..., 2], lab1[..., 1]) - h0
+    turn = (turn + np.pi) % (2 * np.pi) - np.pi
+    chroma, hue = c0 + t * (c1 - c0), h0 + t * turn
+    light = lab0[..., 0] + t * (lab1[..., 0] - lab0[..., 0])
+    return np.stack([light, chroma * np.cos(hue), chroma * np.sin(hue)], -1)
+
+
 def _sky_colours(flat: np.ndarray, photo_lightness: np.ndarray, tone: np.ndarray,
                  a: np.ndarray, b: np.ndarray, cloud: np.ndarray) -> np.ndarray:
     """CIELAB (H, W, 3) of the sky: where the photo's sky is blue, an anime blue between
     SKY_DEEP and SKY_PALE chosen by the photo's own lightness (so the gradient toward the
-    horizon is the photo's); elsewhere (overcast, sunset) its own colour in 4 soft tones;
-    clouds white in soft tones, mixed in by their soft mask so an edge is never darker
-    than the sky or the cloud beside it."""
+    horizon is the photo's); elsewhere (overcast, sunset) its own colour in 4 soft tones,
+    the two mixed in CIELAB LCh along the shorter way round the hue circle (blue turns to
+    a sunset's orange through violet and pink, not through grey); clouds white in soft
+    tones, mixed in by their soft mask so an edge is never darker than the sky or the
+    cloud beside it."""
     smooth = _blur(photo_lightness, 2.0)
     anime = SKY_DEEP + (SKY_PALE - SKY_DEEP) * _smoothstep(0.45, 0.95, smooth)[..., None]
     x = flat.astype(np.float32) / 255.0
     blue = _blur(_smoothstep(0.02, 0.10, x[..., 2] - x[..., 0]), 3.0)[..., None]
     own = np.stack([100 * _cel(smooth, 4, 0.3, 0.4), a, b], -1)
-    colour = own + blue * (anime - own)
+    colour = _mix_lch(own, anime, blue[..., 0])
     shade = _cel(smooth, 3, 0.2, 0.6)
     light = 100 * np.clip(CLOUD_LIGHT[0] + 0.6 * (shade - 0.8), *CLOUD_LIGHT)
     white = np.stack([light, np.full_like(light, CLOUD_TINT[0]),
@@ -329,7 +344,7 @@ def anime_from_photo(rgb: np.ndarray) -> np.ndarray:
     skin = skin_mask(flat)
     value = np.clip(lab[..., 0] / 100.0, 0.0, 1.0) ** SHADOW_GAMMA
     tone = _cel(value)
-    skin_tone = _cel(_blur(photo_lightness, 3.0) ** SHADOW_GAMMA, SKIN_TONES,
+    skin_tone = _cel(_blur(photo_lightness, 3.0) ** SKIN_GAMMA, SKIN_TONES,
                      SKIN_KEEP_SHADING, SKIN_SOFTNESS)
     tone = tone + skin * (skin_tone - tone)
     tone, a, b = _palette(lab, tone, sky, skin)
