@@ -118,3 +118,33 @@ def test_quality_benchmark_end_to_end(tmp_path):
     assert sheet.shape == (2 * (256 + 4), 3 * (256 + 4), 3)
     crop = sheet[260:260 + 256, :256].astype(int)  # the input's crop, nearest-neighbour 4x
     assert (crop == np.repeat(np.repeat(crop[::4, ::4], 4, 0), 4, 1)).all()
+
+
+def test_anime_look_benchmark_compares_a_model_with_the_renderer(tmp_path):
+    """benchmarks/anime_look.py on two small photos with the shipped model: every figure of
+    the summary is there, the renderer flattens, and the sweep covers the sizes asked."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from translate.images import load_rgb, save_image
+
+    photos = tmp_path / "photos"
+    for name in ("picosdeeuropa.jpg", "coffee.jpg"):
+        save_image(load_rgb(ROOT / "apps" / "photos" / name)[:192, :256],
+                   photos / name.replace(".jpg", ".png"))
+    out = tmp_path / "rows.jsonl"
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "anime_look.py"), "--model",
+                    str(ROOT / "models" / "real2anime.safetensors"), "--photos", str(photos),
+                    "--threads", "1", "--sizes", "0.02,0.05", "--json", str(out)],
+                   check=True, capture_output=True, env=env, timeout=600)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    summary = rows[-1]
+    assert summary["photos"] == 2 and summary["flat_gained_renderer"] > 0.1
+    assert summary["flat_ratio"] == summary["flat_gained_model"] / summary[
+        "flat_gained_renderer"]
+    assert summary["seconds_1mp"] > 0 and summary["psnr_gain_db"] == summary["psnr_gain_db"]
+    assert set(summary["periodicity_by_size"]) == {"0.02", "0.05"}
+    assert summary["rim_model_worst"] is not None  # the mountain photo's cloud is found
+    assert len([r for r in rows if "megapixels" in r]) == 4
