@@ -95,6 +95,21 @@ def test_the_output_filter_flattens_weak_variation_and_keeps_edges():
     assert config.generator.smooth == 2
 
 
+def test_a_generator_pushed_past_the_range_still_learns():
+    """Every output past +1: the output is clamped to 1 (in training and in use), but in
+    training the gradient still reaches the weights (straight through the clamp), so the
+    L1 term can pull the generator back; a plain clamp left such a run dead for good."""
+    net = build_generator("local", KWARGS)
+    with torch.no_grad():
+        net.tail.bias.fill_(5.0)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    y = net.train()(x)
+    assert torch.equal(y, torch.ones_like(x))
+    (y - x).abs().mean().backward()
+    assert net.tail.bias.grad.abs().sum() > 0.5
+    assert torch.equal(net.eval()(x), torch.ones_like(x))
+
+
 def test_norm_and_dropout_are_refused():
     with pytest.raises(ValueError, match="no normalisation"):
         build_generator("local", dict(KWARGS, norm="instance"))

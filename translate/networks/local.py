@@ -42,6 +42,15 @@ def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, padding_mode="reflect")
 
 
+def _clamp(y: torch.Tensor, training: bool) -> torch.Tensor:
+    """y clamped to [-1, 1]. In training the gradient passes the clamp as if it were not
+    there (straight-through): a plain clamp has no gradient where it cuts, so a generator
+    pushed past the range everywhere (a wider one did so after 800 iterations at lr 2e-4)
+    never came back, its gradient 0 for good; the L1 term now pulls it back."""
+    clamped = torch.clamp(y, -1.0, 1.0)
+    return y + (clamped - y).detach() if training else clamped
+
+
 class _Block(nn.Module):
     """x + conv3(act(conv3(x))), (N, C, H, W) kept."""
 
@@ -110,7 +119,7 @@ class LocalGenerator(nn.Module):
                                        align_corners=False)) + f0)
         delta = self.tail(h)
         if self.in_channels == self.out_channels:
-            y = torch.clamp(x + delta, -1.0, 1.0)
+            y = _clamp(x + delta, self.training)
         else:
             y = torch.tanh(delta)
         return self.flatten(y) if self.smooth else y
