@@ -62,6 +62,30 @@ def test_d_wins_when_d_separates_and_g_loss_climbs():
     assert not any(hinge.observe(10 * i, _d(5.0, -5.0, 1.0 + i), {}) for i in range(10))
 
 
+def test_dead_when_the_generators_gradient_stays_zero():
+    """The metrics of a run whose generator died (gradient norm 0 from step 1000 on): named
+    at the second zero log step, once; an alarm train.on_collapse=stop acts on; a healthy
+    gradient, or a single zero, says nothing."""
+    from translate.train.health import DEAD_STEPS
+    monitor = HealthMonitor("vanilla", iterations=8000, lr=2e-4)
+    assert monitor.observe(900, {"grad_norm_g": 358.8}, {}) == []
+    events = [monitor.observe(step, {"grad_norm_g": 0.0}, {}) for step in (1000, 1100, 1200)]
+    assert events[0] == [] and events[2] == [] and DEAD_STEPS == 2
+    (event,) = events[1]
+    assert event.name == "dead" and event.step == 1100 and "no longer learns" in event.message
+    assert "train.lr=0.0001" in event.advice and monitor.alarm.name == "dead"
+    state = monitor.state()
+    resumed = HealthMonitor("vanilla", iterations=8000)
+    resumed.load(state)
+    assert resumed.zero_gradient == 3
+    assert resumed.observe(1300, {"grad_norm_g": 0.0}, {}) == []  # said before
+    assert resumed.alarm is not None and resumed.alarm.name == "dead"
+    healthy = HealthMonitor("vanilla", iterations=8000)
+    for step, norm in ((100, 5.0), (200, 0.0), (300, 4.0), (400, 3.0)):
+        assert healthy.observe(step, {"grad_norm_g": norm}, {}) == []
+    assert healthy.alarm is None
+
+
 def test_stalled_when_eval_and_loss_stop_moving():
     monitor = HealthMonitor("vanilla", iterations=10000)
     events = []

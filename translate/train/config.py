@@ -148,8 +148,8 @@ class TrainConfig(MovedOptions):
     tensorboard: bool = opt(False, "also log to TensorBoard: event files in the run folder's "
                             "tb/ (pip install 'translate[tensorboard]')")
     on_collapse: str = opt("warn", "when the generator's outputs collapse (near-identical "
-                           "for different inputs) or the losses explode: warn (say so, log "
-                           "it) or stop (stop training; the last checkpoint stays, and the "
+                           "for different inputs), the losses explode or its gradient is "
+                           "zero: warn (say so, log it) or stop (stop training; the last checkpoint stays, and the "
                            "message names it)", ("warn", "stop"))
 
 

@@ -22,6 +22,10 @@ the fixed preview batch of the sample grids. Events, each raised once per run:
   EXPLODE_CEILING, which no loss of these methods comes near in a healthy run (measured:
   below 200). The trainer reads the losses every CHECK_EVERY iterations, so an explosion is
   named within that many steps of where it starts.
+- ``dead``: a generator's gradient norm (``grad_norm_g``) is zero at DEAD_STEPS log steps in
+  a row: nothing reaches its weights any more (an output stuck past a clamp, dead
+  activations), so it cannot learn again by itself (measured: a wide local generator went
+  to 0 within 200 iterations of a blow-up and stayed there).
 - ``diverged``: a loss or a weight is not a finite number (the trainer stops; see
   :class:`~translate.train.loop.TrainingDiverged`).
 
@@ -56,7 +60,9 @@ EXPLODE_RATIO = 1e3
 EXPLODE_FLOOR = 1.0
 EXPLODE_CEILING = 1e6
 CHECK_EVERY = 5  # iterations between the trainer's reads of the losses
-ALARMS = ("collapse", "exploding")  # what train.on_collapse=stop stops on
+DEAD_STEPS = 2
+DEAD_NORM = 1e-12  # a gradient norm at or below this is zero
+ALARMS = ("collapse", "exploding", "dead")  # what train.on_collapse=stop stops on
 
 
 @dataclass
@@ -116,13 +122,15 @@ class HealthMonitor:
         self.evals: list[tuple[float, float]] = []  # (metric, mean g total before it)
         self.g_totals: list[float] = []  # since the last evaluation
         self.first_low: int | None = None  # the step diversity was first seen below
+        self.zero_gradient = 0  # log steps in a row with a generator's gradient zero
 
     def state(self) -> dict:
         """What it has seen, for checkpoints: a resumed run judges as an unbroken one."""
         return {"raised": sorted(self.raised), "low_diversity": self.low_diversity,
                 "first_low": self.first_low, "d_history": [list(h) for h in self.d_history],
                 "evals": [list(e) for e in self.evals], "g_totals": list(self.g_totals),
-                "first_losses": dict(self.first_losses)}
+                "first_losses": dict(self.first_losses),
+                "zero_gradient": self.zero_gradient}
 
     def load(self, state: dict | None) -> None:
         """Continue from :meth:`state` (an empty one: a run from before the monitor)."""
@@ -135,6 +143,7 @@ class HealthMonitor:
         self.g_totals = list(state.get("g_totals", []))
         self.first_losses = {str(k): float(v) for k, v in
                              dict(state.get("first_losses", {})).items()}
+        self.zero_gradient = int(state.get("zero_gradient", 0))
         self.alarms = {}  # judged again from what the resumed run shows (the collapse
         # count goes on, so a run still collapsed is named at its first judged log step)
 
@@ -159,7 +168,30 @@ class HealthMonitor:
         """A metrics line's means and the output diversity ratios at ``step``."""
         if "g_total" in means:
             self.g_totals.append(means["g_total"])
-        return self._collapse(step, ratios) + self._d_wins(step, means)
+        return self._collapse(step, ratios) + self._d_wins(step, means) + self._dead(
+            step, means)
+
+    def _dead(self, step: int, means: dict[str, float]) -> list[HealthEvent]:
+        norms = {k: v for k, v in means.items() if k.startswith("grad_norm_g")}
+        if not norms:
+            return []
+        key, norm = min(norms.items(), key=lambda kv: kv[1])
+        if norm > DEAD_NORM:
+            self.zero_gradient = 0
+            self.alarms.pop("dead", None)
+            return []
+        self.zero_gradient += 1
+        if self.zero_gradient < DEAD_STEPS:
+            return []
+        self.alarms["dead"] = HealthEvent(
+            "dead", step,
+            f"the generator's gradient ({key}) is zero ({self.zero_gradient} log steps in a "
+            "row): nothing reaches its weights, so it no longer learns (its output stuck "
+            "past a clamp, or dead activations); the samples show it flat or saturated.",
+            f"Start a new run with a lower learning rate (train.lr={self.lr / 2:g} or less, "
+            "and a new train.out); this one will not recover.",
+            {"gradient": key, "log_steps": self.zero_gradient})
+        return self._once(self.alarms["dead"])
 
     def _collapse(self, step: int, ratios: dict[str, float]) -> list[HealthEvent]:
         if not ratios or step < self.warm_up:
