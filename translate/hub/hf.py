@@ -304,8 +304,13 @@ def watched(work, folder: Path, ref: HfRef, max_bytes: int = MAX_BYTES):
 def answered(work, ref: str):
     """``work()``, a short exchange with the Hub (creating a repository), given up with a
     :class:`HubError` when it has not answered within :func:`hub_timeout`."""
+    import time
+
     thread, outcome = _in_thread(work)
-    thread.join(hub_timeout())
+    deadline = time.monotonic() + hub_timeout()
+    while thread.is_alive() and time.monotonic() < deadline:
+        thread.join(0.2)  # in slices: Ctrl-C or SIGTERM is acted on within 0.2 s even when
+        # the kernel hands it to the waiting thread, which a single long join would not see
     if thread.is_alive():
         raise HubError(f"{ref}: the Hub at {endpoint()} did not answer within "
                        f"{hub_timeout():g} s; nothing was sent (TRANSLATE_HUB_TIMEOUT sets "
