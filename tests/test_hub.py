@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import pickle
 import struct
 from pathlib import Path
@@ -402,8 +403,11 @@ def test_push_stopped_by_a_signal_leaves_no_copy(run, tmp_path, monkeypatch, sig
     temp.mkdir()
     env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{silent.getsockname()[1]}",
                HF_HOME=str(tmp_path / "hf"), HF_TOKEN="hf_test_token", TMPDIR=str(temp))
+    # Ctrl-C's default action, even where the suite runs in the background (a shell starts
+    # background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored)
     proc = subprocess.Popen([sys.executable, "-m", "translate", "push", str(run), "me/x"],
-                            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not list(temp.glob("translate-push-*")) and time.monotonic() < deadline:
         time.sleep(0.2)
