@@ -38,7 +38,7 @@ import torch
 
 from translate.data.scenes.photo import anime_from_photo, sky_and_clouds
 from translate.images import list_images, load_rgb
-from translate.infer.artefacts import artefact_figures, flattening
+from translate.infer.artefacts import artefact_figures
 from translate.infer.engine import Translator
 from translate.infer.evaluate import psnr
 
@@ -79,12 +79,12 @@ def look_rows(model: Translator, photos: list[Path]) -> list[dict]:
     for path in photos:
         photo = _resized(load_rgb(path), side=SIDE)
         out, target = model.translate_array(photo), anime_from_photo(photo)
+        mine, its = artefact_figures(photo, out), artefact_figures(photo, target)
         rows.append({
             "photo": path.name, "size": f"{photo.shape[1]}x{photo.shape[0]}",
-            "flat_model": flattening(photo, out), "flat_renderer": flattening(photo, target),
+            "flat_model": mine["flattening"], "flat_renderer": its["flattening"],
             "psnr_model": psnr(out, target), "psnr_photo": psnr(photo, target),
-            "fidelity_model": artefact_figures(photo, out)["fidelity"],
-            "fidelity_renderer": artefact_figures(photo, target)["fidelity"],
+            "fidelity_model": mine["fidelity"], "fidelity_renderer": its["fidelity"],
             "rim_model": cloud_rim(photo, out), "rim_renderer": cloud_rim(photo, target)})
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
                           for k, v in rows[-1].items()}), flush=True)

@@ -307,8 +307,8 @@ def _mix_lch(lab0: np.ndarray, lab1: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.stack([light, chroma * np.cos(hue), chroma * np.sin(hue)], -1)
 
 
-def _sky_colours(flat: np.ndarray, photo_lightness: np.ndarray, tone: np.ndarray,
-                 a: np.ndarray, b: np.ndarray, cloud: np.ndarray) -> np.ndarray:
+def _sky_colours(flat: np.ndarray, photo_lightness: np.ndarray, a: np.ndarray,
+                 b: np.ndarray, cloud: np.ndarray) -> np.ndarray:
     """CIELAB (H, W, 3) of the sky: where the photo's sky is blue, an anime blue between
     SKY_DEEP and SKY_PALE chosen by the photo's own lightness (so the gradient toward the
     horizon is the photo's); elsewhere (overcast, sunset) its own colour in 4 soft tones,
@@ -348,7 +348,7 @@ def anime_from_photo(rgb: np.ndarray) -> np.ndarray:
                      SKIN_KEEP_SHADING, SKIN_SOFTNESS)
     tone = tone + skin * (skin_tone - tone)
     tone, a, b = _palette(lab, tone, sky, skin)
-    sky_lab = _sky_colours(flat, photo_lightness, tone, a, b, cloud)
+    sky_lab = _sky_colours(flat, photo_lightness, a, b, cloud)
     ink = ink_lines(_blur(value, 0.7), photo_lightness, sky, cloud, skin)
     out = np.stack([100.0 * tone, a, b], -1)
     out = out + sky[..., None] * (sky_lab - out)
