@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import os
 import subprocess
@@ -18,6 +19,23 @@ from translate.train.config import load_config  # noqa: E402
 from translate.data.synth import render_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A test that runs this long is hung: every thread's stack goes to the terminal and the run
+# ends, so a deadlock fails in minutes with its traceback instead of using up CI's limit.
+# The slowest test takes about 2 minutes on 2 cores.
+HUNG_AFTER_S = 900
+_TERMINAL: list[int] = []
+
+
+def pytest_configure(config):
+    _TERMINAL.append(os.dup(sys.stderr.fileno()))
+
+
+@pytest.fixture(autouse=True)
+def _hang_watchdog():
+    faulthandler.dump_traceback_later(HUNG_AFTER_S, exit=True, file=_TERMINAL[0])
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 TINY = {
     "model": "pix2pix",

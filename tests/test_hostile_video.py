@@ -234,3 +234,36 @@ def test_a_stale_temporary_image_is_removed_and_others_are_kept(tmp_path):
     (out / ".notes.txt.tmp").write_bytes(b"someone else's")
     convert_cli(src, out, check=True)
     assert sorted(p.name for p in out.iterdir()) == [".notes.txt.tmp", "x.png"]
+
+
+STOPPED_MID_STREAM = """
+import sys
+from pathlib import Path
+sys.path.insert(0, "tests")
+from test_hostile_video import MODEL, encode
+from translate.infer.engine import Translator
+from translate.infer.video import VideoLimits, VideoStopped, convert_video
+tmp = Path(sys.argv[1])
+raw = encode(tmp / "raw.mp4", "h264", 40, size=(32, 32))
+engine = Translator.from_checkpoint(MODEL, device="cpu")
+stops = (VideoLimits(max_frames=10), VideoLimits(max_duration=1.0), VideoLimits(max_seconds=0.0),
+         VideoLimits(cancelled=lambda: True))
+for i in range(20):
+    for limits in stops:
+        try:
+            convert_video(engine, raw, tmp / "out.mp4", limits=limits)
+        except VideoStopped:
+            pass
+    convert_video(engine, raw, tmp / "out.mp4")
+print("done")
+"""
+
+
+def test_clips_stopped_mid_stream_never_hang(tmp_path):
+    """A decoder freed mid-stream, while its frame threads still worked, hung the process in
+    one run in a few: a worker logging an error waited for the GIL that the freeing
+    thread held (PyAV's Python log callback). It hung with torch on 2 threads, not on 1."""
+    env = dict(CONVERT_ENV, OMP_NUM_THREADS="2")
+    proc = subprocess.run([sys.executable, "-c", STOPPED_MID_STREAM, str(tmp_path)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr

@@ -118,8 +118,38 @@ def _av():
         import av
     except ImportError:
         raise UserError("video needs PyAV: pip install av") from None
-    av.logging.set_level(av.logging.ERROR)
+    # No Python log callback (PyAV's default): with one, a decoder's worker thread that logs
+    # an error while the codec is being freed waits for the GIL that the freeing thread
+    # holds, and the process hangs (a clip stopped mid-way hung one run in four)
+    av.logging.set_level(None)
     return av
+
+
+def _refused_size(av, stream, packet, limit: int) -> tuple[int, int] | None:
+    """The width and height of the frame in ``packet`` that ``stream``'s decoder refused as
+    larger than ``limit`` pixels, or None where FFmpeg does not say. FFmpeg states the size
+    only in its log, so a fresh one-thread decoder (no worker threads to hang on) decodes
+    this packet alone while the log is captured, and the log is switched off again."""
+    cc = stream.codec_context
+    probe = av.CodecContext.create(cc.name, "r")
+    if cc.extradata:
+        probe.extradata = cc.extradata
+    probe.thread_count, probe.options = 1, {"max_pixels": str(limit)}
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture() as logs:
+            try:
+                probe.decode(packet)
+            except av.error.FFmpegError:
+                pass
+    finally:
+        av.logging.set_level(None)
+        time.sleep(0.01)  # any log call already past the level check takes the GIL now
+    for _, _, message in logs:
+        size = re.search(r"Picture size (\d+)x(\d+) exceeds", message)
+        if size is not None:
+            return int(size.group(1)), int(size.group(2))
+    return None
 
 
 class _Smoother:
@@ -233,14 +263,15 @@ class _Transcoder:
         :class:`VideoStopped` that says so."""
         try:
             return packet.decode()
-        except self.av.error.FFmpegError as err:
-            size = re.search(r"Picture size (\d+)x(\d+) exceeds", str(err))
-            if size is None or not self.limits.max_pixels:
+        except self.av.error.FFmpegError:
+            limit = self.limits.max_pixels
+            size = limit and _refused_size(self.av, self.vs, packet, limit)
+            if not size:
                 raise
-            w, h = int(size.group(1)), int(size.group(2))
+            w, h = size
             raise VideoStopped(self.inp.name, f"frame {self.stats.frames} is {w}x{h} "
                                f"({_megapixels(w * h)}), above the limit of "
-                               f"{_megapixels(self.limits.max_pixels)}") from None
+                               f"{_megapixels(limit)}") from None
 
     def take(self, frame) -> None:
         rgb = _upright(frame.to_ndarray(format="rgb24"), getattr(frame, "rotation", 0))
