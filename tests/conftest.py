@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # A test that runs this long is hung: every thread's stack goes to the terminal and the run
 # ends, so a deadlock fails in minutes with its traceback instead of using up CI's limit.
-# The slowest test takes about 2 minutes on 2 cores.
+# The whole suite takes about 25 minutes on 2 cores.
 HUNG_AFTER_S = 900
 _TERMINAL: list[int] = []
 
