@@ -246,8 +246,8 @@ from translate.infer.video import VideoLimits, VideoStopped, convert_video
 tmp = Path(sys.argv[1])
 raw = encode(tmp / "raw.mp4", "h264", 40, size=(32, 32))
 engine = Translator.from_checkpoint(MODEL, device="cpu")
-stops = (VideoLimits(max_frames=10), VideoLimits(max_duration=1.0), VideoLimits(max_seconds=0.0),
-         VideoLimits(cancelled=lambda: True))
+stops = (VideoLimits(max_frames=10), VideoLimits(max_duration=1.0),
+         VideoLimits(max_seconds=0.0), VideoLimits(cancelled=lambda: True))
 for i in range(20):
     for limits in stops:
         try:

@@ -120,7 +120,7 @@ def _av():
         raise UserError("video needs PyAV: pip install av") from None
     # No Python log callback (PyAV's default): with one, a decoder's worker thread that logs
     # an error while the codec is being freed waits for the GIL that the freeing thread
-    # holds, and the process hangs (a clip stopped mid-way hung one run in four)
+    # holds, and the process hangs (a loop of clips stopped mid-way hung within 3 rounds)
     av.logging.set_level(None)
     return av
 
