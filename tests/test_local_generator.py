@@ -50,9 +50,9 @@ def test_output_depends_only_on_a_bounded_window(smooth):
     assert net.receptive_margin(**dict(KWARGS, smooth=smooth)) >= 200 - rows.min()
 
 
-@pytest.mark.parametrize("smooth", [0, 2])
-def test_tiles_equal_the_whole_image(tmp_path, smooth):
-    kwargs = dict(KWARGS, smooth=smooth) if smooth else KWARGS
+@pytest.mark.parametrize("smooth, tones", [(0, 0), (2, 0), (2, 6)])
+def test_tiles_equal_the_whole_image(tmp_path, smooth, tones):
+    kwargs = dict(KWARGS, **{k: v for k, v in (("smooth", smooth), ("tones", tones)) if v})
     path = export_generator(_trained_looking(1, **kwargs), tmp_path / "g.safetensors",
                             arch="local", kwargs=kwargs, direction="a2b",
                             norm_stats="running", method="pix2pix", step=1)
@@ -93,6 +93,73 @@ def test_the_output_filter_flattens_weak_variation_and_keeps_edges():
     config = load_config(None, ["generator.arch=local", "generator.norm=none",
                                 "generator.smooth=2", "train.out=x"])
     assert config.generator.smooth == 2
+
+
+def _ramp(width: int = 96) -> torch.Tensor:
+    """(1, 3, 16, width): a grey ramp from black to white, left to right, in [-1, 1]."""
+    return torch.linspace(-1, 1, width).view(1, 1, 1, width).expand(1, 3, 16, width).clone()
+
+
+def _lightness(y: torch.Tensor) -> torch.Tensor:
+    """CIELAB lightness in [0, 1] of (N, 3, H, W) in [-1, 1]."""
+    from kornia.color import rgb_to_lab
+    return rgb_to_lab((y.float() + 1) / 2)[:, 0] / 100
+
+
+def _toned(amount_logit: float) -> torch.nn.Module:
+    """An untrained generator with the tone stage (6 steps) applied by ``amount_logit``."""
+    net = build_generator("local", dict(KWARGS, tones=6)).eval()
+    with torch.no_grad():
+        net.tail.bias[-1] = amount_logit
+    return net
+
+
+def test_the_tone_stage_draws_shading_to_steps_where_the_network_asks():
+    """generator.tones: where the network's fourth channel says so, a smooth ramp comes out
+    as 6 steps (nearly flat within each, crisp between); where it says not, the ramp stays
+    a ramp; colour is kept; in bf16 autocast the stage runs in fp32 all the same."""
+    x = _ramp()
+    with torch.no_grad():
+        stepped, kept = _toned(8.0)(x), _toned(-8.0)(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            stepped_bf16 = _toned(8.0)(x)
+    light = _lightness(stepped)[0, 8]
+    levels = torch.arange(7) / 6
+    nearest = (light.view(-1, 1) - levels.view(1, -1)).abs().min(1).values
+    assert (nearest < 0.02).float().mean() > 0.7   # most pixels sit on one of the 7 tones
+    slope = light.diff().abs()
+    assert (slope < 0.25 * (1 / 95)).float().mean() > 0.6  # flat within steps ...
+    assert slope.max() > 2 / 95                             # ... and steep between them
+    assert (kept - x).abs().max() < 0.02                    # off: the ramp as it was
+    assert (stepped[:, 0] - stepped[:, 2]).abs().max() < 0.02  # grey stays grey
+    assert (stepped_bf16.float() - stepped).abs().max() < 0.02
+    with pytest.raises(ValueError, match="0 to 64"):
+        build_generator("local", dict(KWARGS, tones=65))
+    with pytest.raises(ValueError, match="RGB output"):
+        build_generator("local", dict(KWARGS, out_channels=1, tones=6))
+    with pytest.raises(ConfigError, match="applies to the local generator"):
+        load_config(None, ["generator.tones=6", "train.out=x"])
+    config = load_config(None, ["generator.arch=local", "generator.norm=none",
+                                "generator.tones=6", "train.out=x"])
+    assert config.generator.tones == 6
+
+
+def test_the_tone_stage_passes_the_gradient_in_training():
+    """Within a step the output hardly moves with its input (slope TONE_KEEP, 0.1), so in
+    training the stage passes the gradient as if the step were not there: a pixel on the
+    wrong step can learn to leave it. In use the forward pass is the same."""
+    net = _toned(8.0)
+    grads = {}
+    for mode in ("train", "eval"):
+        x = _ramp().requires_grad_(True)
+        y = getattr(net, mode)()(x)
+        y.sum().backward()
+        grads[mode] = x.grad.sum(1)[0, 8]
+    with torch.no_grad():
+        assert torch.equal(net.train()(_ramp()), net.eval()(_ramp()))
+    inside = grads["eval"].abs() < 0.5   # pixels within a step, where the output is flat
+    assert inside.float().mean() > 0.5
+    assert grads["train"][inside].mean() > 5 * grads["eval"][inside].mean()
 
 
 def test_a_generator_pushed_past_the_range_still_learns():

@@ -25,7 +25,8 @@ RESNET = {"in_channels": 3, "out_channels": 3, "ngf": 4, "depth": 2, "norm": "in
 LOCAL = {"in_channels": 3, "out_channels": 3, "ngf": 4, "depth": 2, "norm": "none",
          "dropout": False}
 CASES = {"unet-image": ("unet", UNET, "image"), "unet-running": ("unet", UNET, "running"),
-         "resnet": ("resnet", RESNET, "running"), "local": ("local", LOCAL, "running")}
+         "resnet": ("resnet", RESNET, "running"), "local": ("local", LOCAL, "running"),
+         "local-stages": ("local", dict(LOCAL, smooth=2, tones=6), "running")}
 
 
 def exported(tmp_path, case: str, direction: str = "b2a"):
@@ -75,7 +76,7 @@ def test_metadata_round_trip(tmp_path):
     assert "resnet" in engine.describe() and "ONNX" in engine.describe()
 
 
-@pytest.mark.parametrize("case", ["unet-image", "resnet", "local"])
+@pytest.mark.parametrize("case", ["unet-image", "resnet", "local", "local-stages"])
 def test_engine_matches_translator_at_odd_sizes(tmp_path, case):
     path, net, info = exported(tmp_path, case)
     engine = OnnxTranslator.from_file(export_onnx(net, info, tmp_path / "g.onnx"))

@@ -40,6 +40,8 @@ def generator_kwargs(cfg, in_channels: int = 3, out_channels: int = 3) -> dict:
         kwargs["upsample"] = cfg.upsample                      # keep their description
     if getattr(cfg, "smooth", 0):
         kwargs["smooth"] = cfg.smooth
+    if getattr(cfg, "tones", 0):
+        kwargs["tones"] = cfg.tones
     return kwargs
 
 

@@ -6,8 +6,8 @@ photo are not those of a 256-pixel training crop), no transposed convolution (wh
 overlap paints a checkerboard) and no deep bottleneck (whose 2^depth grid shows as a
 lattice on images far larger than the crops). Upsampling is bilinear followed by a 3x3
 convolution. The network predicts a change to its input, so an untrained one returns the
-input (through the output filter, where there is one), and the result is clamped to
-[-1, 1].
+input (through the output filter, where there is one; with the tone stage, half stepped),
+and the result is clamped to [-1, 1].
 
 Layout, with ``ngf`` = C and ``depth`` residual blocks::
 
@@ -15,12 +15,23 @@ Layout, with ``ngf`` = C and ``depth`` residual blocks::
       -> up2, conv3 2C (+ the 2C features) -> up2, conv3 C (+ the C features) -> conv3 out
     y = clamp(x + that, -1, 1)
     y = guided(luma(y), y)             with ``smooth`` = r > 0
+    L = L + a * (cel(L) - L)           with ``tones`` = T > 0 (a = sigmoid of a 4th channel)
 
 The optional output stage flattens by construction: a self-guided filter (He et al. 2013,
 kornia.filters.guided_blur; a (2r+1)-pixel window, eps SMOOTH_EPS, guided by the output's
 own luma) averages away variations weaker than about sqrt(eps) within each window and keeps
 stronger edges, as White-box Cartoonization (Wang and Yu 2020) filters its output at
 inference. It runs in fp32 whatever the network's precision (it subtracts squares).
+
+The optional tone stage flattens shading by construction, as cel shading does: the output's
+CIELAB lightness L (in [0, 1]) is drawn to ``tones`` steps, cel(L) = K L + (1 - K) q(L),
+where q rounds to the nearest multiple of 1/T through a smoothstep transition TONE_SOFTNESS
+of a step wide and K = TONE_KEEP keeps a little of the shading; chroma and hue stay. The
+network predicts, in a fourth output channel, how much of the step to apply at each pixel
+(a in (0, 1)), so it can keep a sky's smooth gradient or a face's soft shading. Within a
+step a change of L moves the output by only K, so in training the gradient also passes the
+step as if it were not there (straight-through, as :func:`_clamp`), lest a pixel on the
+wrong step never learn to leave it. fp32, like the filter.
 
 At ngf 16 and depth 4 it has 0.34 M parameters and costs about 31 kMAC per pixel. Because
 it is local (:meth:`LocalGenerator.receptive_margin` pixels each way), tiles equal the
@@ -31,11 +42,14 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from kornia.color import lab_to_rgb, rgb_to_lab
 from kornia.filters import guided_blur
 from torch import nn
 
 SMOOTH_EPS = 1e-2   # the guided filter's eps, in squared [-1, 1] units (std 0.1: 13 levels)
 LUMA = (0.299, 0.587, 0.114)
+TONE_KEEP = 0.1       # share of the lightness kept beside its steps ...
+TONE_SOFTNESS = 0.2   # ... and the width of a step's transition, as a share of one step
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -67,20 +81,26 @@ class LocalGenerator(nn.Module):
     """(N, in_channels, H, W) in [-1, 1] -> (N, out_channels, H, W) in [-1, 1]; H and W
     multiples of 4 (``stride``). ``norm`` must be 'none' and ``dropout`` False (the
     arguments exist so that every generator takes the same configuration). ``smooth`` > 0:
-    the self-guided output filter of that radius (module docstring)."""
+    the self-guided output filter of that radius; ``tones`` > 0 (RGB out only): the tone
+    stage of that many lightness steps (module docstring)."""
 
     own_init = True   # build_generator keeps this initialisation
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 16,
                  depth: int | None = 4, norm: str = "none", dropout: bool = False,
-                 smooth: int = 0):
+                 smooth: int = 0, tones: int = 0):
         super().__init__()
         if norm != "none" or dropout:
             raise ValueError("the local generator has no normalisation or dropout layers "
                              "(generator.norm: none, generator.dropout: false)")
         if not 0 <= smooth <= 16:
             raise ValueError(f"the output filter's radius (smooth) must be 0 to 16; got {smooth}")
-        self.smooth = smooth
+        if not 0 <= tones <= 64:
+            raise ValueError(f"the tone stage's steps (tones) must be 0 to 64; got {tones}")
+        if tones and out_channels != 3:
+            raise ValueError(f"the tone stage works on RGB output (3 channels); got "
+                             f"{out_channels}")
+        self.smooth, self.tones = smooth, tones
         depth = 4 if depth is None else depth
         self.stride = 4
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -90,7 +110,7 @@ class LocalGenerator(nn.Module):
         self.blocks = nn.ModuleList(_Block(4 * ngf) for _ in range(depth))
         self.up2 = _conv(4 * ngf, 2 * ngf)
         self.up1 = _conv(2 * ngf, ngf)
-        self.tail = _conv(ngf, out_channels)
+        self.tail = _conv(ngf, out_channels + (1 if tones else 0))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, a=0.2, nonlinearity="leaky_relu")
@@ -118,11 +138,14 @@ class LocalGenerator(nn.Module):
         h = act(self.up1(F.interpolate(h, scale_factor=2.0, mode="bilinear",
                                        align_corners=False)) + f0)
         delta = self.tail(h)
+        if self.tones:
+            delta, mix = delta[:, :-1], delta[:, -1:]
         if self.in_channels == self.out_channels:
             y = _clamp(x + delta, self.training)
         else:
             y = torch.tanh(delta)
-        return self.flatten(y) if self.smooth else y
+        y = self.flatten(y) if self.smooth else y
+        return self.tone(y, mix) if self.tones else y
 
     def flatten(self, y: torch.Tensor) -> torch.Tensor:
         """The self-guided output filter, in fp32, (N, C, H, W) kept; the guide is the luma
@@ -136,3 +159,21 @@ class LocalGenerator(nn.Module):
                 guide = out.mean(1, keepdim=True)
             out = guided_blur(guide, out, 2 * self.smooth + 1, SMOOTH_EPS)
         return out.clamp(-1.0, 1.0).to(y.dtype)
+
+    def tone(self, y: torch.Tensor, mix: torch.Tensor) -> torch.Tensor:
+        """The tone stage (module docstring), in fp32: y (N, 3, H, W) in [-1, 1] and the
+        logits ``mix`` (N, 1, H, W) of how much of the step to apply -> (N, 3, H, W)."""
+        with torch.autocast(y.device.type, enabled=False):
+            lab = rgb_to_lab((y.float() + 1.0) / 2.0)
+            light = (lab[:, :1] / 100.0).clamp(0.0, 1.0)
+            scaled = light * self.tones
+            step = torch.floor(scaled).detach()
+            edge = ((scaled - step - 0.5) / TONE_SOFTNESS + 0.5).clamp(0.0, 1.0)
+            stepped = (step + edge * edge * (3.0 - 2.0 * edge)) / self.tones
+            cel = TONE_KEEP * light + (1.0 - TONE_KEEP) * stepped
+            amount = torch.sigmoid(mix.float())
+            toned = light + amount * (cel - light)
+            if self.training:   # straight-through: the step passes the gradient of light
+                toned = toned + amount * (1.0 - TONE_KEEP) * (light - light.detach())
+            out = lab_to_rgb(torch.cat([100.0 * toned, lab[:, 1:]], 1)) * 2.0 - 1.0
+        return out.to(y.dtype)

@@ -93,6 +93,9 @@ class GeneratorConfig:
     smooth: int = opt(0, "local: radius in pixels of a self-guided filter on the output that "
                       "flattens by construction (He et al. 2013, as White-box Cartoonization "
                       "filters its output; 0: none)", minimum=0)
+    tones: int = opt(0, "local: lightness steps of a tone stage on the output that flattens "
+                     "shading by construction, as cel shading does; the network chooses where "
+                     "to apply it (0: none)", minimum=0)
 
 
 @dataclass
@@ -451,6 +454,12 @@ def _check(config: Config) -> None:
     if g.smooth > 16:
         raise ConfigError(f"generator.smooth must be 0 to 16 pixels; got {g.smooth}",
                           "generator.smooth")
+    if g.tones and g.arch != "local":
+        raise ConfigError(f"generator.tones applies to the local generator, not {g.arch}",
+                          "generator.tones")
+    if g.tones > 64:
+        raise ConfigError(f"generator.tones must be 0 to 64 steps; got {g.tones}",
+                          "generator.tones")
     if config.train.ema >= 1:
         raise ConfigError(f"train.ema must be below 1 (a decay; 0 turns it off); got "
                           f"{show(config.train.ema)}", "train.ema")
