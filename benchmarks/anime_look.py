@@ -15,7 +15,10 @@ renderer's (``translate data synth real2anime``) are compared with the photo:
 - dark rims on clouds: where the renderer finds clouds in the photo
   (:func:`translate.data.scenes.photo.sky_and_clouds`), the 99th percentile, over a 9 px
   band around each cloud's edge inside the sky, of how far the output's luma lies below
-  its 5 x 5 morphological closing (a thin dark line there scores 20 or more; 0 without).
+  its 5 x 5 morphological closing (a thin dark line there scores 20 or more; 0 without);
+- crushed to black: the share of pixels the output draws black (CIELAB L below 5 of 100)
+  where the photo is not dark (L at least 15), the defect of a model that turns dim,
+  blurred regions into black blobs (the renderer: about 0).
 
 Then the model alone at every size of ``--sizes`` (0.2 to 24 megapixels; each photo
 resized, above its own size scaled up): periodicity (x input), median and worst per size;
@@ -73,6 +76,14 @@ def cloud_rim(photo: np.ndarray, output: np.ndarray) -> float | None:
     return float(np.percentile(dark[band], 99))
 
 
+def crushed(photo: np.ndarray, output: np.ndarray) -> float:
+    """Share of pixels black in ``output`` (CIELAB L < 5) where ``photo`` has L >= 15."""
+    def lightness(rgb: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)[..., 0].astype(np.float32) * (100 / 255)
+
+    return float(((lightness(output) < 5) & (lightness(photo) >= 15)).mean())
+
+
 def look_rows(model: Translator, photos: list[Path]) -> list[dict]:
     """One row per photo at 768 px: the model against the renderer."""
     rows = []
@@ -85,7 +96,8 @@ def look_rows(model: Translator, photos: list[Path]) -> list[dict]:
             "flat_model": mine["flattening"], "flat_renderer": its["flattening"],
             "psnr_model": psnr(out, target), "psnr_photo": psnr(photo, target),
             "fidelity_model": mine["fidelity"], "fidelity_renderer": its["fidelity"],
-            "rim_model": cloud_rim(photo, out), "rim_renderer": cloud_rim(photo, target)})
+            "rim_model": cloud_rim(photo, out), "rim_renderer": cloud_rim(photo, target),
+            "crushed_model": crushed(photo, out), "crushed_renderer": crushed(photo, target)})
         print(json.dumps({k: round(v, 3) if isinstance(v, float) else v
                           for k, v in rows[-1].items()}), flush=True)
     return rows
@@ -137,6 +149,8 @@ def summary(look: list[dict], sizes: list[dict], seconds: float) -> dict:
         "fidelity_model_worst": min(r["fidelity_model"] for r in look),
         "rim_model_worst": max((r["rim_model"] for r in look if r["rim_model"] is not None),
                                default=None),
+        "crushed_model_worst": max(r["crushed_model"] for r in look),
+        "crushed_renderer_worst": max(r["crushed_renderer"] for r in look),
         "periodicity_median": (statistics.median(r["periodicity"] for r in sizes)
                                if sizes else None),
         "periodicity_worst": max((r["periodicity"] for r in sizes), default=None),

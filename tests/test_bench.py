@@ -147,4 +147,25 @@ def test_anime_look_benchmark_compares_a_model_with_the_renderer(tmp_path):
     assert summary["seconds_1mp"] > 0 and summary["psnr_gain_db"] == summary["psnr_gain_db"]
     assert set(summary["periodicity_by_size"]) == {"0.02", "0.05"}
     assert summary["rim_model_worst"] is not None  # the mountain photo's cloud is found
+    assert 0 <= summary["crushed_model_worst"] < 0.01  # no black blobs from the shipped model
     assert len([r for r in rows if "megapixels" in r]) == 4
+
+
+def test_crushed_figure_counts_black_drawn_where_the_photo_is_not_dark():
+    """anime_look.crushed: a black blob on a mid-grey photo is its area; black where the
+    photo is itself dark (a night sky, a black coat) does not count."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("anime_look",
+                                                  ROOT / "benchmarks" / "anime_look.py")
+    anime_look = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(anime_look)
+    photo = np.full((40, 50, 3), 90, np.uint8)
+    photo[:, :10] = 8                        # the photo's own dark strip
+    out = photo.copy()
+    out[10:20, 20:40] = 0                    # a black blob on grey: 200 of 2000 pixels
+    out[:, :10] = 0                          # black where the photo was dark already
+    assert anime_look.crushed(photo, out) == 200 / 2000
+    assert anime_look.crushed(photo, photo) == 0.0
