@@ -50,6 +50,8 @@ Unpaired recipes (the ResNet generator at 128 px: 6 blocks, ngf 32):
                           average (EMA 0.999) and DiffAugment (color, translation)
     cut                   CUT as published (PatchNCE, identity NCE)
     cut-extras            CUT with the same extras
+    hneg-src              CUT with Hneg-SRC's terms (hard-negative contrast, relation
+                          consistency; Jung et al. 2022, their horse2zebra settings)
 
 Figures per run on the held-out photos: PSNR, SSIM, the sharpness ratio, the line
 continuity (outline tasks), and the median no-reference artefact figures.
@@ -119,6 +121,7 @@ UNPAIRED_RECIPES = {
     "cyclegan-extras": {"model": "cyclegan", **EXTRAS},
     "cut": {"model": "cut"},
     "cut-extras": {"model": "cut", **EXTRAS},
+    "hneg-src": {"model": "cut", "method": {"variant": "hneg-src"}},
 }
 ITERATIONS = 2000
 SIZE = 128

@@ -463,6 +463,7 @@ class Run:
         batches, step, self.tic = iter(self.loader(start)), start, time.perf_counter()
         with stop_on_signals() as stop:
             while step < t.iterations:
+                self.method.progress = step / t.iterations
                 terms = train_step(self.method, self.optimizers,
                                    self.speed.batch(next(batches)), self.speed.precision,
                                    self.replicas.average_gradients)

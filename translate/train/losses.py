@@ -157,3 +157,63 @@ def patch_nce(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.07) -> to
     logits = torch.bmm(q, k.detach().transpose(1, 2)) / temperature  # [n, i, j] = q_i . k_j
     target = torch.arange(p, device=q.device).repeat(n)
     return F.cross_entropy(logits.reshape(n * p, p).float(), target)
+
+
+def _off_diagonal(p: int, device) -> torch.Tensor:
+    """(1, P, P) bool: True off the diagonal."""
+    return ~torch.eye(p, dtype=torch.bool, device=device)[None]
+
+
+def relation_weights(k: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Hard-negative weights of Hneg-SRC (Jung et al. 2022): k (N, P, D) codes of the
+    input; the weight of negative j for query i grows with how alike the input is
+    at i and j (its semantic relation), as a von Mises-Fisher-like softmax of temperature
+    ``gamma``, scaled so that each row's largest weight is 1 (the diagonal is 0):
+
+        w_ij = softmax_j(k_i . k_j / gamma) / max_j softmax_j(k_i . k_j / gamma),  j != i
+
+    Returns (N, P, P) float32 without gradient. A large gamma weighs all negatives alike;
+    a small one keeps the hardest."""
+    k = k.detach().float()
+    mask = _off_diagonal(k.shape[1], k.device)
+    sim = torch.bmm(k, k.transpose(1, 2)).masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(sim / gamma, dim=2)
+    return weights / weights.amax(dim=2, keepdim=True)
+
+
+def hard_negative_nce(q: torch.Tensor, k: torch.Tensor, weights: torch.Tensor,
+                      temperature: float = 0.07) -> torch.Tensor:
+    """The hard-negative decoupled contrastive loss (hDCE) of Hneg-SRC (Jung et al. 2022):
+    as :func:`patch_nce`, but the positive is left out of the denominator
+    (decoupled contrastive learning, Yeh et al. 2022) and each negative's similarity is
+    scaled by its weight w_ij (:func:`relation_weights`):
+
+        l(n, i) = log sum_{j != i} exp( (w_ij q_i . k_j - q_i . k_i) / t )
+
+    q, k (N, P, D) L2-normalised codes of the output and the input; returns the mean over
+    N * P. ``k`` is a target: no gradient flows into it."""
+    q, k = q.float(), k.detach().float()
+    positive = (q * k).sum(dim=2, keepdim=True)                    # (N, P, 1)
+    negative = torch.bmm(q, k.transpose(1, 2)) * weights           # (N, P, P)
+    logits = (negative - positive) / temperature
+    logits = logits.masked_fill(~_off_diagonal(q.shape[1], q.device), float("-inf"))
+    return torch.logsumexp(logits, dim=2).mean()
+
+
+def relation_consistency(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Semantic relation consistency (SRC) of Hneg-SRC (Jung et al. 2022): the
+    relation of location i to the others, as a distribution over j, must be the same in the
+    output as in the input, measured by the Jensen-Shannon divergence:
+
+        P_i(j) = softmax_j(k_i . k_j),  Q_i(j) = softmax_j(q_i . q_j)
+        L_SRC = sum_i JSD(Q_i || P_i)
+
+    q, k (N, P, D) L2-normalised codes of the output and the input; returns the mean over
+    N of the sum over the P locations. ``k`` is a target: no gradient flows into it."""
+    q, k = q.float(), k.detach().float()
+    log_q = torch.log_softmax(torch.bmm(q, q.transpose(1, 2)), dim=2)
+    log_p = torch.log_softmax(torch.bmm(k, k.transpose(1, 2)), dim=2)
+    log_m = torch.logsumexp(torch.stack([log_q, log_p]), dim=0) - torch.log(
+        torch.tensor(2.0, device=q.device))
+    jsd = 0.5 * (log_q.exp() * (log_q - log_m) + log_p.exp() * (log_p - log_m))
+    return jsd.sum(dim=(1, 2)).mean()

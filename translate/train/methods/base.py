@@ -79,6 +79,9 @@ class Method:
 
     def __init__(self):
         self.nets = nn.ModuleDict()
+        # the share of training done before this iteration (step / iterations), set by the
+        # trainer before each one; an objective with a curriculum reads it
+        self.progress = 0.0
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         raise NotImplementedError

@@ -16,6 +16,19 @@ The second term, on target-domain images y and G(y), is CUT's identity term.
 - ``method.variant: fastcut``: lambda_X = 10, no identity term, and the input batch is
   flipped horizontally half the time with G(x)'s features flipped back, which asks the
   encoder for flip equivariance (the paper's section 4 and appendix).
+- ``method.variant: hneg-src`` (Jung et al. 2022, "Exploring Patch-wise Semantic Relation
+  for Contrastive Learning in Image-to-Image Translation Tasks", its horse2zebra recipe):
+  CUT with PatchNCE replaced by the hard-negative decoupled contrast (hDCE,
+  :func:`~translate.train.losses.hard_negative_nce`: the positive left out of the
+  denominator, each negative's similarity weighted by how alike the input is at the two
+  locations, :func:`~translate.train.losses.relation_weights`, with a temperature moving
+  from 50 to 10 over training, ``method.hardness``), weight 0.1 with the identity term, plus
+  semantic relation consistency on x and G(x), weight 0.05
+  (:func:`~translate.train.losses.relation_consistency`):
+
+      L = L_GAN + 0.1 * 1/2 (L_hDCE(x, G(x)) + L_hDCE(y, G(y))) + 0.05 * L_SRC(x, G(x))
+
+  ``method.contrast`` and ``method.src`` set either part on any variant.
 
 The discriminator judges target-domain images alone (LSGAN, no image pool):
 L_D = 1/2 [ l(D(y), real) + l(D(G(x)), fake) ]. Per iteration D steps first, then G and
@@ -39,8 +52,13 @@ from translate.train.diffaugment import diff_augment, parse_policy
 from translate.train.fields import ConfigError, opt
 from translate.train.methods.base import UNPAIRED_DEFAULTS, Export, Method
 
-VARIANTS = {"cut": {"nce": 1.0, "identity": True, "flip": False},
-            "fastcut": {"nce": 10.0, "identity": False, "flip": True}}
+VARIANTS = {"cut": {"nce": 1.0, "identity": True, "flip": False, "contrast": "patchnce",
+                    "src": 0.0},
+            "fastcut": {"nce": 10.0, "identity": False, "flip": True, "contrast": "patchnce",
+                        "src": 0.0},
+            "hneg-src": {"nce": 0.1, "identity": True, "flip": False, "contrast": "hdce",
+                         "src": 0.05}}
+CONTRASTS = ("patchnce", "hdce")
 
 
 @dataclass
@@ -48,9 +66,20 @@ class CUTOptions:
     """The ``method`` section of a CUT config (Park et al. 2020, section 4: 256 patches per
     layer, temperature 0.07, heads of 256 units)."""
     variant: str = opt("cut", "cut: NCE weight 1 with the identity term; fastcut: weight 10, "
-                       "no identity term, flip equivariance", tuple(VARIANTS))
-    nce: float | None = opt(None, "cut: PatchNCE weight (default: 1 for cut, 10 for fastcut)",
-                            minimum=0)
+                       "no identity term, flip equivariance; hneg-src: the hard-negative "
+                       "contrast (weight 0.1) with the identity term and relation consistency "
+                       "(weight 0.05)", tuple(VARIANTS))
+    nce: float | None = opt(None, "cut: weight of the contrastive term (default: 1 for cut, 10 "
+                            "for fastcut, 0.1 for hneg-src)", minimum=0)
+    contrast: str | None = opt(None, "cut: the contrastive term: patchnce (Park et al. 2020) "
+                               "or hdce (hard negatives weighted by the input's relations, "
+                               "positive left out of the denominator; Jung et al. 2022); "
+                               "default: the variant's", CONTRASTS)
+    src: float | None = opt(None, "cut: weight of semantic relation consistency (Jung et al. "
+                            "2022; default: 0.05 for hneg-src, else 0)", minimum=0)
+    hardness: str = opt("50,10", "cut, hdce: temperature of the hard-negative weights at the "
+                        "start and at the end of training (linear between; large: all "
+                        "negatives alike)")
     patches: int = opt(256, "cut: locations sampled per layer", minimum=1)
     temperature: float = opt(0.07, "cut: PatchNCE temperature", minimum=1e-4)
     layers: str = opt("0,4,8,12,16", "cut: encoder layers (indices into the ResNet "
@@ -76,6 +105,19 @@ class PatchHeads(nn.Module):
             flat = feat.flatten(2).transpose(1, 2)[:, idx]  # (N, P, C)
             out.append(F.normalize(head(flat), dim=-1))
         return out
+
+
+def hardness_range(text: str) -> tuple[float, float]:
+    """``method.hardness`` "START,END" -> (START, END), both positive."""
+    try:
+        start, end = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(f"method.hardness must be two numbers, START,END; got {text[:40]!r}",
+                          "method.hardness") from None
+    if not (start > 0 and end > 0):
+        raise ConfigError(f"method.hardness must be positive; got {text[:40]!r}",
+                          "method.hardness")
+    return start, end
 
 
 def encoder_layers(text: str, depth: int) -> list[int]:
@@ -106,6 +148,7 @@ class CUT(Method):
         if not encoder_layers(config.method.layers, config.generator.depth or 9):
             raise ConfigError("method.layers names no layer of the generator's encoder",
                               "method.layers")
+        hardness_range(config.method.hardness)
 
     def __init__(self, config):
         super().__init__()
@@ -125,6 +168,9 @@ class CUT(Method):
         variant = VARIANTS[self.opts.variant]
         self.weight = self.opts.nce if self.opts.nce is not None else variant["nce"]
         self.identity, self.flip = variant["identity"], variant["flip"]
+        self.contrast = self.opts.contrast or variant["contrast"]
+        self.src_weight = self.opts.src if self.opts.src is not None else variant["src"]
+        self.hardness = hardness_range(self.opts.hardness)
         if self.identity and c_in != c_out:
             self.identity = False
             print("warning: the identity NCE term is skipped: the domains have different "
@@ -167,21 +213,28 @@ class CUT(Method):
         return total, {k: v.detach() for k, v in terms.items()}
 
     def g_objective(self, out: dict):
-        terms = {"g_gan": losses.generator_loss(self.loss.gan, self.judge(out["fake_b"])),
-                 "nce": self.patch_nce(out["real_a"], out["fake_b"], out["flipped"])}
+        """L_G = l_G(D(G(x))) + nce * contrast (with the identity term: the mean of the terms
+        on x and on y) + src * L_SRC(x, G(x))."""
+        terms = {"g_gan": losses.generator_loss(self.loss.gan, self.judge(out["fake_b"]))}
+        codes = self.codes(out["real_a"], out["fake_b"], out["flipped"])
+        terms["nce"] = self.contrastive(*codes)
         nce = terms["nce"]
         if self.identity:
-            terms["nce_identity"] = self.patch_nce(out["real_b"], out["same_b"],
-                                                   out["flipped"])
+            terms["nce_identity"] = self.contrastive(
+                *self.codes(out["real_b"], out["same_b"], out["flipped"]))
             nce = 0.5 * (nce + terms["nce_identity"])
         total = terms["g_gan"] + self.weight * nce
+        if self.src_weight > 0:
+            terms["src"] = torch.stack([losses.relation_consistency(q, k)
+                                        for q, k in zip(*codes)]).mean()
+            total = total + self.src_weight * terms["src"]
         return total, {k: v.detach() for k, v in terms.items()}
 
-    def patch_nce(self, source: torch.Tensor, output: torch.Tensor, flipped: bool
-                  ) -> torch.Tensor:
-        """L_PatchNCE between ``source`` and its translation ``output``, averaged over the
-        layers. ``flipped``: ``output`` was made from the flipped source; its features are
-        flipped back before they are compared."""
+    def codes(self, source: torch.Tensor, output: torch.Tensor, flipped: bool
+              ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The heads' codes (N, P, width) of ``output`` (q) and of ``source`` (k, without
+        gradient: the targets) at the same sampled locations of each layer. ``flipped``:
+        ``output`` was made from the flipped source; its features are flipped back first."""
         g, heads = self.nets["g"], self.nets["heads"]
         feats_q = g.features(output, self.layers)
         if flipped:
@@ -190,9 +243,21 @@ class CUT(Method):
                for f in feats_q]
         with torch.no_grad():  # the positives and negatives are targets (no gradient)
             codes_k = heads(g.features(source, self.layers), ids)
-        codes_q = heads(feats_q, ids)
-        per_layer = [losses.patch_nce(q, k, self.opts.temperature)
-                     for q, k in zip(codes_q, codes_k)]
+        return heads(feats_q, ids), codes_k
+
+    def contrastive(self, codes_q: list[torch.Tensor], codes_k: list[torch.Tensor]
+                    ) -> torch.Tensor:
+        """The contrastive term, averaged over the layers: PatchNCE, or hDCE with weights of
+        temperature gamma moving linearly from the first ``method.hardness`` value to the
+        second over training (Hneg-SRC's curriculum)."""
+        t = self.opts.temperature
+        if self.contrast == "patchnce":
+            per_layer = [losses.patch_nce(q, k, t) for q, k in zip(codes_q, codes_k)]
+        else:
+            start, end = self.hardness
+            gamma = start + (end - start) * self.progress
+            per_layer = [losses.hard_negative_nce(q, k, losses.relation_weights(k, gamma), t)
+                         for q, k in zip(codes_q, codes_k)]
         return torch.stack(per_layer).mean()
 
     @torch.no_grad()
