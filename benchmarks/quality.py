@@ -52,6 +52,8 @@ Unpaired recipes (the ResNet generator at 128 px: 6 blocks, ngf 32):
     cut-extras            CUT with the same extras
     hneg-src              CUT with Hneg-SRC's terms (hard-negative contrast, relation
                           consistency; Jung et al. 2022, their horse2zebra settings)
+    qs-attn               CUT with QS-Attn's query selection (global attention; Hu et al.
+                          2022)
 
 Figures per run on the held-out photos: PSNR, SSIM, the sharpness ratio, the line
 continuity (outline tasks), and the median no-reference artefact figures.
@@ -122,6 +124,7 @@ UNPAIRED_RECIPES = {
     "cut": {"model": "cut"},
     "cut-extras": {"model": "cut", **EXTRAS},
     "hneg-src": {"model": "cut", "method": {"variant": "hneg-src"}},
+    "qs-attn": {"model": "cut", "method": {"queries": "entropy"}},
 }
 ITERATIONS = 2000
 SIZE = 128

@@ -1,5 +1,6 @@
-"""CUT and FastCUT (model: cut): the PatchNCE loss against a direct computation, the
-variants' objectives, what is exported, exact resume, and learning an unpaired mapping."""
+"""CUT and FastCUT (model: cut) and its options from later papers (Hneg-SRC, QS-Attn): the
+losses against direct computations, the variants' objectives, what is exported, exact
+resume, and learning an unpaired mapping."""
 
 from __future__ import annotations
 
@@ -172,6 +173,41 @@ def test_the_hard_negative_curriculum_follows_training_progress(shapes32, tmp_pa
         tiny_config(shapes32, tmp_path / "bad", **CUT, method={"hardness": "50,0"})
 
 
+def test_query_selection_keeps_the_most_peaked_attention_rows():
+    """QS-Attn: a location unlike the others attends to itself alone (low entropy) and is
+    selected first; the rows kept are attention rows (each sums to 1) of that image."""
+    from translate.train.methods.cut import selected_attention
+
+    gen = torch.Generator().manual_seed(5)
+    feat = 0.1 * torch.randn(2, 8, 4, 4, generator=gen)
+    feat[0, :, 1, 2] = 6.0       # image 0: location 6 stands out
+    feat[1, 0, 3, 3] = -9.0      # image 1: location 15
+    rows = selected_attention(feat, 3)
+    assert rows.shape == (2, 3, 16)
+    assert torch.allclose(rows.sum(dim=2), torch.ones(2, 3), atol=1e-5)
+    assert rows[0, 0].argmax() == 6 and rows[0, 0, 6] > 0.99
+    assert rows[1, 0].argmax() == 15 and rows[1, 0, 15] > 0.99
+
+
+def test_query_selection_trains_the_generator_through_the_attention(shapes32, tmp_path):
+    """method.queries=entropy: the block layers' codes are attention-routed, the loss
+    reaches G through them, and a config whose layers hold no block is refused."""
+    config = tiny_config(shapes32, tmp_path / "r", **CUT,
+                         method={"queries": "entropy", "layers": "0,4,10,11"})
+    method = build_method(config)
+    batch = {"a": torch.rand(2, 3, 32, 32) * 2 - 1, "b": torch.rand(2, 3, 32, 32) * 2 - 1}
+    out = method.forward(batch)
+    codes_q, codes_k = method.codes(out["real_a"], out["fake_b"], False)
+    assert [c.shape[1] for c in codes_q] == [256, 256, 64, 64]  # the blocks: 8 x 8
+    nce = method.contrastive(codes_q, codes_k)
+    nce.backward()
+    assert all(p.grad is not None for p in method.nets["g"].parameters() if p.requires_grad)
+    from translate.train.fields import ConfigError
+
+    with pytest.raises(ConfigError, match="names none of them: 0,4,8"):
+        tiny_config(shapes32, tmp_path / "bad", **CUT, method={"queries": "entropy"})
+
+
 @pytest.mark.parametrize("method", [{"variant": "fastcut"},
                                     {"variant": "hneg-src", "hardness": "20,20"}])
 def test_only_the_generator_is_exported_and_resume_is_exact(shapes32, tmp_path, method):
@@ -206,13 +242,14 @@ def test_cut_needs_the_resnet_generator(shapes32, tmp_path):
         tiny_config(shapes32, tmp_path / "r", model="cut", generator={"arch": "unet"})
 
 
-@pytest.mark.parametrize("variant", ["cut", "fastcut", "hneg-src"])
+@pytest.mark.parametrize("variant", ["cut", "fastcut", "hneg-src", "qs-attn"])
 def test_cut_learns_without_pairs(tmp_path, one_thread, variant):
     """CycleGAN's unpaired task (a hidden colour mapping: red inverted, green and blue
     swapped; different scenes in trainA and trainB) at CycleGAN's budget there (400
     iterations, batch 4, 32 px, ngf 16). Measured, one thread, 0-255 scale, 16 held-out
     images: mean absolute error of G(a) to the true f(a) 42.8 (CUT), 39.2 (FastCUT) and
-    42.1 (Hneg-SRC) against 75.9 for the identity; CycleGAN 43.7 in its own test."""
+    42.1 (Hneg-SRC) and 42.0 (QS-Attn on layers 0, 4, 8, 10, 11) against 75.9 for the
+    identity; CycleGAN 43.7 in its own test."""
     from conftest import overrides
     from translate.data.synth import render_dataset
     from translate.images import list_images, load_rgb
@@ -221,7 +258,8 @@ def test_cut_learns_without_pairs(tmp_path, one_thread, variant):
 
     root = render_dataset(tmp_path / "data", size=32, train=64, test=16, layout="unpaired")
     config = load_config(None, overrides({
-        "model": "cut", "method": {"variant": variant},
+        "model": "cut", "method": ({"queries": "entropy", "layers": "0,4,8,10,11"}
+                                   if variant == "qs-attn" else {"variant": variant}),
         "data": {"root": str(root), "load_size": 36, "crop_size": 32, "workers": 0},
         "generator": {"ngf": 16, "depth": 2},
         "discriminator": {"ndf": 16, "layers": 2},

@@ -29,6 +29,12 @@ The second term, on target-domain images y and G(y), is CUT's identity term.
       L = L_GAN + 0.1 * 1/2 (L_hDCE(x, G(x)) + L_hDCE(y, G(y))) + 0.05 * L_SRC(x, G(x))
 
   ``method.contrast`` and ``method.src`` set either part on any variant.
+- ``method.queries: entropy`` (QS-Attn, Hu et al. 2022, its global attention): on the
+  layers of the residual blocks (the paper's 12 and 16) the contrast no longer looks at
+  random locations: the global attention of the input's features,
+  A = softmax_j(f_i . f_j), keeps the ``method.patches`` rows of least entropy (locations
+  that stand out), and those rows route the features of x and of G(x) alike
+  (:func:`selected_attention`); the first layers are sampled at random, as in CUT.
 
 The discriminator judges target-domain images alone (LSGAN, no image pool):
 L_D = 1/2 [ l(D(y), real) + l(D(G(x)), fake) ]. Per iteration D steps first, then G and
@@ -59,6 +65,8 @@ VARIANTS = {"cut": {"nce": 1.0, "identity": True, "flip": False, "contrast": "pa
             "hneg-src": {"nce": 0.1, "identity": True, "flip": False, "contrast": "hdce",
                          "src": 0.05}}
 CONTRASTS = ("patchnce", "hdce")
+QUERY_MODES = ("random", "entropy")
+FIRST_BLOCK = 10  # the ResNet generator's layer list: stem and downsamplings, then blocks
 
 
 @dataclass
@@ -80,6 +88,10 @@ class CUTOptions:
     hardness: str = opt("50,10", "cut, hdce: temperature of the hard-negative weights at the "
                         "start and at the end of training (linear between; large: all "
                         "negatives alike)")
+    queries: str = opt("random", "cut: where the contrast looks: random locations (CUT), or "
+                       "entropy: on the residual blocks' layers, the locations whose global "
+                       "attention over the input is most peaked, each the attention-weighted "
+                       "mean of the features (QS-Attn, Hu et al. 2022)", QUERY_MODES)
     patches: int = opt(256, "cut: locations sampled per layer", minimum=1)
     temperature: float = opt(0.07, "cut: PatchNCE temperature", minimum=1e-4)
     layers: str = opt("0,4,8,12,16", "cut: encoder layers (indices into the ResNet "
@@ -96,15 +108,32 @@ class PatchHeads(nn.Module):
         self.heads = nn.ModuleList(nn.Sequential(nn.Linear(c, width), nn.ReLU(),
                                                  nn.Linear(width, width)) for c in channels)
 
-    def forward(self, feats: list[torch.Tensor], ids: list[torch.Tensor]
+    def forward(self, feats: list[torch.Tensor], picks: list[torch.Tensor]
                 ) -> list[torch.Tensor]:
-        """feats[l]: (N, C_l, H_l, W_l); ids[l]: (P_l,) flat locations. Returns
-        (N, P_l, width) codes per layer."""
+        """feats[l]: (N, C_l, H_l, W_l); picks[l]: (P_l,) flat locations, or (N, P_l,
+        H_l W_l) attention rows whose weighted means of the features are projected.
+        Returns (N, P_l, width) codes per layer."""
         out = []
-        for head, feat, idx in zip(self.heads, feats, ids):
-            flat = feat.flatten(2).transpose(1, 2)[:, idx]  # (N, P, C)
+        for head, feat, pick in zip(self.heads, feats, picks):
+            flat = feat.flatten(2).transpose(1, 2)  # (N, HW, C)
+            flat = torch.bmm(pick.to(flat.dtype), flat) if pick.is_floating_point() \
+                else flat[:, pick]
             out.append(F.normalize(head(flat), dim=-1))
         return out
+
+
+def selected_attention(feat: torch.Tensor, count: int) -> torch.Tensor:
+    """QS-Attn's global query selection (Hu et al. 2022, "QS-Attn: Query-Selected Attention
+    for Contrastive Learning in I2I Translation"): feat (N, C, H, W) features of the input.
+    The global attention of each location over all of them, A = softmax_j(f_i . f_j), is
+    peaked where a location stands out and flat where it is like many others; the ``count``
+    rows of least entropy H_i = -sum_j A_ij log A_ij are kept. Returns (N, count, HW); the
+    same rows route the features of the input and of its translation."""
+    flat = feat.flatten(2).transpose(1, 2).float()  # (N, HW, C)
+    attention = torch.softmax(torch.bmm(flat, flat.transpose(1, 2)), dim=2)
+    entropy = -(attention * torch.log(attention.clamp_min(1e-30))).sum(dim=2)
+    rows = entropy.argsort(dim=1)[:, :count]  # (N, count), most peaked first
+    return torch.gather(attention, 1, rows[..., None].expand(-1, -1, attention.shape[2]))
 
 
 def hardness_range(text: str) -> tuple[float, float]:
@@ -149,6 +178,11 @@ class CUT(Method):
             raise ConfigError("method.layers names no layer of the generator's encoder",
                               "method.layers")
         hardness_range(config.method.hardness)
+        layers = encoder_layers(config.method.layers, config.generator.depth or 9)
+        if config.method.queries == "entropy" and max(layers) < FIRST_BLOCK:
+            raise ConfigError("method.queries=entropy selects locations on the residual "
+                              f"blocks' layers ({FIRST_BLOCK} and up); method.layers names "
+                              f"none of them: {','.join(map(str, layers))}", "method.queries")
 
     def __init__(self, config):
         super().__init__()
@@ -239,11 +273,18 @@ class CUT(Method):
         feats_q = g.features(output, self.layers)
         if flipped:
             feats_q = [f.flip(3) for f in feats_q]
-        ids = [torch.randperm(f.shape[2] * f.shape[3])[:self.opts.patches].to(f.device)
-               for f in feats_q]
-        with torch.no_grad():  # the positives and negatives are targets (no gradient)
-            codes_k = heads(g.features(source, self.layers), ids)
-        return heads(feats_q, ids), codes_k
+        selecting = self.opts.queries == "entropy"
+        # the codes of x are targets (no gradient); the attention that selects and routes
+        # the queries keeps its gradient, as QS-Attn's code does
+        with torch.set_grad_enabled(selecting and torch.is_grad_enabled()):
+            feats_k = g.features(source, self.layers)
+        picks = [selected_attention(k, self.opts.patches)
+                 if selecting and layer >= FIRST_BLOCK else
+                 torch.randperm(q.shape[2] * q.shape[3])[:self.opts.patches].to(q.device)
+                 for layer, q, k in zip(self.layers, feats_q, feats_k)]
+        with torch.no_grad():
+            codes_k = heads(feats_k, [p.detach() for p in picks])
+        return heads(feats_q, picks), codes_k
 
     def contrastive(self, codes_q: list[torch.Tensor], codes_k: list[torch.Tensor]
                     ) -> torch.Tensor:
