@@ -54,6 +54,7 @@ Unpaired recipes (the ResNet generator at 128 px: 6 blocks, ngf 32):
                           consistency; Jung et al. 2022, their horse2zebra settings)
     qs-attn               CUT with QS-Attn's query selection (global attention; Hu et al.
                           2022)
+    dclgan                DCLGAN as published (dual contrastive learning; Han et al. 2021)
 
 Figures per run on the held-out photos: PSNR, SSIM, the sharpness ratio, the line
 continuity (outline tasks), and the median no-reference artefact figures.
@@ -125,6 +126,7 @@ UNPAIRED_RECIPES = {
     "cut-extras": {"model": "cut", **EXTRAS},
     "hneg-src": {"model": "cut", "method": {"variant": "hneg-src"}},
     "qs-attn": {"model": "cut", "method": {"queries": "entropy"}},
+    "dclgan": {"model": "dclgan"},
 }
 ITERATIONS = 2000
 SIZE = 128

@@ -21,7 +21,7 @@ from translate.formats.checkpoint import (CheckpointError, load_generator,
                                           read_generator_metadata)
 from translate.hub.hf import HubError, answered, endpoint, hub_module
 
-TAGS = {"pix2pix": "pix2pix", "cyclegan": "cyclegan", "cut": "cut"}
+TAGS = {"pix2pix": "pix2pix", "cyclegan": "cyclegan", "cut": "cut", "dclgan": "dclgan"}
 
 
 def generator_files(source: Path) -> list[Path]:
