@@ -577,17 +577,19 @@ def test_one_bad_zip_member_does_not_lose_the_batch(tmp_path):
         assert len(archive.namelist()) == 2
 
 
-def test_a_diverged_run_stops_without_exporting_nan(shapes32, tmp_path):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_diverged_run_stops_without_exporting_nan(shapes32, tmp_path, workers):
     """train.lr=1e30 used to export NaN weights with exit status 0, and metrics.jsonl
-    gained NaN (not JSON)."""
+    gained NaN (not JSON). With a loader process the command used to print its error and
+    then never end (the loader, which ignores SIGTERM, was joined for ever at exit)."""
     from conftest import run_cli
 
     run = tmp_path / "run"
     config = tiny_config(shapes32, run, train={"iterations": 6, "lr": 1e30, "log_every": 1,
-                                               "sample_every": 0})
+                                               "sample_every": 0}, data={"workers": workers})
     path = tmp_path / "run.yaml"
     path.write_text(config.to_yaml())
-    proc = run_cli("train", str(path), "--quiet")
+    proc = run_cli("train", str(path), "--quiet", timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert re.search(r"training diverged at step \d: the loss term \w+ is not a finite "
                      r"number.*a lower learning rate \(train.lr=1e\+29, a tenth of now\)",

@@ -459,8 +459,19 @@ class Run:
             return self._iterate(start, bar)
 
     def _iterate(self, start: int, bar: tqdm) -> int:
-        t = self.config.train
         batches, step, self.tic = iter(self.loader(start)), start, time.perf_counter()
+        try:
+            return self._steps(batches, step, bar)
+        finally:
+            # the loader processes ignore SIGTERM, so they must be shut down here: kept alive
+            # by an error's traceback until exit, they would be terminated in vain and joined
+            # for ever, and a run that stopped with an error would never end
+            shutdown = getattr(batches, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+
+    def _steps(self, batches, step: int, bar: tqdm) -> int:
+        t = self.config.train
         with stop_on_signals() as stop:
             while step < t.iterations:
                 self.method.progress = step / t.iterations
