@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import health_events, tiny_config
+from conftest import tiny_config
 from translate.formats.state import load_state
 from translate.train import losses
 from translate.train.loop import train, train_step
@@ -250,29 +250,10 @@ def test_cut_learns_without_pairs(tmp_path, one_thread, variant):
     images: mean absolute error of G(a) to the true f(a) 42.8 (CUT), 39.2 (FastCUT) and
     42.1 (Hneg-SRC) and 42.0 (QS-Attn on layers 0, 4, 8, 10, 11) against 75.9 for the
     identity; CycleGAN 43.7 in its own test."""
-    from conftest import overrides
-    from translate.data.synth import render_dataset
-    from translate.images import list_images, load_rgb
-    from translate.infer.engine import Translator
-    from translate.train.config import load_config
+    from conftest import learn_unpaired_colours
 
-    root = render_dataset(tmp_path / "data", size=32, train=64, test=16, layout="unpaired")
-    config = load_config(None, overrides({
-        "model": "cut", "method": ({"queries": "entropy", "layers": "0,4,8,10,11"}
-                                   if variant == "qs-attn" else {"variant": variant}),
-        "data": {"root": str(root), "load_size": 36, "crop_size": 32, "workers": 0},
-        "generator": {"ngf": 16, "depth": 2},
-        "discriminator": {"ndf": 16, "layers": 2},
-        "train": {"iterations": 400, "batch_size": 4, "lr": 5e-4, "log_every": 100,
-                  "sample_every": 0, "checkpoint_every": 400, "out": str(tmp_path / "run")},
-    }))
-    out = train(config, progress=False)
-    assert health_events(out) == []  # a healthy run raises nothing
-    t = Translator.from_checkpoint(out, device="cpu")
-    model, identity = [], []
-    for path in list_images(root / "testA"):
-        x, y = load_rgb(path), load_rgb(root / "testA_to_B" / path.name).astype(float)
-        model.append(np.abs(t.translate_array(x).astype(float) - y).mean())
-        identity.append(np.abs(x - y).mean())
-    print(f"{variant}: MAE {np.mean(model):.1f} (identity {np.mean(identity):.1f})")
-    assert np.mean(model) < 0.65 * np.mean(identity)
+    method = ({"queries": "entropy", "layers": "0,4,8,10,11"} if variant == "qs-attn"
+              else {"variant": variant})
+    model, identity = learn_unpaired_colours(tmp_path, "cut", method)
+    print(f"{variant}: MAE {model:.1f} (identity {identity:.1f})")
+    assert model < 0.65 * identity

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
-from conftest import health_events, tiny_config
+from conftest import tiny_config
 from translate.train.loop import train, train_step
 from translate.train.methods import build_method
 from translate.train.schedule import make_optimizers
@@ -96,28 +95,8 @@ def test_dclgan_learns_without_pairs(tmp_path, one_thread):
     scenes in trainA and trainB) at the same budget: 400 iterations, batch 4, 32 px, ngf 16.
     Measured, one thread, 0-255 scale, 16 held-out images: mean absolute error of G_ab(a)
     to the true f(a) 41.0 against 75.9 for the identity (CUT 42.8, FastCUT 39.2)."""
-    from conftest import overrides
-    from translate.data.synth import render_dataset
-    from translate.images import list_images, load_rgb
-    from translate.infer.engine import Translator
-    from translate.train.config import load_config
+    from conftest import learn_unpaired_colours
 
-    root = render_dataset(tmp_path / "data", size=32, train=64, test=16, layout="unpaired")
-    config = load_config(None, overrides({
-        "model": "dclgan", "method": {"layers": "4,8,10,11"},
-        "data": {"root": str(root), "load_size": 36, "crop_size": 32, "workers": 0},
-        "generator": {"ngf": 16, "depth": 2},
-        "discriminator": {"ndf": 16, "layers": 2},
-        "train": {"iterations": 400, "batch_size": 4, "lr": 5e-4, "log_every": 100,
-                  "sample_every": 0, "checkpoint_every": 400, "out": str(tmp_path / "run")},
-    }))
-    out = train(config, progress=False)
-    assert health_events(out) == []
-    t = Translator.from_checkpoint(out, direction="a2b", device="cpu")
-    model, identity = [], []
-    for path in list_images(root / "testA"):
-        x, y = load_rgb(path), load_rgb(root / "testA_to_B" / path.name).astype(float)
-        model.append(np.abs(t.translate_array(x).astype(float) - y).mean())
-        identity.append(np.abs(x - y).mean())
-    print(f"dclgan: MAE {np.mean(model):.1f} (identity {np.mean(identity):.1f})")
-    assert np.mean(model) < 0.65 * np.mean(identity)
+    model, identity = learn_unpaired_colours(tmp_path, "dclgan", {"layers": "4,8,10,11"})
+    print(f"dclgan: MAE {model:.1f} (identity {identity:.1f})")
+    assert model < 0.65 * identity

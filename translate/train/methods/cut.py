@@ -160,6 +160,21 @@ def encoder_layers(text: str, depth: int) -> list[int]:
     return [i for i in wanted if 0 <= i < 10 + depth]
 
 
+def checked_encoder_layers(config) -> list[int]:
+    """The encoder layers ``method.layers`` names, for a method that compares features of
+    the ResNet generator's encoder (CUT, DCLGAN); a ConfigError for another generator or a
+    list that names none."""
+    if config.generator.arch != "resnet":
+        raise ConfigError(f"model {config.model} compares features of the ResNet generator's "
+                          f"encoder; set generator.arch=resnet (not {config.generator.arch})",
+                          "generator.arch")
+    layers = encoder_layers(config.method.layers, config.generator.depth or 9)
+    if not layers:
+        raise ConfigError("method.layers names no layer of the generator's encoder",
+                          "method.layers")
+    return layers
+
+
 class CUT(Method):
     name = "cut"
     paired = False
@@ -170,15 +185,8 @@ class CUT(Method):
 
     @classmethod
     def check(cls, config, given: set[str]) -> None:
-        if config.generator.arch != "resnet":
-            raise ConfigError("model cut compares features of the ResNet generator's encoder; "
-                              f"set generator.arch=resnet (not {config.generator.arch})",
-                              "generator.arch")
-        if not encoder_layers(config.method.layers, config.generator.depth or 9):
-            raise ConfigError("method.layers names no layer of the generator's encoder",
-                              "method.layers")
+        layers = checked_encoder_layers(config)
         hardness_range(config.method.hardness)
-        layers = encoder_layers(config.method.layers, config.generator.depth or 9)
         if config.method.queries == "entropy" and max(layers) < FIRST_BLOCK:
             raise ConfigError("method.queries=entropy selects locations on the residual "
                               f"blocks' layers ({FIRST_BLOCK} and up); method.layers names "

@@ -32,7 +32,7 @@ from translate.train import losses
 from translate.train.diffaugment import diff_augment, parse_policy
 from translate.train.fields import ConfigError, opt
 from translate.train.methods.base import UNPAIRED_DEFAULTS, Export, Method
-from translate.train.methods.cut import PatchHeads, encoder_layers
+from translate.train.methods.cut import PatchHeads, checked_encoder_layers, encoder_layers
 
 
 @dataclass
@@ -60,13 +60,7 @@ class DCLGAN(Method):
 
     @classmethod
     def check(cls, config, given: set[str]) -> None:
-        if config.generator.arch != "resnet":
-            raise ConfigError("model dclgan compares features of the ResNet generators' "
-                              f"encoders; set generator.arch=resnet (not "
-                              f"{config.generator.arch})", "generator.arch")
-        if not encoder_layers(config.method.layers, config.generator.depth or 9):
-            raise ConfigError("method.layers names no layer of the generators' encoders",
-                              "method.layers")
+        checked_encoder_layers(config)
         if config.data.channels_a != config.data.channels_b:
             raise ConfigError("model dclgan embeds each domain with the other generator's "
                               "encoder too, so both domains need the same channels; domain A "
