@@ -654,10 +654,14 @@ def test_a_write_that_fails_is_explained_in_train_and_convert(shapes32, tmp_path
     assert len(list((tmp_path / "out").iterdir())) == 3
 
 
-def test_sigterm_to_the_whole_group_stops_a_folder_quietly(tmp_path):
+@pytest.mark.parametrize("after", [3, 11, 19])
+def test_sigterm_to_the_whole_group_stops_a_folder_quietly(tmp_path, after):
     """SIGTERM to every process of a conversion with loader and encoder workers (``kill --
     -PGID``, ``pkill -f``, service managers): the same clean stop as Ctrl-C, every file
-    written is whole, no traceback from a worker and no worker left."""
+    written is whole, no traceback from a worker and no worker left. At several points of
+    the run: an encoder that died while the main process was sending it an image hung the
+    command in the pool's shutdown (about one stop in 13 before encoders left SIGTERM to
+    the main process)."""
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     photo = np.random.default_rng(0).integers(0, 255, (256, 384, 3), np.uint8)
@@ -670,15 +674,19 @@ def test_sigterm_to_the_whole_group_stops_a_folder_quietly(tmp_path):
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
-    while (not out.is_dir() or len(list(out.iterdir())) < 3) and time.monotonic() < deadline:
+    while (not out.is_dir() or len(list(out.iterdir())) < after) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.05)
+        time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGTERM)
-    err = proc.communicate(timeout=60)[1]
+    try:
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 143, err
     assert "interrupted: every file in" in err and "Traceback" not in err, err
     written = sorted(out.iterdir())
-    assert 3 <= len(written) < 60 and all(p.suffix == ".png" for p in written)
+    assert after <= len(written) < 60 and all(p.suffix == ".png" for p in written)
     assert all(load_rgb(p).shape == photo.shape for p in written)
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError):

@@ -8,9 +8,9 @@
   CUDA, one GPU per process (``cuda:LOCAL_RANK``); gloo on the CPU. Without those variables
   nothing here communicates and every helper does what a single process would do.
 
-Helper processes (data loaders, encoders) call :func:`helper_process_setup` first: they
-leave Ctrl-C to the main process and die with it, however it dies; data loaders
-(:func:`loader_process_setup`) leave SIGTERM to it as well.
+Helper processes (data loaders, encoders) call :func:`loader_process_setup` first: they
+leave Ctrl-C and SIGTERM to the main process, which stops them (:func:`stop_loader`), and
+die with it, however it dies.
 
 Training replicas build on this (:mod:`translate.train.replicas`), as does conversion shared
 between processes (:mod:`translate.infer.shared`). This module imports nothing else of the
@@ -61,13 +61,24 @@ def helper_process_setup(*_) -> None:
 
 
 def loader_process_setup(*_) -> None:
-    """:func:`helper_process_setup` for a DataLoader worker, which also leaves SIGTERM to the
-    main process: a signal sent to the whole process group (``kill -- -PGID``, ``pkill -f``,
+    """:func:`helper_process_setup` for a DataLoader worker or an encoder, which also leaves
+    SIGTERM to the main process: a signal sent to the whole process group (``kill -- -PGID``, ``pkill -f``,
     service managers) would otherwise kill the loaders first and crash the main process
     before it saves its work. The main process stops them (DataLoader's shutdown ends with
     SIGKILL-free joins and a terminate it does not wait on; PDEATHSIG covers the rest)."""
     helper_process_setup()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def stop_loader(batches) -> None:
+    """Shut down the loader processes behind ``batches`` (an iterator of a DataLoader; one
+    without processes is left alone). They ignore SIGTERM, so they must be stopped where the
+    loop that reads them ends, however it ends: kept alive by an error's traceback until
+    exit, they would be terminated in vain and joined for ever, and the command would never
+    end."""
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
 
 
 class DeviceError(UserError, ValueError):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import glob
 import multiprocessing
 import os
-import signal
 import sys
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -42,7 +41,7 @@ from translate.infer.video import (VIDEO_SUFFIXES, VideoError, VideoLimits, Vide
 from translate.infer.video import output_suffix as video_suffix
 from translate.data.jpeg import (JPEG_SUFFIXES, EncodedJpeg, decode_jpegs, encode_jpegs,
                                  input_from_uint8, read_jpeg, to_uint8_batch)
-from translate.devices import helper_process_setup, loader_process_setup
+from translate.devices import loader_process_setup, stop_loader
 from translate.errors import UserError
 from translate.files import atomic_write
 from translate.images import (ALPHA_FORMATS, IMAGE_EXTENSIONS, ImageError, image_size,
@@ -253,42 +252,21 @@ def _with_hint(reason: str) -> str:
     return reason + (" (--max-megapixels raises the limit)" if "megapixels" in reason else "")
 
 
-_encoding = False     # in an encoder process: an image is being written now ...
-_stop_after = False   # ... and SIGTERM came meanwhile: exit once it is whole
-
-
-def _encoder_sigterm(signum: int, _frame) -> None:
-    """SIGTERM in an encoder process (sent to the whole process group, with the main
-    process, by ``kill -- -PGID``, ``pkill -f`` or a service manager): exit now when idle,
-    else once the image being written is whole, so no temporary file is left."""
-    global _stop_after
-    if not _encoding:
-        os._exit(128 + signum)
-    _stop_after = True
-
-
-def _encoder_setup() -> None:
-    helper_process_setup()
-    signal.signal(signal.SIGTERM, _encoder_sigterm)
-
-
 def _encode(array: np.ndarray, path: Path, quality: int, alpha: np.ndarray | None) -> Path:
-    global _encoding
-    _encoding = True
-    try:
-        return save_image(array, path, quality=quality, alpha=alpha)
-    finally:
-        _encoding = False
-        if _stop_after:
-            os._exit(128 + signal.SIGTERM)
+    return save_image(array, path, quality=quality, alpha=alpha)
 
 
 class _Writer:
-    """Encodes in worker processes with a bounded number of images in flight."""
+    """Encodes in worker processes with a bounded number of images in flight.
+
+    The encoders ignore SIGTERM (:func:`loader_process_setup`) and are stopped by the main
+    process, as the loaders are: an encoder that died of a SIGTERM sent to the whole group
+    while the main process was still sending it an image would leave the pool's feeder
+    thread blocked on a full pipe, and the shutdown waiting on it for ever."""
 
     def __init__(self, workers: int):
         self.pool = (ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                         initializer=_encoder_setup)
+                                         initializer=loader_process_setup)
                      if workers > 0 else None)
         self.pending: list[Future] = []
         self.limit = max(2, 4 * workers)
@@ -379,8 +357,9 @@ class _Conversion:
                             num_workers=self.options.workers, collate_fn=lambda x: x,
                             prefetch_factor=8 if self.options.workers else None)
         self.writer = _Writer(self.options.workers)
+        decoded = iter(loader)
         try:
-            for i, rgb, alpha, error in loader:
+            for i, rgb, alpha, error in decoded:
                 if error is not None:
                     self.fail(i, error)
                 elif isinstance(rgb, str) and rgb == VIDEO:
@@ -396,6 +375,7 @@ class _Conversion:
             self.writer.close(cancel=True)
             raise
         finally:
+            stop_loader(decoded)
             self.bar.close()
             self.writer.close()
         self.report.seconds = time.perf_counter() - start

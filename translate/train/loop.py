@@ -44,7 +44,7 @@ from translate.data.datasets import (PairedDataset, StreamSampler, UnpairedDatas
                                      domain_items, fixed_batch, paired_items, resolve_layout,
                                      worker_init)
 from translate.devices import (cores_per_process, cpu_bf16_units, is_main_process,
-                               main_first, pick_device, resolve_precision)
+                               main_first, pick_device, resolve_precision, stop_loader)
 from translate.devices import start as join_processes
 from translate.errors import UserError
 from translate.formats.checkpoint import CheckpointError, non_finite
@@ -463,12 +463,7 @@ class Run:
         try:
             return self._steps(batches, step, bar)
         finally:
-            # the loader processes ignore SIGTERM, so they must be shut down here: kept alive
-            # by an error's traceback until exit, they would be terminated in vain and joined
-            # for ever, and a run that stopped with an error would never end
-            shutdown = getattr(batches, "_shutdown_workers", None)
-            if shutdown is not None:
-                shutdown()
+            stop_loader(batches)
 
     def _steps(self, batches, step: int, bar: tqdm) -> int:
         t = self.config.train
