@@ -194,3 +194,64 @@ def test_pix2pix_learns_with_every_option_on(shapes32, tmp_path, one_thread):
     scores = evaluate(Translator.from_checkpoint(tmp_path / "run", device="cpu"), shapes32)
     print(scores)
     assert scores["psnr"] > scores["identity_psnr"] + 6
+
+
+def test_clipping_scales_each_phase_gradient_down_to_its_norm(tmp_path):
+    """train.clip_g / clip_d: the gradient a phase steps with has at most that L2 norm; the
+    logged norm is the one before clipping, the same as without clipping."""
+    from translate.train.loop import gradient_norm
+
+    def step(clip):
+        m = method(tmp_path)
+        optimizers = {k: torch.optim.Adam(m.parameters_of(k), lr=1e-3) for k in m.groups}
+        terms = train_step(m, optimizers, batch(), clip=clip)
+        return m, terms
+
+    plain, free = step(None)
+    clipped, terms = step({"g": 1e-3, "d": 2e-4})
+    only_d, only_d_terms = step({"d": 2e-4, "g": 0.0})  # 0: off
+    # D steps first, so G's gradient is the same as with D clipped alone
+    for phase, limit, before in (("d", 2e-4, free), ("g", 1e-3, only_d_terms)):
+        norm = terms[f"grad_norm_{phase}"].item()
+        assert norm == pytest.approx(before[f"grad_norm_{phase}"].item(), rel=1e-5)
+        assert norm > 10 * limit
+        assert gradient_norm(clipped.parameters_of(phase)).item() == pytest.approx(limit,
+                                                                                 rel=1e-4)
+    for m, terms in ((plain, free), (only_d, only_d_terms)):  # unclipped: as computed
+        assert gradient_norm(m.parameters_of("g")).item() == pytest.approx(
+            terms["grad_norm_g"].item(), rel=1e-5)
+
+
+def test_clipping_in_fp16_unscales_first(tmp_path):
+    """With fp16's loss scaling the gradient is unscaled before it is clipped: it ends at
+    the norm asked for, not 65536 times less."""
+    from translate.train.loop import gradient_norm
+    from translate.train.precision import Precision
+
+    m = method(tmp_path)
+    optimizers = {k: torch.optim.Adam(m.parameters_of(k), lr=1e-3) for k in m.groups}
+    precision = Precision("fp16", "cpu")
+    precision.scaler = torch.amp.GradScaler("cpu", init_scale=64.0)  # no overflow here
+    terms = train_step(m, optimizers, batch(), precision, clip={"g": 1e-3})
+    assert "grad_norm_g" not in terms  # fp16: not logged (a skipped step's norm is inf)
+    assert gradient_norm(m.parameters_of("g")).item() == pytest.approx(1e-3, rel=1e-3)
+
+
+def test_clipping_may_be_set_when_a_run_is_resumed(shapes32, tmp_path):
+    """A run resumed with train.clip_g: accepted, recorded in config.yaml, and the
+    generator then steps differently from the run resumed without it."""
+    from translate.formats.state import load_state
+    from translate.train.config import load_config
+    from translate.train.loop import train
+
+    schedule = {"iterations": 4, "log_every": 1, "sample_every": 0, "checkpoint_every": 4}
+    ends = {}
+    for name, clip in (("free", 0.0), ("clipped", 1e-3)):
+        run = tmp_path / name
+        train(tiny_config(shapes32, run, train=schedule), progress=False)
+        train(tiny_config(shapes32, run, train=dict(schedule, iterations=6, clip_g=clip)),
+              resume=True, progress=False)
+        assert load_config(run / "config.yaml").train.clip_g == clip
+        ends[name] = load_state(run / "checkpoints" / "latest.pt")["nets"]
+    free, clipped = (ends[k] for k in ("free", "clipped"))
+    assert any(not torch.equal(free[k], clipped[k]) for k in free if k.startswith("g."))

@@ -128,6 +128,11 @@ class TrainConfig(MovedOptions):
     beta2: float = opt(0.999, "Adam beta2 (below 1)", minimum=0)
     decay_from: int | None = opt(None, "iteration where linear LR decay to 0 starts "
                                  "(default: half of iterations)", minimum=0)
+    clip_g: float = opt(0.0, "largest L2 norm of the generators' gradient: a larger one is "
+                        "scaled down to it before the step (0: off); metrics.jsonl's "
+                        "grad_norm_g is the norm before clipping", minimum=0)
+    clip_d: float = opt(0.0, "the same for the discriminators' gradient (grad_norm_d)",
+                        minimum=0)
     device: str = opt("auto", "where to train", ("auto", "cpu", "cuda"))
     seed: int = opt(0, "seed for weights, data order, augmentation and dropout", minimum=0)
     out: str = opt("", "run folder (default: runs/<config file name>)")
@@ -166,6 +171,7 @@ RESUMABLE_CHANGES = {
     "train.out",  # the run folder may be moved or named by another path
     "train.on_collapse", "train.tensorboard",
     "train.lr",  # lower it to continue a run that collapsed; the schedule's shape stays
+    "train.clip_g", "train.clip_d",  # clip to carry a run past a divergence
 }
 
 

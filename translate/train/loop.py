@@ -192,17 +192,18 @@ def gradient_norm(params) -> torch.Tensor:
 
 
 def train_step(method: Method, optimizers: dict, batch: dict,
-               precision: Precision | None = None, average=None
-               ) -> dict[str, torch.Tensor]:
+               precision: Precision | None = None, average=None,
+               clip: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
     """One iteration: generators' forward, then each phase's objective and optimizer step.
     While a phase steps, the other groups' parameters need no gradients. ``precision``
     (default fp32) runs forward passes and objectives under autocast; with fp16 its scaler
     scales every phase's loss, steps each optimizer and is updated once per iteration.
     ``average(params)`` (several processes) replaces the phase's gradients by their mean over
-    the processes between backward and step. Returns the logged terms (and each phase's
-    gradient norm, ``grad_norm_<phase>``, except in fp16) as 0-dim float32 tensors on the
-    device: nothing is read back to the host here."""
-    precision = precision or Precision()
+    the processes between backward and step. ``clip`` ({phase: max norm}, 0 or missing: off)
+    scales a phase's gradient down to that L2 norm before its step. Returns the logged terms
+    (and each phase's gradient norm before clipping, ``grad_norm_<phase>``, except in fp16)
+    as 0-dim float32 tensors on the device: nothing is read back to the host here."""
+    precision, clip = precision or Precision(), clip or {}
     with precision.autocast():
         outputs = method.forward(batch)
     logged: dict[str, torch.Tensor] = {}
@@ -216,8 +217,12 @@ def train_step(method: Method, optimizers: dict, batch: dict,
         precision.backward(total)
         if average is not None:
             average(method.parameters_of(phase))
-        if not precision.scaler.is_enabled():  # fp16's scaled gradients are not comparable
-            logged[f"grad_norm_{phase}"] = gradient_norm(method.parameters_of(phase))
+        norm = (precision.clip(optimizers[phase], method.parameters_of(phase), clip[phase])
+                if clip.get(phase) else None)
+        # fp16: scaled gradients, or unscaled ones that overflowed on a step the scaler skips
+        if not precision.scaler.is_enabled():
+            logged[f"grad_norm_{phase}"] = (norm if norm is not None
+                                            else gradient_norm(method.parameters_of(phase)))
         precision.step(optimizers[phase])
         logged.update(terms)
         logged[f"{phase}_total"] = total.detach()
@@ -472,7 +477,8 @@ class Run:
                 self.method.progress = step / t.iterations
                 terms = train_step(self.method, self.optimizers,
                                    self.speed.batch(next(batches)), self.speed.precision,
-                                   self.replicas.average_gradients)
+                                   self.replicas.average_gradients,
+                                   {"g": t.clip_g, "d": t.clip_d})
                 for phase in self.method.phases:  # the groups that were stepped
                     self.schedulers[phase].step()
                 step += 1

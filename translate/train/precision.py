@@ -69,6 +69,15 @@ class Precision:
     def backward(self, loss: torch.Tensor) -> None:
         self.scaler.scale(loss).backward()
 
+    def clip(self, optimizer: torch.optim.Optimizer, params, max_norm: float) -> torch.Tensor:
+        """Scale the gradients of ``params`` (those ``optimizer`` steps) down to an L2 norm
+        of at most ``max_norm``, unscaled first with fp16; returns their norm before
+        clipping (a 0-dim tensor; non-finite after an fp16 overflow, whose step the scaler
+        skips)."""
+        if self.scaler.is_enabled():
+            self.scaler.unscale_(optimizer)
+        return torch.nn.utils.clip_grad_norm_(list(params), max_norm)
+
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         self.scaler.step(optimizer)
 
