@@ -48,6 +48,21 @@ def test_the_objective_and_its_weights(shapes32, tmp_path):
                    ), f"{name} did not change"
 
 
+def test_wgan_gp_penalises_both_discriminators(shapes32, tmp_path):
+    """With loss.gan wgan-gp, D's total adds loss.gp times each discriminator's gradient
+    penalty; without it there is none."""
+    out_of = {}
+    for gan in ("wgan-gp", "vanilla"):
+        config = tiny_config(shapes32, tmp_path / gan, loss={"gan": gan, "gp": 7.0}, **DCL)
+        method = build_method(config)
+        out_of[gan] = method.objective("d", method.forward(_batch()))
+    total, t = out_of["wgan-gp"]
+    assert t["d_a_gp"] > 0 and t["d_b_gp"] > 0
+    expected = t["d_a"] + t["d_b"] + 7.0 * (t["d_a_gp"] + t["d_b_gp"])
+    assert total.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert not any(k.endswith("_gp") for k in out_of["vanilla"][1])
+
+
 def test_each_domain_has_its_own_embedding(shapes32, tmp_path):
     """NCE_ab embeds G_ab(a), an image of B, with G_ba's encoder and the heads of B: its
     gradient reaches heads_b (the queries) and not heads_a (the targets)."""

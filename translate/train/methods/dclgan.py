@@ -102,7 +102,10 @@ class DCLGAN(Method):
         return self.nets[name](diff_augment(self.augment, x)[0])
 
     def d_objective(self, out: dict):
-        mode, terms = self.loss.gan, {}
+        """Each domain's discriminator on its real images and the other generator's
+        translations, (1/2)(L_D(real) + L_D(fake)) per domain, summed; with loss.gan
+        wgan-gp each adds loss.gp times its gradient penalty (``d_b_gp``, ``d_a_gp``)."""
+        mode, terms, total = self.loss.gan, {}, 0.0
         for name, real, fake in (("d_b", out["real_b"], out["fake_b"]),
                                  ("d_a", out["real_a"], out["fake_a"])):
             on_real, on_fake = self.judge(name, real), self.judge(name, fake.detach())
@@ -110,7 +113,11 @@ class DCLGAN(Method):
                                  + losses.discriminator_loss(mode, on_fake, False))
             terms[f"score_real_{name[-1]}"] = losses.realness(mode, on_real)
             terms[f"score_fake_{name[-1]}"] = losses.realness(mode, on_fake)
-        total = terms["d_a"] + terms["d_b"]
+            total = total + terms[name]
+            if mode == "wgan-gp" and self.loss.gp > 0:
+                terms[f"{name}_gp"] = losses.gradient_penalty(
+                    lambda x, name=name: self.judge(name, x), real, fake.detach())
+                total = total + self.loss.gp * terms[f"{name}_gp"]
         return total, {k: v.detach() for k, v in terms.items()}
 
     def g_objective(self, out: dict):
