@@ -185,3 +185,23 @@ def test_norm_and_dropout_are_refused():
                            "data.crop_size=30", "data.load_size=30"])
     config = load_config(None, ["generator.arch=local", "generator.norm=none", "train.out=x"])
     assert config.generator.depth == 4
+
+
+def test_loading_a_shipped_model_does_not_import_the_compiler():
+    """Opening a model checks its description by building the network on the meta device;
+    initialising those weights went through torch's reference ops, which import
+    torch._dynamo: about 1 s added to every command that opens a model (convert, the demo).
+    Loading a shipped model leaves it unimported."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = ("import sys\n"
+            "from translate.infer.engine import Translator\n"
+            "Translator.from_checkpoint('models/real2anime.safetensors', device='cpu')\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False", done.stdout

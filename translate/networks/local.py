@@ -111,13 +111,19 @@ class LocalGenerator(nn.Module):
         self.up2 = _conv(4 * ngf, 2 * ngf)
         self.up1 = _conv(2 * ngf, ngf)
         self.tail = _conv(ngf, out_channels + (1 if tones else 0))
+        if not self.tail.weight.is_meta:  # built to be counted: random values would cost
+            self.initialise()             # an import of torch's compiler (about 1 s)
+
+    def initialise(self) -> None:
+        """He-normal convolutions, zero biases; residual branches start small and the tail
+        at zero, so the network starts as the identity mapping."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, a=0.2, nonlinearity="leaky_relu")
                 nn.init.zeros_(m.bias)
-        for block in self.blocks:   # residual branches start small
+        for block in self.blocks:
             block.conv2.weight.data.mul_(0.1)
-        nn.init.zeros_(self.tail.weight)   # starts as the identity mapping
+        nn.init.zeros_(self.tail.weight)
 
     @staticmethod
     def receptive_margin(depth: int | None = 4, smooth: int = 0, **_) -> int:
