@@ -261,6 +261,39 @@ def test_cli_convert_options(models, tmp_path):
     assert bad.returncode == 2
 
 
+def test_png_level_changes_the_size_never_the_pixels(models, tmp_path):
+    """--png-level: the default (1) and 9 write the same pixels, 9 in a smaller file; a
+    level outside 0-9 is refused before anything is written, naming the choices."""
+    from translate.images import load_rgb
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(noise(120, 160)).save(src / "p.png")
+    written = {}
+    for level in (None, "9"):
+        out = tmp_path / f"out{level}"
+        run_cli("convert", "--checkpoint", str(models["resnet"]), "--input", str(src),
+                "--output", str(out), "--workers", "0", "--quiet",
+                *(("--png-level", level) if level else ()), check=True)
+        written[level] = out / "p.png"
+    assert np.array_equal(load_rgb(written[None]), load_rgb(written["9"]))
+    assert written["9"].stat().st_size < written[None].stat().st_size
+    bad = run_cli("convert", "--checkpoint", str(models["resnet"]), "--input", str(src),
+                  "--output", str(tmp_path / "o2"), "--png-level", "10")
+    assert bad.returncode == 2 and "--png-level" in bad.stderr and "0-9" in bad.stderr
+    assert not (tmp_path / "o2").exists()
+
+
+def test_the_command_line_and_the_library_write_png_alike():
+    """convert's --png-level default is the library's (Options.png_level, PNG_LEVEL)."""
+    from translate.cli.main import build_parser
+    from translate.infer.convert import PNG_LEVEL
+
+    args = build_parser().parse_args(["convert", "--checkpoint", "m", "--input", "i",
+                                      "--output", "o"])
+    assert args.png_level == Options().png_level == PNG_LEVEL
+
+
 def test_tile_progress_counts_every_tile(models):
     """translate_array reports tiles as they finish (the demo and the CLI bar use this)."""
     t = Translator.from_checkpoint(models["resnet"], device="cpu")

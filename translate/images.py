@@ -194,11 +194,12 @@ PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", 
 
 
 def save_image(array: np.ndarray, path: str | Path, quality: int = 95,
-               alpha: np.ndarray | None = None) -> Path:
+               alpha: np.ndarray | None = None, png_level: int = 6) -> Path:
     """Write uint8 (H, W, 3) RGB or (H, W, 1) gray to ``path``, atomically; the format
     follows the extension. ``alpha`` (H, W) is stored where the format has an alpha channel
     (PNG, WebP, TIFF) and dropped otherwise. JPEG and WebP use ``quality`` (JPEG without
-    chroma subsampling)."""
+    chroma subsampling); PNG is compressed at zlib level ``png_level`` (0-9: 6 is Pillow's
+    default; 1 writes about 5x faster and about 15 % larger)."""
     path = Path(path)
     ext = path.suffix.lower()
     img = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array)
@@ -211,6 +212,8 @@ def save_image(array: np.ndarray, path: str | Path, quality: int = 95,
     elif ext == ".webp":
         options = {"quality": quality}
     fmt = PIL_FORMATS.get(ext, "PNG")
+    if fmt == "PNG":
+        options = {"compress_level": png_level}
     return atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **options))
 
 

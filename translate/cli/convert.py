@@ -92,7 +92,7 @@ def convert_options(args):
     from translate.infer.video import VideoOptions
 
     return Options(batch_size=args.batch_size, tile=args.tile, overlap=args.overlap,
-                   format=args.format, quality=args.quality,
+                   format=args.format, quality=args.quality, png_level=args.png_level,
                    skip_existing=args.skip_existing, overwrite=args.overwrite,
                    workers=args.workers, face=args.face, tile_progress=not args.quiet,
                    max_pixels=int(args.max_megapixels * 1e6),
@@ -228,6 +228,9 @@ def register_convert(sub) -> None:
     p.add_argument("--format", default="same", choices=("same", "png", "jpg", "webp"),
                    help="output format (default: the input's, PNG for others)")
     p.add_argument("--quality", type=positive, default=95, help="JPEG/WebP quality (95)")
+    p.add_argument("--png-level", type=int, default=1, choices=range(10), metavar="0-9",
+                   help="PNG compression level (default 1, the fastest to write; 6 writes "
+                   "files about 13 %% smaller, about 5x slower)")
     existing = p.add_mutually_exclusive_group()
     existing.add_argument("--skip-existing", action="store_true",
                    help="skip images whose output exists (resume a stopped run)")
