@@ -17,9 +17,11 @@ output distance says little). Sizes: ``256`` (256 x 256), ``1mp`` (1224 x 816), 
 (4240 x 2832, in 1024 px tiles as convert runs it).
 
 Each (model, size, engine) runs in its own process, so peak memory (the process's
-maximum resident set) is its own; the input is a demo photo resized to the size. Every
-engine is warmed up once, then timed over at least 3 passes and 2 s (the median is kept).
-JSON lines on stdout (``--out`` appends them to a file); ``--table FILE`` prints the
+maximum resident set) is its own, with the memory reuse every ``translate`` command sets up
+(:func:`translate.host_memory.keep_freed_memory`; ``--system-malloc``: without it); the
+input is a demo photo resized to the size. Every engine is warmed up once, then timed over
+at least 3 passes and 2 s (the median is kept). JSON lines on stdout (``--out`` appends
+them to a file); ``--table FILE`` prints the
 Markdown table of a rows file.
 """
 
@@ -155,6 +157,9 @@ def measure_one(model: str, size_name: str, kind: str, threads: int) -> dict:
     import numpy as np
     import torch
 
+    from translate.host_memory import keep_freed_memory
+
+    kept_freed = keep_freed_memory()  # as every translate command does
     torch.set_num_threads(threads)
     size = SIZES[size_name]
     rgb = photo_at(size)
@@ -181,7 +186,7 @@ def measure_one(model: str, size_name: str, kind: str, threads: int) -> dict:
             "seconds": round(seconds, 4), "first_seconds": round(first, 2),
             "images_per_second": round(1 / seconds, 3),
             "gflop": round(gflop_total, 1), "gflops": round(gflop_total / seconds, 1),
-            "peak_rss_mb": round(peak_mb),
+            "peak_rss_mb": round(peak_mb), "kept_freed": kept_freed,
             "max_levels": int(diff.max()), "mean_levels": round(float(diff.mean()), 3)}
 
 
@@ -202,7 +207,7 @@ def table(rows: list[dict]) -> str:
     lines = ["| model | size | engine | s/image | images/s | GFLOP/s | of peak | peak MB | "
              "max / mean levels |", "|---|---|---|---|---|---|---|---|---|"]
     base = {(r["model"], r["size"]): r["seconds"] for r in rows
-            if r.get("engine") == "torch-fp32"}
+            if r.get("engine") == "torch-fp32" and r.get("kept_freed") is not False}
     for r in rows:
         if "engine" not in r:
             continue
@@ -210,7 +215,8 @@ def table(rows: list[dict]) -> str:
         speedup = base.get((r["model"], r["size"]))
         ratio = f" ({speedup / r['seconds']:.2f}x)" if speedup else ""
         share = f"{r['gflops'] / peak:.0%}" if peak else "-"
-        lines.append(f"| {r['model']} | {r['size']} | {r['engine']} | {r['seconds']:.3f}{ratio} "
+        engine = r["engine"] + (" (system malloc)" if r.get("kept_freed") is False else "")
+        lines.append(f"| {r['model']} | {r['size']} | {engine} | {r['seconds']:.3f}{ratio} "
                      f"| {r['images_per_second']:.2f} | {r['gflops']:.0f} | {share} | "
                      f"{r['peak_rss_mb']} | {r['max_levels']} / {r['mean_levels']:.2f} |")
     return "\n".join(lines)
@@ -225,6 +231,9 @@ def main() -> None:
     p.add_argument("--out", type=Path, help="append the rows to this JSONL file")
     p.add_argument("--table", type=Path, help="print the Markdown table of a rows file")
     p.add_argument("--peaks", action="store_true", help="print the matmul peaks only")
+    p.add_argument("--system-malloc", action="store_true",
+                   help="measure with the C library's default allocation (rows marked "
+                   "'system malloc'), not the memory reuse every translate command sets up")
     p.add_argument("--one", nargs=3, metavar=("MODEL", "SIZE", "ENGINE"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.table:
@@ -248,7 +257,9 @@ def main() -> None:
             for kind in args.engines:
                 proc = subprocess.run([sys.executable, __file__, "--one", model, size, kind,
                                        "--threads", str(args.threads)],
-                                      capture_output=True, text=True)
+                                      capture_output=True, text=True,
+                                      env={**os.environ, "TRANSLATE_SYSTEM_MALLOC":
+                                           "1" if args.system_malloc else "0"})
                 if proc.returncode != 0:
                     tail = [ln for ln in proc.stderr.splitlines() if ln.strip()][-1:] or ["?"]
                     emit({"model": model, "size": size, "engine_failed": kind,

@@ -61,11 +61,11 @@ def helper_process_setup(*_) -> None:
 
 
 def loader_process_setup(*_) -> None:
-    """:func:`helper_process_setup` for a DataLoader worker or an encoder, which also leaves
-    SIGTERM to the main process: a signal sent to the whole process group (``kill -- -PGID``, ``pkill -f``,
-    service managers) would otherwise kill the loaders first and crash the main process
-    before it saves its work. The main process stops them (DataLoader's shutdown ends with
-    SIGKILL-free joins and a terminate it does not wait on; PDEATHSIG covers the rest)."""
+    """:func:`helper_process_setup` for a DataLoader worker or an encoder, which also
+    leaves SIGTERM to the main process: a signal sent to the whole process group (``kill --
+    -PGID``, ``pkill -f``, service managers) would otherwise kill the helpers first and
+    crash the main process before it saves its work. The main process stops them
+    (:func:`stop_loader`, an encoder pool's shutdown); PDEATHSIG covers the rest."""
     helper_process_setup()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 

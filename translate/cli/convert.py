@@ -237,8 +237,10 @@ def register_convert(sub) -> None:
     existing.add_argument("--overwrite", action="store_true",
                    help="replace files already at output paths (by default convert stops "
                    "before writing if any exists)")
-    p.add_argument("--workers", type=non_negative, default=2,
-                   help="decoder and encoder processes each (default 2; 0: none)")
+    p.add_argument("--workers", type=non_negative, default=None,
+                   help="decoder and encoder processes each (0: none; default 2, but none "
+                   "on a CPU with 2 cores or fewer, where they slow the network down more "
+                   "than they save)")
     p.add_argument("--max-megapixels", type=megapixels, default=100,
                    help="larger images are reported and skipped without being decoded "
                    "(default 100, at most 1000; each megapixel costs memory and time)")

@@ -14,6 +14,7 @@ from translate import __version__
 from translate.cli import bench, convert, data, demo, evaluate, push, report, train
 from translate.errors import UserError
 from translate.files import WRITE_ERRORS
+from translate.host_memory import keep_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             args.overrides += extra
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    keep_freed_memory()  # networks' large activations reuse memory already mapped
     try:
         return args.func(args)
     except UserError as err:  # CliError and the package's own errors
