@@ -61,7 +61,7 @@ class UsageError(UserError, ValueError):
 
 # zlib level of PNG outputs: on 1 MP outputs of the shipped models level 1 encodes in 65 ms
 # and 1.23 MB against level 6's 338 ms and 1.06 MB (AMD EPYC, one core); encoding shares two
-# cores with the network, so level 6 made a folder of 1 MP photos to PNG 1.6x slower.
+# cores with the network, so level 6 made a folder of 1 MP photos to PNG 1.5x slower.
 PNG_LEVEL = 1
 
 
