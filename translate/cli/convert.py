@@ -225,18 +225,7 @@ def register_convert(sub) -> None:
                    "only images above 4 megapixels, in 1024 px tiles)")
     p.add_argument("--overlap", type=non_negative, default=64,
                    help="pixels shared by neighbouring tiles, blended smoothly (default 64)")
-    p.add_argument("--format", default="same", choices=("same", "png", "jpg", "webp"),
-                   help="output format (default: the input's, PNG for others)")
-    p.add_argument("--quality", type=positive, default=95, help="JPEG/WebP quality (95)")
-    p.add_argument("--png-level", type=int, default=1, choices=range(10), metavar="0-9",
-                   help="PNG compression level (default 1, the fastest to write; 6 writes "
-                   "files about 13 %% smaller, about 5x slower)")
-    existing = p.add_mutually_exclusive_group()
-    existing.add_argument("--skip-existing", action="store_true",
-                   help="skip images whose output exists (resume a stopped run)")
-    existing.add_argument("--overwrite", action="store_true",
-                   help="replace files already at output paths (by default convert stops "
-                   "before writing if any exists)")
+    _output_options(p)
     p.add_argument("--workers", type=non_negative, default=None,
                    help="decoder and encoder processes each (0: none; default 2, but none "
                    "on a CPU with 2 cores or fewer, where they slow the network down more "
@@ -262,6 +251,22 @@ def register_convert(sub) -> None:
                    "later sizes reuse their size-independent graphs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_convert)
+
+
+def _output_options(p) -> None:
+    """How ``convert`` writes its outputs, and what it does with existing ones."""
+    p.add_argument("--format", default="same", choices=("same", "png", "jpg", "webp"),
+                   help="output format (default: the input's, PNG for others)")
+    p.add_argument("--quality", type=positive, default=95, help="JPEG/WebP quality (95)")
+    p.add_argument("--png-level", type=int, default=1, choices=range(10), metavar="0-9",
+                   help="PNG compression level (default 1, the fastest to write; 6 writes "
+                   "files about 13 %% smaller, about 5x slower)")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--skip-existing", action="store_true",
+                   help="skip images whose output exists (resume a stopped run)")
+    existing.add_argument("--overwrite", action="store_true",
+                   help="replace files already at output paths (by default convert stops "
+                   "before writing if any exists)")
 
 
 def _video_options(p) -> None:
