@@ -199,7 +199,7 @@ def save_image(array: np.ndarray, path: str | Path, quality: int = 95,
     follows the extension. ``alpha`` (H, W) is stored where the format has an alpha channel
     (PNG, WebP, TIFF) and dropped otherwise. JPEG and WebP use ``quality`` (JPEG without
     chroma subsampling); PNG is compressed at zlib level ``png_level`` (0-9: 6 is Pillow's
-    default; 1 writes about 5x faster and about 15 % larger)."""
+    default; 1 writes about 5x faster and about 13 % larger)."""
     path = Path(path)
     ext = path.suffix.lower()
     img = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array)

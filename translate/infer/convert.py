@@ -260,11 +260,6 @@ def _with_hint(reason: str) -> str:
     return reason + (" (--max-megapixels raises the limit)" if "megapixels" in reason else "")
 
 
-def _encode(array: np.ndarray, path: Path, quality: int, alpha: np.ndarray | None,
-            png_level: int = PNG_LEVEL) -> Path:
-    return save_image(array, path, quality=quality, alpha=alpha, png_level=png_level)
-
-
 class _Writer:
     """Encodes in worker processes with a bounded number of images in flight.
 
@@ -280,13 +275,14 @@ class _Writer:
         self.pending: list[Future] = []
         self.limit = max(2, 4 * workers)
 
-    def submit(self, *args) -> None:
+    def submit(self, *args, **options) -> None:
+        """:func:`~translate.images.save_image` (``*args``, ``**options``) in a worker."""
         if self.pool is None:
-            _encode(*args)
+            save_image(*args, **options)
             return
         while len(self.pending) >= self.limit:
             self.pending.pop(0).result()
-        self.pending.append(self.pool.submit(_encode, *args))
+        self.pending.append(self.pool.submit(save_image, *args, **options))
 
     def close(self, cancel: bool = False) -> None:
         """Wait for the images in flight; with ``cancel`` (Ctrl-C), only for those being
@@ -503,7 +499,8 @@ class _Conversion:
         if isinstance(out, bytes):
             atomic_write(dst, lambda tmp: Path(tmp).write_bytes(out))
         else:
-            self.writer.submit(out, dst, self.options.quality, alpha, self.options.png_level)
+            self.writer.submit(out, dst, quality=self.options.quality, alpha=alpha,
+                               png_level=self.options.png_level)
         self.report.written.append(dst)
         self.bar.update(1)
 
