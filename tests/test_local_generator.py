@@ -69,6 +69,39 @@ def test_tiles_equal_the_whole_image(tmp_path, smooth, tones):
             assert diff.max() <= 1 and diff.mean() < 0.01, (tile, diff.max(), diff.mean())
 
 
+@pytest.mark.parametrize("size", [(8, 8), (12, 20), (36, 52), (100, 64)])
+@pytest.mark.parametrize("extra", [{}, {"smooth": 2, "tones": 6}])
+def test_upsampling_by_phases_equals_the_plain_upsampling(size, extra):
+    """Outside training each upsampling runs as one convolution per output phase at the low
+    resolution (local._up_conv); training runs the plain bilinear map and convolution. The
+    forward values are the same in both modes (the straight-through terms add zero), so the
+    two paths must agree to fp32 rounding, borders and corners included."""
+    net = _trained_looking(**extra)
+    x = torch.rand(2, 3, *size) * 2 - 1
+    with torch.no_grad():
+        phases = net.eval()(x)
+        plain = net.train()(x)
+    assert (phases - plain).abs().max() < 1e-5
+
+
+def test_upsampling_by_phases_in_bf16_stays_within_bf16_rounding(monkeypatch):
+    """In bf16 the phase kernels are rounded after they are composed, the plain path rounds
+    the upsampled map: both stay as close to fp32 as each other."""
+    import translate.networks.local as local
+
+    net = _trained_looking(ngf=16)
+    x = (torch.rand(1, 3, 64, 96) * 2 - 1).to(memory_format=torch.channels_last)
+    results = []
+    for phases in (True, False):
+        monkeypatch.setattr(local, "PHASE_UPSAMPLE", phases)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            results.append(net(x).float())
+    with torch.no_grad():
+        full = net(x)
+    drift = (results[1] - full).abs().max()  # the plain path's bf16 rounding
+    assert (results[0] - full).abs().max() <= 1.5 * drift + 0.01
+
+
 def test_the_output_filter_flattens_weak_variation_and_keeps_edges():
     """generator.smooth: an untrained generator returns its input through the self-guided
     filter: faint texture (about 8 levels) is averaged away, a strong step (half the range)
