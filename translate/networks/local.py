@@ -47,6 +47,8 @@ from kornia.color import lab_to_rgb, rgb_to_lab
 from kornia.filters import guided_blur
 from torch import nn
 
+from translate.networks import fused
+
 SMOOTH_EPS = 1e-2   # the guided filter's eps, in squared [-1, 1] units (std 0.1: 13 levels)
 LUMA = (0.299, 0.587, 0.114)
 TONE_KEEP = 0.1       # share of the lightness kept beside its steps ...
@@ -109,7 +111,7 @@ class _Block(nn.Module):
         self.conv2 = _conv(channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.leaky_relu(self.conv1(x), 0.2))
+        return fused.conv(fused.conv(x, self.conv1, 0.2), self.conv2, residual=x)
 
 
 class LocalGenerator(nn.Module):
@@ -169,14 +171,14 @@ class LocalGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         act = lambda t: F.leaky_relu(t, 0.2)  # noqa: E731
-        f0 = act(self.head(x))
-        f1 = act(self.down1(f0))
-        h = act(self.down2(f1))
+        f0 = fused.conv(x, self.head, 0.2)
+        f1 = fused.conv(f0, self.down1, 0.2)
+        h = fused.conv(f1, self.down2, 0.2)
         for block in self.blocks:
             h = block(h)
         h = act(_up_conv(h, self.up2, self.training) + f1)
         h = act(_up_conv(h, self.up1, self.training) + f0)
-        delta = self.tail(h)
+        delta = fused.conv(h, self.tail)
         if self.tones:
             delta, mix = delta[:, :-1], delta[:, -1:]
         if self.in_channels == self.out_channels:
