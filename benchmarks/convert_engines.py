@@ -225,7 +225,8 @@ def table(rows: list[dict]) -> str:
         ratio = f" ({speedup / r['seconds']:.2f}x)" if speedup else ""
         share = f"{r['gflops'] / peak:.0%}" if peak else "-"
         engine = r["engine"] + (" (system malloc)" if r.get("kept_freed") is False else "") \
-            + (" (plain layers)" if r.get("layers") == "plain" else "")
+            + {"plain": " (plain layers)", "phases-graph": " (graph with phases)"}.get(
+                r.get("layers"), "")
         lines.append(f"| {r['model']} | {r['size']} | {engine} | {r['seconds']:.3f}{ratio} "
                      f"| {r['images_per_second']:.2f} | {r['gflops']:.0f} | {share} | "
                      f"{r['peak_rss_mb']} | {r['max_levels']} / {r['mean_levels']:.2f} |")

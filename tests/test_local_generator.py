@@ -84,6 +84,15 @@ def test_upsampling_by_phases_equals_the_plain_upsampling(size, extra):
     assert (phases - plain).abs().max() < 1e-5
 
 
+def test_a_trace_sees_the_plain_upsampling():
+    """An ONNX export traces the network: it gets the plain operations (engines such as
+    OpenVINO fuse those better than the phases' pixel shuffle and ring writes)."""
+    net = _trained_looking()
+    with torch.no_grad():
+        graph = str(torch.jit.trace(net, torch.rand(1, 3, 32, 32)).inlined_graph)
+    assert "upsample_bilinear2d" in graph and "pixel_shuffle" not in graph
+
+
 def test_upsampling_by_phases_in_bf16_stays_within_bf16_rounding(monkeypatch):
     """In bf16 the phase kernels are rounded after they are composed, the plain path rounds
     the upsampled map: both stay as close to fp32 as each other."""
