@@ -20,8 +20,8 @@ Each (model, size, engine) runs in its own process, so peak memory (the process'
 maximum resident set) is its own, with the memory reuse every ``translate`` command sets up
 (:func:`translate.host_memory.keep_freed_memory`; ``--system-malloc``: without it) and the
 local generator's inference layers (each upsampling as one convolution per output phase,
-convolutions fused with their activation or residual add; ``--plain-layers``: the plain
-operations); the
+convolutions fused with their activation or residual add; ``--layers plain``: the plain
+operations, ``phases``: the upsampling only); the
 input is a demo photo resized to the size. Every engine is warmed up once, then timed over
 at least 3 passes and 2 s (the median is kept). JSON lines on stdout (``--out`` appends
 them to a file); ``--table FILE`` prints the
@@ -156,7 +156,7 @@ def photo_at(size: tuple[int, int]):
 
 
 def measure_one(model: str, size_name: str, kind: str, threads: int,
-                plain_layers: bool = False) -> dict:
+                layers: str = "fused") -> dict:
     """One row, in this process (the caller starts a fresh one for each)."""
     import numpy as np
     import torch
@@ -166,7 +166,7 @@ def measure_one(model: str, size_name: str, kind: str, threads: int,
     from translate.host_memory import keep_freed_memory
 
     kept_freed = keep_freed_memory()  # as every translate command does
-    local.PHASE_UPSAMPLE = fused.ENABLED = not plain_layers
+    local.PHASE_UPSAMPLE, fused.ENABLED = layers != "plain", layers == "fused"
     torch.set_num_threads(threads)
     size = SIZES[size_name]
     rgb = photo_at(size)
@@ -194,7 +194,7 @@ def measure_one(model: str, size_name: str, kind: str, threads: int,
             "images_per_second": round(1 / seconds, 3),
             "gflop": round(gflop_total, 1), "gflops": round(gflop_total / seconds, 1),
             "peak_rss_mb": round(peak_mb), "kept_freed": kept_freed,
-            "layers": "plain" if plain_layers else "fused",
+            "layers": layers,
             "max_levels": int(diff.max()), "mean_levels": round(float(diff.mean()), 3)}
 
 
@@ -225,8 +225,8 @@ def table(rows: list[dict]) -> str:
         ratio = f" ({speedup / r['seconds']:.2f}x)" if speedup else ""
         share = f"{r['gflops'] / peak:.0%}" if peak else "-"
         engine = r["engine"] + (" (system malloc)" if r.get("kept_freed") is False else "") \
-            + {"plain": " (plain layers)", "phases-graph": " (graph with phases)"}.get(
-                r.get("layers"), "")
+            + {"plain": " (plain layers)", "phases": " (upsampling by phases only)",
+               "phases-graph": " (graph with phases)"}.get(r.get("layers"), "")
         lines.append(f"| {r['model']} | {r['size']} | {engine} | {r['seconds']:.3f}{ratio} "
                      f"| {r['images_per_second']:.2f} | {r['gflops']:.0f} | {share} | "
                      f"{r['peak_rss_mb']} | {r['max_levels']} / {r['mean_levels']:.2f} |")
@@ -245,17 +245,18 @@ def main() -> None:
     p.add_argument("--system-malloc", action="store_true",
                    help="measure with the C library's default allocation (rows marked "
                    "'system malloc'), not the memory reuse every translate command sets up")
-    p.add_argument("--plain-layers", action="store_true",
-                   help="run the local generator's layers the plain way (rows marked 'plain "
-                   "layers'): the bilinear map then the convolution, and the convolution, "
-                   "residual add and activation as separate passes")
+    p.add_argument("--layers", choices=("fused", "phases", "plain"), default="fused",
+                   help="the local generator's inference layers: 'fused' (what convert "
+                   "runs), 'phases' (the upsampling by phases, no fused convolutions) or "
+                   "'plain' (the bilinear map then the convolution; convolution, add and "
+                   "activation as separate passes)")
     p.add_argument("--one", nargs=3, metavar=("MODEL", "SIZE", "ENGINE"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.table:
         print(table([json.loads(line) for line in args.table.read_text().splitlines()]))
         return
     if args.one:
-        print(json.dumps(measure_one(*args.one, args.threads, args.plain_layers)))
+        print(json.dumps(measure_one(*args.one, args.threads, args.layers)))
         return
     if args.peaks:
         print(json.dumps({k: round(v) for k, v in matmul_peaks(args.threads).items()}))
@@ -270,7 +271,7 @@ def main() -> None:
             if model == "resnet9" and size == "12mp":
                 continue  # about a minute per pass in fp32 on 2 cores; 1mp says the same
             for kind in args.engines:
-                plain = ["--plain-layers"] if args.plain_layers else []
+                plain = ["--layers", args.layers]
                 proc = subprocess.run([sys.executable, __file__, "--one", model, size, kind,
                                        "--threads", str(args.threads), *plain],
                                       capture_output=True, text=True,

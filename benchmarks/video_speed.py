@@ -7,8 +7,9 @@ a slow pan, converts each with both shipped models in each ``--precisions`` (def
 ``auto,fp32``: what convert does by default, then fp32), and prints frames/s and the
 flicker figure (output change over input change per frame; 1: as much as the input). Freed
 memory is kept for reuse, as every translate command does (``TRANSLATE_SYSTEM_MALLOC=1``:
-the C library's default). ``--plain-layers`` runs the local generator's layers the plain
-way (no upsampling by phases, no fused convolutions), to compare."""
+the C library's default). ``--layers plain`` runs the local generator's layers the plain
+way (no upsampling by phases, no fused convolutions), ``phases`` without the fused
+convolutions, to compare."""
 
 from __future__ import annotations
 
@@ -61,10 +62,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=20)
     parser.add_argument("--precisions", default="auto,fp32")
     parser.add_argument("--temporal", default="0,4")
-    parser.add_argument("--plain-layers", action="store_true")
+    parser.add_argument("--layers", choices=("fused", "phases", "plain"), default="fused")
     args = parser.parse_args()
     keep_freed_memory()
-    local.PHASE_UPSAMPLE = fused.ENABLED = not args.plain_layers
+    local.PHASE_UPSAMPLE, fused.ENABLED = args.layers != "plain", args.layers == "fused"
     with tempfile.TemporaryDirectory() as tmp:
         for name, (w, h) in (("720p", (1280, 720)), ("1080p", (1920, 1080))):
             clip = panning_clip(Path(tmp) / f"{name}.mp4", w, h, args.frames)
