@@ -9,7 +9,7 @@ from translate.formats.checkpoint import export_generator
 from translate.infer.convert import HostBuffers, Options, UsageError, convert, plan
 from translate.infer.engine import Translator
 from translate.networks import build_generator
-from translate.infer.tiling import ramp, tile_starts
+from translate.infer.tiling import balanced_tile, ramp, tile_starts
 
 from conftest import run_cli
 
@@ -211,6 +211,20 @@ def test_tile_layout():
         assert all(b - a <= 128 - 32 for a, b in zip(starts, starts[1:]))
     w = ramp(8, 4, 2)
     assert 0 < w[0] < w[1] < w[2] < w[3] < w[4] == w[5] == 1 > w[6] > w[7] > 0
+
+
+@pytest.mark.parametrize("length", [1028, 2048, 2832, 4240, 6000, 24000])  # padded to 4
+def test_balanced_tiles_cover_with_no_more_tiles_and_less_work(length):
+    tile, shared, stride = 1024, 100, 4
+    size = balanced_tile(length, tile, shared, stride)
+    starts, plain = tile_starts(length, size, shared), tile_starts(length, tile, shared)
+    assert size <= tile and size % stride == 0 and len(starts) <= len(plain)
+    assert starts[0] == 0 and starts[-1] + size == length and all(s % stride == 0
+                                                                  for s in starts)
+    assert all(shared <= a + size - b for a, b in zip(starts, starts[1:]))  # each shares
+    assert len(starts) * size <= len(plain) * tile
+    assert len(starts) * size < length * 1.2   # the overlap costs less than 20 % here
+    assert balanced_tile(900, tile, shared, stride) == tile   # one tile: as before
 
 
 def test_skip_existing_resumes(models, tmp_path):

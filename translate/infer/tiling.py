@@ -90,20 +90,39 @@ def _aligned(engine, rgb: np.ndarray, tile: int, overlap: int, batch_size: int,
              stats_size: int, margin: int, progress=None) -> np.ndarray:
     """Tiles of a local network on the stride grid: pad the image to a multiple of the
     stride (mirroring, as an untiled run does), keep the step between tiles a multiple of
-    it, translate, crop back."""
+    it, translate, crop back. Each side gets the fewest tiles of at most ``tile`` that
+    cover it, each made as small as covering allows (:func:`balanced_tile`)."""
     stride = max(1, int(getattr(engine, "stride", 1)))
     h, w = rgb.shape[:2]
     ph, pw = -h % stride, -w % stride
     padded = np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="reflect") if ph or pw else rgb
-    step = max(stride, (tile - overlap) // stride * stride)
-    out = _tiled(engine, padded, tile, tile - step, batch_size, stats_size, margin, progress)
+    shared = tile - max(stride, (tile - overlap) // stride * stride)
+    sizes = [balanced_tile(n, tile, shared, stride) for n in padded.shape[:2]]
+    out = _tiled(engine, padded, sizes, shared, batch_size, stats_size, margin, progress)
     return out[:h, :w]
 
 
-def _tiled(engine, rgb: np.ndarray, tile: int, overlap: int, batch_size: int,
+def balanced_tile(length: int, tile: int, shared: int, stride: int) -> int:
+    """The size of tiles sharing ``shared`` pixels that cover ``length`` in as few tiles of
+    at most ``tile`` as :func:`tile_starts` would use, spread evenly, so the last tile no
+    longer overlaps its neighbour far beyond ``shared``. A 4240 x 2832 photo in 1024-pixel
+    tiles sharing 100: 5 x 3 tiles of 928 x 1012 instead of 1024 x 1024, which hold 1.17x
+    the photo's pixels instead of 1.31x; measured 1-6 % faster with the shipped models
+    (Intel Xeon with AMX, bf16), in less memory. A multiple of ``stride`` (as ``tile`` and
+    ``shared`` must be)."""
+    if length <= tile:
+        return tile
+    count = len(tile_starts(length, tile, shared))
+    even = -(-(length + (count - 1) * shared) // count)
+    return min(tile, -(-even // stride) * stride)
+
+
+def _tiled(engine, rgb: np.ndarray, tile: int | list[int], overlap: int, batch_size: int,
            stats_size: int, margin: int = 0, progress=None) -> np.ndarray:
+    """``tile``: one size for both sides, or [rows, columns]."""
     h, w = rgb.shape[:2]
-    th, tw = min(tile, h), min(tile, w)
+    tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
+    th, tw = min(tile_h, h), min(tile_w, w)
     ys, xs = tile_starts(h, th, overlap), tile_starts(w, tw, overlap)
     total = len(ys) * len(xs)
     device = getattr(engine, "device", torch.device("cpu"))
