@@ -10,7 +10,7 @@ from torch import nn
 
 import translate.networks.fused as fused
 
-pytestmark = pytest.mark.skipif(fused._KERNELS is None,
+pytestmark = pytest.mark.skipif(fused.kernels() is None,
                                 reason="this PyTorch build has no oneDNN fused convolution")
 
 
@@ -41,6 +41,13 @@ def test_fused_equals_the_plain_operations(stride, dtype, channels_last, monkeyp
             assert (got.float() - want.float()).abs().max() <= tolerance
             if channels_last:   # the layout the next layer expects
                 assert got.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_probe_of_the_kernels_leaves_the_random_state_alone():
+    fused.kernels.cache_clear()
+    state = torch.get_rng_state()
+    assert fused.kernels() is not None
+    assert torch.equal(torch.get_rng_state(), state)
 
 
 def test_fused_only_where_it_means_the_same():

@@ -15,6 +15,8 @@ or compiled (an export or torch.compile sees the plain operations, which it fuse
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,27 +24,42 @@ from torch import nn
 ENABLED = True   # off: the plain operations everywhere (to compare speeds)
 
 
-def _kernels():
-    """oneDNN's fused convolution operators, or None where this build of PyTorch has none."""
+@functools.cache
+def kernels():
+    """oneDNN's fused convolution operators (unary, binary), or None where this build of
+    PyTorch has none or they do not give the plain result on a small probe (the operators
+    are PyTorch's internal ones, which torch.compile uses; a change of their signature
+    must fall back to the plain operations, not fail)."""
+    if not torch.backends.mkldnn.is_available():
+        return None
     try:
         ops = torch.ops.mkldnn._convolution_pointwise
-        return ops.default, ops.binary
-    except (AttributeError, RuntimeError):
-        return None
-
-
-_KERNELS = _kernels() if torch.backends.mkldnn.is_available() else None
+        found = ops.default, ops.binary
+        generator = torch.Generator().manual_seed(0)   # the global one is not touched
+        layer = torch.nn.utils.skip_init(nn.Conv2d, 4, 4, 3, padding=1,
+                                         padding_mode="reflect")
+        for p in layer.parameters():
+            p.data = torch.randn(p.shape, generator=generator)
+        x, residual = (torch.randn(1, 4, 6, 5, generator=generator) for _ in range(2))
+        with torch.no_grad():
+            want = (F.leaky_relu(layer(x), 0.2), layer(x) + residual)
+            got = _run(found, x, layer, 0.2, None), _run(found, x, layer, None, residual)
+        if all(torch.allclose(a, b, atol=1e-5) for a, b in zip(got, want)):
+            return found
+    except (AttributeError, RuntimeError, TypeError):
+        pass
+    return None
 
 
 def applies(x: torch.Tensor, layer: nn.Conv2d) -> bool:
     """Whether :func:`conv` may run ``layer`` on ``x`` fused (module docstring)."""
-    return (ENABLED and _KERNELS is not None and x.device.type == "cpu"
+    return (ENABLED and x.device.type == "cpu"
             and x.dtype in (torch.float32, torch.bfloat16) and layer.weight.dtype == x.dtype
             and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
             and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
             and layer.kernel_size == (3, 3) and layer.padding == (1, 1)
             and layer.padding_mode == "reflect" and layer.dilation == (1, 1)
-            and layer.groups == 1 and min(x.shape[-2:]) >= 2)
+            and layer.groups == 1 and min(x.shape[-2:]) >= 2 and kernels() is not None)
 
 
 def _finish(y: torch.Tensor, residual: torch.Tensor | None, slope: float | None):
@@ -57,7 +74,12 @@ def conv(x: torch.Tensor, layer: nn.Conv2d, slope: float | None = None,
     operations."""
     if not applies(x, layer):
         return _finish(layer(x), residual, slope)
-    unary, binary = _KERNELS
+    return _run(kernels(), x, layer, slope, residual)
+
+
+def _run(found, x: torch.Tensor, layer: nn.Conv2d, slope: float | None,
+         residual: torch.Tensor | None) -> torch.Tensor:
+    unary, binary = found
     x = F.pad(x, (1, 1, 1, 1), mode="reflect")
     args = ([0, 0], list(layer.stride), [1, 1], 1)
     if residual is None:
