@@ -68,10 +68,10 @@ def _clamp(y: torch.Tensor, training: bool) -> torch.Tensor:
     return y + (clamped - y).detach() if training else clamped
 
 
+PHASE_UPSAMPLE = True   # _up_conv's fast path (off: the plain one, to compare speeds)
 # Bilinear 2x upsampling (align_corners=False) seen through a 3x3 convolution: for output
 # phase p the rows 2i+p-1, 2i+p and 2i+p+1 of the upsampled map (what the kernel reads) as
 # weights of the low-resolution rows i-1, i and i+1 (the same for columns).
-PHASE_UPSAMPLE = True   # _up_conv's fast path (off: the plain one, to compare speeds)
 _PHASE_TAPS = (((0.75, 0.25, 0.0), (0.25, 0.75, 0.0), (0.0, 0.75, 0.25)),
                ((0.25, 0.75, 0.0), (0.0, 0.75, 0.25), (0.0, 0.25, 0.75)))
 
