@@ -5,8 +5,9 @@ The plain way runs a pass over memory for each of the convolution, the residual 
 the activation; at the local generator's widths (16 to 64 channels) such passes, not the
 arithmetic, took much of the time in bf16. The reflection padding stays its own pass (the
 kernel pads with zeros), so the result equals the plain one to rounding. Measured with the
-shipped real2anime at 1 MP (Intel Xeon with AMX, 2 threads, bf16): 0.131 s a picture
-plain, 0.114 to 0.117 fused.
+shipped models at 1 MP (Intel Xeon with AMX, 2 threads, bf16, the upsampling by phases in
+both; runs one after the other): 0.136 to 0.146 s a picture with the convolutions apart,
+0.113 to 0.123 fused.
 
 Used only where it means the same thing: on the CPU, outside autograd (training), without
 autocast (whose casts a custom operator does not get), and not while the network is traced
